@@ -1,0 +1,1 @@
+"""kplug's built-in components, each module a plugin registered like any other."""

@@ -1,0 +1,56 @@
+"""Built-in backbones: an MLP and a small CNN, both small enough to train on a CPU in seconds."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+
+from kplug.plugins import hookimpl
+
+
+def mlp(
+    input_shape: tuple[int, ...],
+    units: list[int] | int = 128,
+    dropout: float = 0.0,
+    activation: str = "relu",
+) -> keras.Model:
+    """A multilayer perceptron over flattened inputs."""
+    widths = [units] if isinstance(units, int) else list(units)
+    inputs = keras.Input(input_shape, name="features")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    for depth, width in enumerate(widths, start=1):
+        x = keras.layers.Dense(width, activation=activation, name=f"dense{depth}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{depth}")(x)
+    return keras.Model(inputs, x, name="mlp")
+
+
+def small_cnn(
+    input_shape: tuple[int, ...],
+    filters: list[int] | None = None,
+    dense_units: int = 64,
+    dropout: float = 0.0,
+    pooling: Literal["flatten", "average"] = "flatten",
+) -> keras.Model:
+    """A small convolutional network for images (e.g. 28x28 digits): conv blocks, then a dense embedding."""
+    inputs = keras.Input(input_shape, name="images")
+    x = inputs
+    for block, width in enumerate(filters or [16, 32], start=1):
+        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{block}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    if pooling == "average":
+        x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    else:
+        x = keras.layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dense(dense_units, activation="relu", name="embedding")(x)
+    return keras.Model(inputs, x, name="small_cnn")
+
+
+@hookimpl
+def kplug_register_backbones(register):
+    """Register the built-in backbones."""
+    register("mlp", mlp)
+    register("small-cnn", small_cnn)

@@ -1,0 +1,172 @@
+"""Built-in data sources: IDX (MNIST format), NPZ arrays, CSV/TSV files and in-memory arrays."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kplug.errors import DataError
+from kplug.examples import Examples
+from kplug.plugins import hookimpl
+
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx_file(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzip-compressed), the format of MNIST."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: not a readable IDX file ({error}).") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
+        raise DataError(f"{path}: not an IDX file (bad magic number).")
+    dims = data[3]
+    header = 4 + 4 * dims
+    shape = struct.unpack(f">{dims}I", data[4:header])
+    dtype = np.dtype(_IDX_TYPES[data[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(
+            f"{path}: IDX header promises shape {shape} ({expected} bytes) but the file "
+            f"holds {len(data) - header} bytes; the file is truncated or corrupt."
+        )
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def idx(images: str, labels: str | None = None, scale: bool = True) -> Examples:
+    """IDX image and label files (MNIST format), images scaled to [0, 1] with a channel axis."""
+    pixels = read_idx_file(images)
+    if pixels.ndim == 3:
+        pixels = pixels[..., None]
+    features = pixels.astype("float32") / 255.0 if scale else pixels
+    targets = {}
+    if labels is not None:
+        values = read_idx_file(labels)
+        if len(values) != len(features):
+            raise DataError(
+                f"data.options: {images} has {len(features)} images but {labels} has "
+                f"{len(values)} labels; they must match one to one."
+            )
+        targets["label"] = values.astype("int64")
+    return Examples(features, targets)
+
+
+def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Examples:
+    """A NumPy .npz archive: one array of features and one array per target (default 'y' as label)."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: not a readable .npz archive ({error}).") from None
+    with archive:
+        if features not in archive:
+            raise DataError(f"{path}: no array '{features}'; arrays: {', '.join(archive.files)}.")
+        names = targets if targets is not None else [n for n in ("y",) if n in archive]
+        missing = [n for n in names if n not in archive]
+        if missing:
+            raise DataError(f"{path}: no target array {missing[0]!r}; arrays: {', '.join(archive.files)}.")
+        found = {("label" if name == "y" else name): archive[name] for name in names}
+        return Examples(archive[features], found)
+
+
+def _read_rows(path: str, delimiter: str, header: bool) -> tuple[list[str] | None, list[list[str]]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL))
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8.") from None
+    rows = [row for row in rows if row]
+    if header:
+        if not rows:
+            raise DataError(f"{path}: the file is empty; expected a header row.")
+        return rows[0], rows[1:]
+    return None, rows
+
+
+def _column(columns: list[str] | None, name: str | int, path: str) -> int:
+    if isinstance(name, int):
+        return name
+    if columns is None or name not in columns:
+        raise DataError(f"{path}: no column {name!r}; columns: {', '.join(columns or []) or 'none (header: false)'}.")
+    return columns.index(name)
+
+
+def table(
+    path: str,
+    label: str | int | None = "label",
+    features: list[str | int] | None = None,
+    delimiter: str = ",",
+    header: bool = True,
+    text: bool = False,
+) -> Examples:
+    """Delimited text (CSV/TSV): numeric feature columns (or one text column) and a label column."""
+    columns, rows = _read_rows(path, delimiter, header)
+    if not rows:
+        raise DataError(f"{path}: no data rows.")
+    width = len(columns) if columns else len(rows[0])
+    for number, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise DataError(f"{path}, line {number}: {len(row)} fields, expected {width} (ragged row).")
+    label_index = _column(columns, label, path) if label is not None else None
+    if features is None:
+        feature_indices = [i for i in range(width) if i != label_index]
+    else:
+        feature_indices = [_column(columns, f, path) for f in features]
+    matrix = np.asarray([[row[i] for i in feature_indices] for row in rows])
+    if text:
+        values: np.ndarray = matrix[:, 0] if matrix.shape[1] == 1 else matrix
+    else:
+        try:
+            values = matrix.astype("float32")
+        except ValueError as error:
+            raise DataError(
+                f"{path}: feature columns must be numbers ({error}); set text: true for a text column."
+            ) from None
+    targets: dict[str, Any] = {}
+    if label_index is not None:
+        raw = np.asarray([row[label_index] for row in rows])
+        try:
+            targets["label"] = raw.astype("int64")
+        except ValueError:
+            targets["label"] = raw
+    return Examples(values, targets)
+
+
+def tsv(
+    path: str,
+    label: str | int | None = "label",
+    features: list[str | int] | None = None,
+    header: bool = True,
+    text: bool = False,
+) -> Examples:
+    """Tab-separated text: numeric feature columns (or one text column) and a label column."""
+    return table(path, label=label, features=features, delimiter="\t", header=header, text=text)
+
+
+def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Examples:
+    """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``)."""
+    found = {name: np.asarray(values) for name, values in (targets or {}).items()}
+    if y is not None:
+        found["label"] = np.asarray(y)
+    return Examples(np.asarray(x), found)
+
+
+@hookimpl
+def kplug_register_datasets(register):
+    """Register the built-in data sources."""
+    register("idx", idx, path_option="images", target_options=("labels",))
+    register("npz", npz, path_option="path")
+    register("csv", table, path_option="path")
+    register("tsv", tsv, path_option="path")
+    register("arrays", arrays)

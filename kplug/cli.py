@@ -1,0 +1,146 @@
+"""The ``kplug`` command line: train, evaluate, predict, plugins, doctor.
+
+Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
+unless ``--debug``), 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kplug.errors import ConfigError, KplugError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    options = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep:
+            raise ConfigError(f"--data {value!r}: give one PATH, or KEY=VALUE options for the run's data source.")
+        options[key] = item
+    return options
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kplug.trainer import fit
+
+    result = fit(args.config, output=args.output)
+    metrics = {k: v for k, v in result.metrics.items() if k != "split"}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    if shown:
+        print(f"Final {result.metrics['split']} metrics: {shown}")
+    print(f"Run directory: {result.run_dir}")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from kplug.prediction import evaluate
+
+    data = _data_argument(args.data)
+    metrics = evaluate(args.run_dir, data=data, split=args.split)
+    print(json.dumps(metrics, indent=2))
+    name = "evaluation-" + (Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data")
+    from kplug.rundir import write_json
+
+    write_json(Path(args.run_dir) / f"{name}.json", metrics)
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from kplug.prediction import predict
+
+    records = predict(args.run_dir, data=_data_argument(args.data), split=args.split)
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    if args.output:
+        Path(args.output).write_text(lines)
+        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+    return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from kplug.plugins import get_plugins
+
+    plugins = get_plugins()
+    rows = [(c.kind, c.name, c.provider, c.description) for c in plugins.registry]
+    widths = [max(len(r[i]) for r in rows + [("KIND", "NAME", "PROVIDER", "")]) for i in range(3)]
+    print(f"{'KIND':<{widths[0]}}  {'NAME':<{widths[1]}}  {'PROVIDER':<{widths[2]}}  DESCRIPTION")
+    for kind, name, provider, description in rows:
+        print(f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {provider:<{widths[2]}}  {description}")
+    for failure in plugins.failures:
+        print(f"BROKEN plugin {failure.name}: {failure.error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from kplug.doctor import diagnose
+    from kplug.plugins import get_plugins
+
+    facts = diagnose(get_plugins())
+    print(json.dumps(facts, indent=2))
+    return EXIT_OK if not facts["failures"] else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``kplug`` command."""
+    parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a run from a config file")
+    train.add_argument("config", help="run config (.yaml, .json or .toml)")
+    train.add_argument("--output", help="run directory (overrides output.dir)")
+    train.set_defaults(handler=_train)
+
+    for name, handler, help_text in (
+        ("evaluate", _evaluate, "evaluate a finished run"),
+        ("predict", _predict, "predict with a finished run (JSON lines)"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("run_dir", help="run directory written by kplug train")
+        command.add_argument(
+            "--data", nargs="+", metavar="PATH|KEY=VALUE", help="a file for the run's data reader, or its options"
+        )
+        command.add_argument("--split", default="test", choices=["train", "validation", "test"])
+        if name == "predict":
+            command.add_argument("--output", help="write predictions here instead of stdout")
+        command.set_defaults(handler=handler)
+
+    commands.add_parser("plugins", help="list every component and its provider").set_defaults(handler=_plugins)
+    commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(handler=_doctor)
+    for sub in commands.choices.values():
+        sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except KplugError as error:
+        if args.debug:
+            raise
+        print(f"kplug: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kplug: interrupted.", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> Any:
+    """Console-script entry point."""
+    sys.exit(main())

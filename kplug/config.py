@@ -1,0 +1,332 @@
+"""The typed description of a run, loadable from YAML, JSON or TOML or built in Python.
+
+Validation errors name the field path (``train.stages[1].learning_rate``), the
+bad value and what is allowed. Component names and their options are checked
+against the registry by ``kplug.resolve`` (they belong to the components).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from kplug.errors import ConfigError, did_you_mean
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+
+class ComponentConfig(Strict):
+    """A registered component chosen by name, with its own options."""
+
+    name: str = Field(description="Registered component name (see `kplug plugins`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The component's options.")
+
+
+class SplitConfig(Strict):
+    """Deterministic (seeded) train / validation / test split."""
+
+    validation: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for validation.")
+    test: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for testing.")
+    stratify: bool = Field(True, description="Keep class proportions in every split.")
+
+    @pydantic.model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> SplitConfig:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation ({self.validation}) + test ({self.test}) must be below 1 "
+                f"so that some examples are left for training"
+            )
+        return self
+
+
+class DataConfig(Strict):
+    """Where the examples come from and how they are selected and split."""
+
+    source: str = Field(description="Registered dataset component, e.g. idx, csv, npz, arrays.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+    where: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Keep only rows whose target has one of these values."
+    )
+    limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+
+class InitConfig(Strict):
+    """Initialise weights from an earlier run directory or a .keras / .weights.h5 file."""
+
+    from_: str = Field(alias="from", description="Run directory or model file.")
+    map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Regex assignment map, target variable path -> source path "
+        "(e.g. {'backbone/(.*)': 'backbone/\\\\1'}). Empty: same paths.",
+    )
+
+
+class BackboneConfig(ComponentConfig):
+    """The shared trunk."""
+
+    init: InitConfig | None = None
+
+
+class HeadConfig(ComponentConfig):
+    """A task head on top of the backbone."""
+
+    id: str | None = Field(None, description="Output name; defaults to the component name.")
+    target: str = Field("label", description="Which target of the data this head learns.")
+    loss_weight: PositiveFloat = 1.0
+
+    @property
+    def output_name(self) -> str:
+        """The name of this head's output (its ``id`` or component name)."""
+        return self.id or self.name.replace("-", "_")
+
+
+class ModelConfig(Strict):
+    """Backbone plus one or more heads."""
+
+    backbone: BackboneConfig
+    heads: list[HeadConfig] = Field(min_length=1)
+
+    @pydantic.model_validator(mode="after")
+    def _unique_head_names(self) -> ModelConfig:
+        names = [head.output_name for head in self.heads]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"head ids must be unique; repeated: {', '.join(duplicates)} (set `id`)")
+        return self
+
+
+class OptimizerConfig(Strict):
+    """Optimizer settings (Keras optimizers)."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat | None = None
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD / RMSprop momentum.")
+    clipnorm: PositiveFloat | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+
+
+class ScheduleConfig(Strict):
+    """Learning-rate schedule over one stage."""
+
+    name: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    final_fraction: float = Field(0.0, ge=0.0, le=1.0, description="End rate as a fraction of the start.")
+
+
+class StageConfig(Strict):
+    """One `Model.fit` call with its own trainable set, epochs, batch size and rate."""
+
+    epochs: PositiveInt
+    batch_size: PositiveInt | None = Field(None, description="Defaults to train.batch_size.")
+    learning_rate: PositiveFloat | None = Field(None, description="Defaults to the optimizer's.")
+    trainable: Literal["all"] | list[str] = Field(
+        "all", description="'all', or glob patterns over layer paths such as 'heads/*'."
+    )
+
+
+class TrainConfig(Strict):
+    """How the model is trained."""
+
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: PositiveInt = Field(1, description="Epochs of the single stage when `stages` is empty.")
+    batch_size: PositiveInt = 32
+    stages: list[StageConfig] = Field(default_factory=list)
+    verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
+
+    def resolved_stages(self) -> list[StageConfig]:
+        """The stages to run: the configured ones, or one stage from ``epochs``."""
+        return self.stages or [StageConfig(epochs=self.epochs)]
+
+
+class PrecisionConfig(Strict):
+    """Numeric precision policy (a registered precision component)."""
+
+    policy: str = "float32"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DistributionConfig(ComponentConfig):
+    """Device placement (a registered distribution component)."""
+
+    name: str = "auto"
+
+
+class OutputConfig(Strict):
+    """Where the run directory goes."""
+
+    dir: str | None = Field(None, description="Run directory; defaults to runs/<name>.")
+    overwrite: bool = Field(False, description="Replace an existing run directory.")
+
+
+class RunConfig(Strict):
+    """Everything that describes one training run."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: list[ComponentConfig] = Field(default_factory=list)
+    precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
+    distribution: DistributionConfig = Field(default_factory=DistributionConfig)
+    callbacks: list[ComponentConfig] = Field(default_factory=list)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def run_dir(self) -> Path:
+        """The run directory this config writes to."""
+        return Path(self.output.dir or Path("runs") / self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-safe dict of the whole config (arrays are summarised)."""
+        return _plain(self.model_dump(mode="python", by_alias=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"<array {value.dtype} {tuple(value.shape)}>"
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "<config>"
+
+
+def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return "<missing>"
+    return data
+
+
+def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+        else:
+            return []
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
+    """Turn a pydantic error into lines naming the field path, the value and what is allowed."""
+    lines = []
+    for item in error.errors():
+        loc = item["loc"]
+        where = _location(loc)
+        if item["type"] == "extra_forbidden":
+            allowed = [f for f in _allowed_fields(loc) if not f.endswith("_")]
+            hint = did_you_mean(str(loc[-1]), allowed)
+            lines.append(
+                f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}."
+            )
+        elif item["type"] == "missing":
+            lines.append(f"{where}: required field is missing.")
+        else:
+            value = _lookup(data, loc)
+            message = item["msg"].replace("Value error, ", "")
+            lines.append(f"{where} = {value!r}: {message}.")
+    return "Invalid run config:\n  " + "\n  ".join(lines)
+
+
+def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
+    """Validate a config dict (or return a ``RunConfig`` unchanged).
+
+    Raises:
+        ConfigError: listing every invalid field with its path, value and what is allowed.
+    """
+    if isinstance(data, RunConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"A run config must be a mapping of fields (data, model, train, ...), "
+            f"got {type(data).__name__}."
+        )
+    try:
+        return RunConfig.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise ConfigError(format_validation_error(error, data)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML, JSON or TOML file with safe parsers (no code is executed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist.")
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"Config file {str(path)!r} is not UTF-8 text: {error}.") from None
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(
+                f"Config file {str(path)!r} has the extension {suffix!r}; "
+                f"use .yaml, .yml, .json or .toml."
+            )
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: YAML syntax error: {error}") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: TOML syntax error: {error}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a run config must be a mapping of fields (data, model, train, ...), "
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
+    """Load and validate a run config from a file path, a dict or a ``RunConfig``."""
+    if isinstance(source, (str, Path)):
+        return parse_config(read_config_file(source))
+    return parse_config(source)
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML."""
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,46 @@
+"""``Examples``: what a data source returns — features and raw targets, one row per example."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kplug.errors import DataError
+
+
+@dataclass
+class Examples:
+    """Features and targets of a set of examples.
+
+    Attributes:
+        features: array with one row per example (images, vectors, token ids, ...).
+        targets: raw target values by target name (``"label"`` by default); class
+            labels may be integers or strings, kplug maps them to ids.
+        label_names: optional ordered class names per target, when the source
+            knows them (ids index into it).
+    """
+
+    features: np.ndarray
+    targets: dict[str, np.ndarray] = field(default_factory=dict)
+    label_names: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        rows = len(self.features)
+        for name, values in self.targets.items():
+            if len(values) != rows:
+                raise DataError(
+                    f"Target '{name}' has {len(values)} rows but the features have {rows}; "
+                    f"every example needs exactly one target row."
+                )
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def take(self, indices: np.ndarray) -> Examples:
+        """The examples at ``indices``, in that order."""
+        return Examples(
+            self.features[indices],
+            {name: values[indices] for name, values in self.targets.items()},
+            dict(self.label_names),
+        )

@@ -1,0 +1,210 @@
+"""The kplug plugin contract: every hook a plugin may implement.
+
+This module holds only hook specifications: empty functions whose docstrings say
+when the hook is called, what it receives, what it returns, with an example.
+A plugin implements any of them with ``@kplug.hookimpl`` and is discovered
+through the ``kplug`` entry-point group (or passed in Python with
+``kplug.fit(config, plugins=[...])``).
+
+Component hooks take a ``register`` callback supplied by kplug. Call it once per
+component: ``register(name, factory, *, options=None, backends=None,
+description=None)``. kplug validates the name, records which distribution
+(package and version) registered it and refuses duplicates.
+
+Lifecycle hooks run at setup, stage, epoch or fit boundaries only, never inside
+the compiled train step, so they add nothing to the per-step cost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import keras
+
+    from kplug.config import RunConfig
+    from kplug.registry import Register
+    from kplug.trainer import FitResult, Trainer
+
+hookspec = pluggy.HookspecMarker("kplug")
+
+# ---------------------------------------------------------------------------
+# Components
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def kplug_register_backbones(register: Register) -> None:
+    """Register backbone factories: callables returning a ``keras.Model`` trunk.
+
+    A backbone factory receives its config ``options`` as keyword arguments and
+    ``input_shape`` (a tuple without the batch axis) when its signature
+    accepts it. It returns a ``keras.Model`` (or layer) that maps inputs to
+    features; kplug puts the heads on top.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_backbones(register):
+            register("tiny-mlp", tiny_mlp)   # tiny_mlp(units: int = 64) -> keras.Model
+    """
+
+
+@hookspec
+def kplug_register_heads(register: Register) -> None:
+    """Register head factories: callables returning a ``kplug.Head``.
+
+    A head turns backbone features into logits and owns its loss, metrics,
+    target kind (``"class"``, ``"multi_label"`` or ``"value"``) and the
+    mapping from logits to probabilities used by ``predict``.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_heads(register):
+            register("ordinal", OrdinalHead)   # OrdinalHead(num_classes: int) -> kplug.Head
+    """
+
+
+@hookspec
+def kplug_register_augmentations(register: Register) -> None:
+    """Register augmentation factories: callables returning a ``keras.layers.Layer``.
+
+    The layer is placed in front of the backbone and must change its input only
+    when called with ``training=True`` (Keras' random preprocessing layers do
+    this already), so evaluation and prediction see clean inputs.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_augmentations(register):
+            register("flip", lambda mode="horizontal": keras.layers.RandomFlip(mode))
+    """
+
+
+@hookspec
+def kplug_register_distributions(register: Register) -> None:
+    """Register distribution strategies: callables returning a ``kplug.Distribution``.
+
+    A distribution supplies the context (``scope()``) in which the model is
+    built and trained, and describes the devices it uses for ``report.json``.
+    Pass ``backends=("jax",)`` to ``register`` when it works on some backends
+    only; kplug then refuses it at validation time on the others.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_distributions(register):
+            register("data-parallel", DataParallel, backends=("jax",))
+    """
+
+
+@hookspec
+def kplug_register_precision_policies(register: Register) -> None:
+    """Register precision policies: callables returning a Keras dtype policy name.
+
+    The returned value (e.g. ``"mixed_bfloat16"`` or a ``keras.DTypePolicy``)
+    is set with ``keras.config.set_dtype_policy`` before the model is built.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_precision_policies(register):
+            register("bf16", lambda: "mixed_bfloat16")
+    """
+
+
+@hookspec
+def kplug_register_datasets(register: Register) -> None:
+    """Register data sources: callables returning a ``kplug.Examples``.
+
+    A data source reads its options (file paths, columns, ...) and returns the
+    features and raw targets of every example. kplug filters, limits, maps
+    labels and splits them afterwards, the same way for every source. Name the
+    option that holds the main file with ``path_option=`` so that
+    ``kplug evaluate RUN --data FILE`` can point the run's reader at another file.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_datasets(register):
+            register("parquet", read_parquet, path_option="path")
+    """
+
+
+@hookspec
+def kplug_register_callbacks(register: Register) -> None:
+    """Register training callbacks: callables returning a ``keras.callbacks.Callback``.
+
+    Callbacks named in the config's ``callbacks`` list are passed to every
+    ``Model.fit`` call of the run.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_callbacks(register):
+            register("early-stopping", keras.callbacks.EarlyStopping)
+    """
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def kplug_configure(config: RunConfig) -> dict[str, Any] | None:
+    """Adjust a validated run config before anything is built.
+
+    Called once per run, after validation. Return a dict of top-level fields to
+    override (it is merged and validated again), or ``None`` to leave the config
+    as it is.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_configure(config):
+            if config.seed is None:
+                return {"seed": 0}
+    """
+
+
+@hookspec
+def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
+    """Called once the model is built and compiled, before the first stage.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_on_fit_start(trainer, model):
+            print(f"training {model.count_params()} parameters")
+    """
+
+
+@hookspec
+def kplug_on_epoch_end(trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+    """Called after every epoch with the epoch index (counted over all stages) and its logs.
+
+    Runs from a Keras callback at the epoch boundary; only added to ``fit`` when
+    some plugin implements it.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_on_epoch_end(trainer, epoch, logs):
+            print(epoch, logs["loss"])
+    """
+
+
+@hookspec
+def kplug_on_fit_end(trainer: Trainer, result: FitResult) -> None:
+    """Called once after the last stage, when the run directory is written.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_on_fit_end(trainer, result):
+            upload(result.run_dir)
+    """

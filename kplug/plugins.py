@@ -1,0 +1,204 @@
+"""The plugin manager: loads built-in and installed plugins and fills the registry.
+
+Built-in components are plugins too (``DEFAULT_PLUGINS``), registered through
+exactly the same hooks as third-party packages found in the ``kplug``
+entry-point group. Environment variables control loading:
+
+- ``KPLUG_LOAD_PLUGINS=a,b``: load only these entry-point plugins (allow-list).
+- ``KPLUG_DISABLE_PLUGINS=x,y``: never load these (block-list; built-ins too,
+  by module name such as ``kplug.builtin.heads``).
+- ``KPLUG_TRACE_PLUGINS=1``: log every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from kplug import hookspecs
+from kplug.errors import KplugError, PluginError
+from kplug.registry import KIND_HOOKS, Registry
+
+hookimpl = pluggy.HookimplMarker("kplug")
+
+ENTRY_POINT_GROUP = "kplug"
+
+DEFAULT_PLUGINS = (
+    "kplug.builtin.backbones",
+    "kplug.builtin.heads",
+    "kplug.builtin.augmentations",
+    "kplug.builtin.distributions",
+    "kplug.builtin.precision",
+    "kplug.builtin.datasets",
+    "kplug.builtin.callbacks",
+)
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    name: str
+    error: str
+
+
+@dataclass
+class Plugins:
+    """The loaded plugin manager, its registry and the plugins that failed.
+
+    Attributes:
+        manager: the pluggy manager; call lifecycle hooks through ``manager.hook``.
+        registry: every registered component.
+        providers: plugin name -> "distribution version" (or a description).
+        failures: plugins that failed to import or register; the rest still work.
+    """
+
+    manager: pluggy.PluginManager
+    registry: Registry
+    providers: dict[str, str] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def versions(self) -> dict[str, str]:
+        """Provider description of every loaded plugin, for ``report.json``."""
+        return dict(self.providers)
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def kplug_version() -> str:
+    """The installed kplug version."""
+    try:
+        return importlib.metadata.version("kplug")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _register_defaults(manager: pluggy.PluginManager, providers: dict[str, str]) -> None:
+    for module_name in DEFAULT_PLUGINS:
+        if manager.is_blocked(module_name):
+            continue
+        manager.register(importlib.import_module(module_name), name=module_name)
+        providers[module_name] = f"kplug {kplug_version()} (built-in)"
+
+
+def _register_entry_points(
+    manager: pluggy.PluginManager, providers: dict[str, str], failures: list[PluginFailure]
+) -> None:
+    allowed = _env_list("KPLUG_LOAD_PLUGINS")
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if allowed and entry_point.name not in allowed:
+            continue
+        if manager.is_blocked(entry_point.name) or manager.has_plugin(entry_point.name):
+            continue
+        try:
+            plugin = entry_point.load()
+        except Exception as error:  # a broken plugin must not take the others down
+            failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
+            continue
+        manager.register(plugin, name=entry_point.name)
+        dist = entry_point.dist
+        providers[entry_point.name] = f"{dist.name} {dist.version}" if dist else entry_point.name
+
+
+def _register_extras(
+    manager: pluggy.PluginManager, providers: dict[str, str], plugins: Iterable[Any]
+) -> None:
+    for plugin in plugins:
+        name = manager.register(plugin)
+        label = getattr(plugin, "__name__", None) or type(plugin).__name__
+        providers[name] = f"{label} (passed in Python)"
+
+
+def _fill_registry(
+    manager: pluggy.PluginManager, providers: dict[str, str], failures: list[PluginFailure]
+) -> Registry:
+    registry = Registry()
+    trace = bool(os.environ.get("KPLUG_TRACE_PLUGINS"))
+    broken: set[str] = set()
+    for kind, hook_name in KIND_HOOKS.items():
+        # pluggy returns implementations last-registered first; register in load order.
+        for implementation in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
+            plugin_name = implementation.plugin_name
+            if plugin_name in broken:
+                continue
+            provider = providers.get(plugin_name, plugin_name)
+            if trace:
+                print(f"kplug: {hook_name} from {provider}", file=sys.stderr)
+            register = registry.register_callback(kind, provider)
+            try:
+                implementation.function(register=register)
+            except PluginError:
+                raise
+            except Exception as error:
+                broken.add(plugin_name)
+                failures.append(
+                    PluginFailure(plugin_name, f"{hook_name} raised {type(error).__name__}: {error}")
+                )
+    return registry
+
+
+def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> Plugins:
+    """Load built-in, installed (entry-point) and given plugins into a new registry.
+
+    Args:
+        plugins: extra plugin objects (modules, classes or instances with
+            ``@kplug.hookimpl`` functions), e.g. for apps and tests.
+        entry_points: load installed packages of the ``kplug`` entry-point group.
+
+    Returns:
+        The loaded ``Plugins``.
+
+    Raises:
+        PluginError: a hook implementation does not match any hook (misspelled
+            name or wrong arguments), or two plugins register the same name.
+    """
+    manager = pluggy.PluginManager("kplug")
+    manager.add_hookspecs(hookspecs)
+    for name in _env_list("KPLUG_DISABLE_PLUGINS"):
+        manager.set_blocked(name)
+    providers: dict[str, str] = {}
+    failures: list[PluginFailure] = []
+    _register_defaults(manager, providers)
+    if entry_points:
+        _register_entry_points(manager, providers, failures)
+    _register_extras(manager, providers, plugins)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise PluginError(
+            f"Plugin '{error.plugin_name}' implements a hook kplug does not define: {error}. "
+            f"Hooks are listed in kplug/hookspecs.py and docs/plugin-hooks.md."
+        ) from None
+    if os.environ.get("KPLUG_TRACE_PLUGINS"):
+        manager.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
+        manager.enable_tracing()
+    registry = _fill_registry(manager, providers, failures)
+    return Plugins(manager, registry, providers, failures)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_plugins() -> Plugins:
+    return load_plugins()
+
+
+def get_plugins(plugins: Plugins | Iterable[Any] | None = None) -> Plugins:
+    """Return loaded plugins: the given ``Plugins``, a new load with extra plugin
+    objects, or the default set (loaded once per process)."""
+    if isinstance(plugins, Plugins):
+        return plugins
+    if plugins:
+        return load_plugins(plugins)
+    return _default_plugins()
+
+
+__all__ = ["DEFAULT_PLUGINS", "KplugError", "Plugins", "get_plugins", "hookimpl", "load_plugins"]

@@ -1,0 +1,167 @@
+"""Use a finished run: predict per example and evaluate on a split or a new file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kplug import rundir
+from kplug.config import load_config
+from kplug.errors import CheckpointError, DataError
+from kplug.head import Head
+from kplug.inputs import PreparedData, head_targets, prepare_data
+from kplug.labels import LabelMap
+from kplug.plugins import Plugins, get_plugins
+from kplug.resolve import ResolvedRun, resolve
+from kplug.data import read_examples
+from kplug.examples import Examples
+from kplug.transfer import load_model_file
+
+
+@dataclass
+class LoadedRun:
+    """A finished run directory: its resolved config, model, heads and label maps."""
+
+    run: ResolvedRun
+    model: keras.Model
+    heads: dict[str, Head]
+    label_maps: dict[str, LabelMap]
+
+
+def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
+    """Load a run directory written by ``kplug train`` (no code is executed)."""
+    from kplug.assembly import build_head
+
+    path = Path(run_dir)
+    for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.LABELS_FILE):
+        if not (path / name).is_file():
+            raise CheckpointError(
+                f"{str(path)!r} is not a finished kplug run directory: {name} is missing."
+            )
+    plugins = get_plugins(plugins)
+    run = resolve(load_config(path / rundir.CONFIG_FILE), plugins)
+    try:
+        maps = {t: LabelMap.from_dict(d) for t, d in json.loads((path / rundir.LABELS_FILE).read_text()).items()}
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path / rundir.LABELS_FILE}: unreadable label map ({error}).") from None
+    heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
+    return LoadedRun(run, load_model_file(path / rundir.MODEL_FILE), heads, maps)
+
+
+def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's data options with a new file: ``PATH`` or ``{option: value}``.
+
+    A plain path replaces the source's main file option (``path_option`` at
+    registration) and clears options naming other files of the training data.
+    """
+    if data is None:
+        return None
+    component = run.dataset.component
+    options = dict(run.dataset.options)
+    if isinstance(data, dict):
+        return {**options, **data}
+    path_option = component.extras.get("path_option")
+    if path_option is None:
+        raise DataError(
+            f"--data: the run's source '{component.name}' reads no file; give options as "
+            f"KEY=VALUE ({', '.join(component.options.model_fields)})."
+        )
+    for option in component.extras.get("target_options", ()):
+        options[option] = None
+    options[path_option] = str(data)
+    return options
+
+
+def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
+    if data is None:
+        prepared: PreparedData = prepare_data(loaded.run)
+        examples = getattr(prepared.splits, split)
+        if len(examples) == 0:
+            raise DataError(f"The run has no {split} split; pass --split train|validation|test or --data FILE.")
+        return examples
+    return read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+
+
+def _rows(values: np.ndarray) -> list[Any]:
+    return values.tolist()
+
+
+def predict(
+    run_dir: str | Path,
+    data: str | dict[str, Any] | None = None,
+    split: str = "test",
+    plugins: Plugins | list[Any] | None = None,
+    batch_size: int = 256,
+) -> list[dict[str, Any]]:
+    """Predict every example of a file (or a split of the run's own data).
+
+    Returns:
+        One dict per example: ``index`` and, per head id, ``label_id``,
+        ``label`` (class name), ``probabilities`` and ``logits``
+        (regression heads give ``value``).
+    """
+    loaded = load_run(run_dir, plugins)
+    examples = _read(loaded, data, split)
+    outputs = loaded.model.predict(examples.features, batch_size=batch_size, verbose=0)
+    if not isinstance(outputs, dict):
+        outputs = {next(iter(loaded.heads)): outputs}
+    per_head: dict[str, dict[str, list[Any]]] = {}
+    for head_id, head in loaded.heads.items():
+        logits = np.asarray(outputs[head_id], dtype="float64")
+        probabilities = head.probabilities(logits)
+        decided = head.decide(probabilities)
+        label_map = loaded.label_maps[next(h.config.target for h in loaded.run.heads if h.config.output_name == head_id)]
+        entry: dict[str, list[Any]] = {"logits": _rows(logits)}
+        if label_map.kind == "class":
+            entry["label_id"] = _rows(decided)
+            entry["label"] = [label_map.names[i] for i in decided]
+            entry["probabilities"] = _rows(probabilities)
+        elif label_map.kind == "multi_label":
+            entry["label_id"] = [np.flatnonzero(row).tolist() for row in decided]
+            entry["label"] = [[label_map.names[i] for i in np.flatnonzero(row)] for row in decided]
+            entry["probabilities"] = _rows(probabilities)
+        else:
+            entry["value"] = _rows(logits)
+        per_head[head_id] = entry
+    records = []
+    for index in range(len(examples)):
+        record: dict[str, Any] = {"index": index}
+        for head_id, entry in per_head.items():
+            record[head_id] = {key: values[index] for key, values in entry.items()}
+        records.append(record)
+    return records
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: str | dict[str, Any] | None = None,
+    split: str = "test",
+    plugins: Plugins | list[Any] | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Evaluate a finished run on a split of its data or on a new labelled file.
+
+    Returns:
+        Loss and every head metric, as Keras ``evaluate`` names them.
+    """
+    loaded = load_run(run_dir, plugins)
+    examples = _read(loaded, data, split)
+    for head in loaded.run.heads:
+        if head.config.target not in examples.targets:
+            raise DataError(f"--data has no labels for target '{head.config.target}'; evaluate needs labelled data.")
+    targets = head_targets(loaded.run, examples, loaded.label_maps)
+    config = loaded.run.config
+    losses = {i: h.loss(config.train.label_smoothing) for i, h in loaded.heads.items()}
+    metrics = {i: h.metrics() for i, h in loaded.heads.items()}
+    single = len(loaded.heads) == 1
+    loaded.model.compile(
+        loss=next(iter(losses.values())) if single else losses,
+        metrics=next(iter(metrics.values())) if single else metrics,
+    )
+    values = loaded.model.evaluate(examples.features, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in values.items()}

@@ -1,0 +1,144 @@
+"""The run directory: every file a run writes, each written atomically (temp file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kplug.errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+REPORT_FILE = "report.json"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.csv"
+CURVES_FILE = "curves.png"
+MODEL_FILE = "model.keras"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(temporary_path)`` then rename it onto ``path``, so ``path`` is never partial."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a ``.keras`` model atomically."""
+    atomic_write(path, lambda tmp: model.save(tmp))
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> Path:
+    """Create the run directory; refuse to mix a new run into an existing one.
+
+    Raises:
+        ConfigError: the directory already holds a run and ``overwrite`` is false.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output.dir = {str(path)!r} is a file; choose a directory path.")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"output.dir = {str(path)!r} already holds a run. Choose another --output DIR, "
+                f"continue it with `kplug train --resume {path}`, or set output.overwrite: true."
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class MetricsLog(keras.callbacks.Callback):
+    """Append one row per epoch to metrics.csv (stage, epoch, learning rate, every metric).
+
+    Keras' CSVLogger has no stage column and fixes its columns on the first epoch;
+    this writes and flushes each row so an interrupted run keeps its history.
+    """
+
+    def __init__(self, path: Path, stage: int) -> None:
+        super().__init__()
+        self.path = path
+        self.stage = stage
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        logs.pop("learning_rate", None)
+        row = {"stage": self.stage, "epoch": epoch + 1, **{k: float(v) for k, v in sorted(logs.items())}}
+        append_metrics_row(self.path, row)
+
+
+def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
+    """Append a row to a CSV whose header grows when new columns appear."""
+    import csv
+
+    rows: list[dict[str, Any]] = []
+    if path.exists():
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    rows.append(row)
+    columns: list[str] = []
+    for item in rows:
+        columns += [key for key in item if key not in columns]
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """Rows of metrics.csv as floats."""
+    import csv
+
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+
+
+def plot_curves(metrics_path: Path, output: Path) -> None:
+    """Plot every metric in metrics.csv per epoch (train and validation together) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    if not rows:
+        return
+    names = sorted({k for row in rows for k in row if k not in ("stage", "epoch") and not k.startswith("val_")})
+    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    epochs = list(range(1, len(rows) + 1))
+    for axis, name in zip(axes[0], names):
+        axis.plot(epochs, [row.get(name) for row in rows], marker="o", label="train")
+        if any(f"val_{name}" in row for row in rows):
+            axis.plot(epochs, [row.get(f"val_{name}") for row in rows], marker="o", label="validation")
+        for index in range(1, len(rows)):
+            if rows[index]["stage"] != rows[index - 1]["stage"]:
+                axis.axvline(index + 0.5, color="grey", linestyle=":")
+        axis.set_title(name)
+        axis.set_xlabel("epoch")
+        axis.legend()
+    figure.tight_layout()
+    atomic_write(output, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
+    plt.close(figure)
