@@ -307,7 +307,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
                 f"use .yaml, .yml, .json or .toml."
             )
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: YAML syntax error: {error}") from None
+        raise ConfigError(_yaml_message(path, error)) from None
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
     except tomllib.TOMLDecodeError as error:
@@ -318,6 +318,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             f"got {type(data).__name__}."
         )
     return data
+
+
+def _yaml_message(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{path}: YAML syntax error{where}: {detail}. Check the indentation and brackets there."
 
 
 def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:

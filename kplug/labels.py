@@ -50,8 +50,9 @@ class LabelMap:
             key = _key(value)
             if key not in lookup:
                 shown = ", ".join(str(v) for v in (self.raw or [])[:20])
+                plain = value.item() if isinstance(value, np.generic) else value
                 raise DataError(
-                    f"Row {row}: label {value!r} of target '{self.target}' is not one of the "
+                    f"Row {row}: label {plain!r} of target '{self.target}' is not one of the "
                     f"{len(lookup)} classes the model knows ({shown})."
                 )
             ids[row] = lookup[key]

@@ -105,16 +105,31 @@ def _register_entry_points(
         except Exception as error:  # a broken plugin must not take the others down
             failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
             continue
-        manager.register(plugin, name=entry_point.name)
+        _register(manager, plugin, entry_point.name)
         dist = entry_point.dist
         providers[entry_point.name] = f"{dist.name} {dist.version}" if dist else entry_point.name
+
+
+def _register(manager: pluggy.PluginManager, plugin: Any, name: str | None = None) -> str:
+    try:
+        return manager.register(plugin, name=name)
+    except pluggy.PluginValidationError as error:
+        raise _validation_error(manager, error) from None
+
+
+def _validation_error(manager: pluggy.PluginManager, error: pluggy.PluginValidationError) -> PluginError:
+    name = manager.get_name(error.plugin) or getattr(error.plugin, "__name__", None) or type(error.plugin).__name__
+    return PluginError(
+        f"Plugin '{name}' implements a hook that does not match kplug's hook specifications: "
+        f"{error}. Hooks and their arguments are listed in kplug/hookspecs.py and docs/plugin-hooks.md."
+    )
 
 
 def _register_extras(
     manager: pluggy.PluginManager, providers: dict[str, str], plugins: Iterable[Any]
 ) -> None:
     for plugin in plugins:
-        name = manager.register(plugin)
+        name = _register(manager, plugin)
         label = getattr(plugin, "__name__", None) or type(plugin).__name__
         providers[name] = f"{label} (passed in Python)"
 
@@ -175,10 +190,7 @@ def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> P
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as error:
-        raise PluginError(
-            f"Plugin '{error.plugin_name}' implements a hook kplug does not define: {error}. "
-            f"Hooks are listed in kplug/hookspecs.py and docs/plugin-hooks.md."
-        ) from None
+        raise _validation_error(manager, error) from None
     if os.environ.get("KPLUG_TRACE_PLUGINS"):
         manager.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
         manager.enable_tracing()

@@ -45,7 +45,8 @@ def split_indices(
             or ``None`` for a plain random split.
 
     Returns:
-        ``SplitIndices`` whose parts are disjoint and cover every row.
+        ``SplitIndices`` whose parts are disjoint, cover every row and keep the
+        rows' original order.
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(count)
@@ -55,7 +56,6 @@ def split_indices(
         pieces: list[tuple[np.ndarray, ...]] = []
         for value in np.unique(strata):
             pieces.append(_split_group(order[strata[order] == value], validation, test))
-        parts = tuple(
-            rng.permutation(np.concatenate([piece[i] for piece in pieces])) for i in range(3)
-        )
-    return SplitIndices(*(np.asarray(part, dtype=np.int64) for part in parts))
+        parts = tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(3))
+    # Rows keep their original order inside each split (fit shuffles the training rows itself).
+    return SplitIndices(*(np.sort(np.asarray(part, dtype=np.int64)) for part in parts))

@@ -71,7 +71,7 @@ def set_trainable(model: keras.Model, patterns: str | list[str]) -> list[str]:
         model.trainable = True
         for _, layer in layers:
             layer.trainable = True
-        return [path for path, _ in layers if "/" not in path or path.startswith("heads/")]
+        return [top_level_path(layer) for layer in model.layers if layer.weights]
     matched: set[str] = set()
     for pattern in patterns:
         hits = [path for path, _ in layers if fnmatch.fnmatchcase(path, pattern)]

@@ -1,0 +1,78 @@
+"""Shared fixtures. Tests use built-in plugins only (no installed entry points) unless a
+test is about entry points; the backend comes from KERAS_BACKEND (nox runs all three)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import kplug
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO / "examples" / "data" / "mnist"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        if marker and backend not in marker.args:
+            item.add_marker(pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}"))
+
+
+@pytest.fixture
+def plugins():
+    """Built-in plugins only: hermetic, whatever is installed."""
+    return kplug.load_plugins(entry_points=False)
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_dir(tmp_path, monkeypatch):
+    """Run every test in its own directory so relative run directories never leak."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "KPLUG_TRACE_PLUGINS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mnist_options():
+    """Options of the idx source for the MNIST slice shipped in examples/data."""
+    return {
+        "images": str(MNIST / "images-idx3-ubyte.gz"),
+        "labels": str(MNIST / "labels-idx1-ubyte.gz"),
+    }
+
+
+@pytest.fixture
+def blobs():
+    """A small, separable 3-class problem: 240 rows of 8 features."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 3, size=(3, 8))
+    y = np.repeat(np.arange(3), 80)
+    x = (centers[y] + rng.normal(0, 1, size=(240, 8))).astype("float32")
+    order = rng.permutation(240)
+    return x[order], y[order]
+
+
+def blob_config(x, y, **overrides):
+    """A minimal run config on in-memory arrays (MLP + classification head)."""
+    config = {
+        "name": "blobs",
+        "seed": 1,
+        "data": {"source": "arrays", "options": {"x": x, "y": y}, "split": {"validation": 0.2}},
+        "model": {"backbone": {"name": "mlp", "options": {"units": [16]}}, "heads": [{"name": "classification"}]},
+        "train": {"epochs": 3, "batch_size": 32, "verbose": 0},
+        "output": {"dir": "runs/blobs"},
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+

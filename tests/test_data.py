@@ -1,0 +1,100 @@
+"""Data sources and selection: IDX, NPZ, CSV/TSV, arrays; where, limit and split."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+
+from kplug.builtin.datasets import arrays, idx, npz, read_idx_file, table, tsv
+from kplug.config import DataConfig
+from kplug.data import read_examples, select_examples, split_examples
+from kplug.errors import DataError
+
+
+def test_mnist_slice_reads_as_scaled_images(mnist_options):
+    examples = idx(**mnist_options)
+    assert examples.features.shape == (2000, 28, 28, 1)
+    assert examples.features.dtype == np.float32 and 0.0 <= examples.features.min() < examples.features.max() <= 1.0
+    assert examples.targets["label"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_truncated_idx_file_is_refused(tmp_path, mnist_options):
+    data = gzip.open(mnist_options["images"]).read()
+    path = tmp_path / "cut.gz"
+    path.write_bytes(gzip.compress(data[: len(data) // 2]))
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx_file(path)
+    (tmp_path / "junk.idx").write_bytes(b"not an idx file at all")
+    with pytest.raises(DataError, match="bad magic number"):
+        read_idx_file(tmp_path / "junk.idx")
+
+
+def test_npz_reads_features_and_label(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.ones((3, 2)), y=np.array([0, 1, 0]))
+    examples = npz(str(tmp_path / "d.npz"))
+    assert examples.features.shape == (3, 2) and examples.targets["label"].tolist() == [0, 1, 0]
+    with pytest.raises(DataError, match="no array 'images'; arrays: x, y"):
+        npz(str(tmp_path / "d.npz"), features="images")
+
+
+def test_csv_and_tsv(tmp_path):
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    examples = table(str(tmp_path / "d.csv"))
+    assert examples.features.tolist() == [[1, 2], [3, 4]] and examples.targets["label"].tolist() == ["cat", "dog"]
+    (tmp_path / "d.tsv").write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
+    text = tsv(str(tmp_path / "d.tsv"), text=True)
+    assert text.features.tolist() == ["good film", "bad film"] and text.targets["label"].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("a,label\n1,0\n2\n", "line 3: 1 fields, expected 2 (ragged row)"),
+        ("a,label\nx,0\n", "feature columns must be numbers"),
+        ("", "the file is empty"),
+        ("a,b\n1,2\n", "no column 'label'; columns: a, b"),
+    ],
+)
+def test_bad_csv_files(tmp_path, content, expected):
+    (tmp_path / "d.csv").write_text(content)
+    with pytest.raises(DataError, match=re.escape(expected)):
+        table(str(tmp_path / "d.csv"))
+
+
+def test_non_utf8_text_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_bytes("a,label\n1,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        table(str(tmp_path / "d.csv"))
+
+
+def test_missing_file_is_a_data_error(plugins):
+    component = plugins.registry.get("dataset", "idx")
+    with pytest.raises(DataError, match=r"idx could not read 'missing.gz': No such file"):
+        read_examples(component, {"images": "missing.gz", "labels": None, "scale": True})
+
+
+def test_where_limit_and_split(mnist_options):
+    examples = idx(**mnist_options)
+    config = DataConfig(source="idx", where={"label": [5, 6]}, limit=100, split={"validation": 0.2, "test": 0.2})
+    selected = select_examples(examples, config, seed=0)
+    assert len(selected) == 100 and set(selected.targets["label"].tolist()) == {5, 6}
+    again = select_examples(examples, config, seed=0)
+    np.testing.assert_array_equal(selected.features, again.features)
+    splits = split_examples(selected, config, seed=0, strata=selected.targets["label"])
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (60, 20, 20)
+
+
+def test_where_matching_nothing_and_unknown_target():
+    examples = arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="no example matches"):
+        select_examples(examples, DataConfig(source="arrays", where={"label": [7]}), 0)
+    with pytest.raises(DataError, match="no target 'colour'; targets: label"):
+        select_examples(examples, DataConfig(source="arrays", where={"colour": [1]}), 0)
+
+
+def test_targets_must_match_features():
+    with pytest.raises(DataError, match="Target 'label' has 3 rows but the features have 4"):
+        arrays(np.zeros((4, 2)), np.array([0, 1, 0]))

@@ -1,0 +1,167 @@
+"""Plugin loading: built-ins through the same hooks, extra plugins, entry points, env controls, failures."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import keras
+import pytest
+
+import kplug
+from kplug.errors import PluginError
+from kplug.plugins import DEFAULT_PLUGINS, load_plugins
+
+
+def test_builtins_register_through_the_default_plugins(plugins):
+    for module in DEFAULT_PLUGINS:
+        assert plugins.manager.has_plugin(module)
+    assert {"mlp", "small-cnn"} <= set(plugins.registry.names("backbone"))
+    assert {"classification", "multi-label", "regression"} <= set(plugins.registry.names("head"))
+    assert "float32" in plugins.registry.names("precision")
+    assert {"auto", "single-device"} <= set(plugins.registry.names("distribution"))
+    assert plugins.registry.get("backbone", "mlp").provider.startswith("kplug ")
+
+
+class ExtraBackbone:
+    """A plugin passed in Python."""
+
+    @staticmethod
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        def two_layers(input_shape: tuple[int, ...], width: int = 4) -> keras.Model:
+            """Two dense layers."""
+            inputs = keras.Input(input_shape)
+            return keras.Model(inputs, keras.layers.Dense(width)(keras.layers.Flatten()(inputs)))
+
+        register("two-layers", two_layers)
+
+
+def test_plugins_can_be_passed_in_python():
+    plugins = load_plugins([ExtraBackbone()], entry_points=False)
+    component = plugins.registry.get("backbone", "two-layers")
+    assert component.provider == "ExtraBackbone (passed in Python)"
+    assert component.description == "Two dense layers."
+
+
+def test_duplicate_names_are_refused_naming_both_providers():
+    class Clash:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_backbones(register):
+            register("mlp", lambda input_shape: None)
+
+    with pytest.raises(PluginError) as error:
+        load_plugins([Clash()], entry_points=False)
+    message = str(error.value)
+    assert "Duplicate backbone 'mlp'" in message
+    assert "kplug 0.1.0 (built-in)" in message and "Clash (passed in Python)" in message
+
+
+def test_misspelled_hook_is_an_error():
+    class Typo:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_backbone(register):  # missing the final s
+            pass
+
+    with pytest.raises(PluginError, match="kplug_register_backbone"):
+        load_plugins([Typo()], entry_points=False)
+
+
+def test_hook_with_wrong_arguments_is_an_error():
+    class WrongArgs:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_heads(registry):
+            pass
+
+    with pytest.raises(PluginError, match="WrongArgs|registry"):
+        load_plugins([WrongArgs()], entry_points=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "expected"),
+    [("Bad Name", lambda: None, "invalid name"), ("ok-name", 42, "not callable")],
+)
+def test_register_validates_name_and_factory(name, factory, expected):
+    class Bad:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_heads(register):
+            register(name, factory)
+
+    with pytest.raises(PluginError, match=expected):
+        load_plugins([Bad()], entry_points=False)
+
+
+def test_a_hook_that_raises_is_reported_and_the_others_keep_working():
+    class Raises:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_heads(register):
+            raise RuntimeError("boom")
+
+    plugins = load_plugins([Raises()], entry_points=False)
+    assert [f.error for f in plugins.failures] == ["kplug_register_heads raised RuntimeError: boom"]
+    assert "classification" in plugins.registry.names("head")
+
+
+def _install_fake_distribution(tmp_path, monkeypatch, name, module_source):
+    """Make a real installed distribution (dist-info + module) with a kplug entry point."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(module_source))
+    info = tmp_path / f"{name}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[kplug]\n{name} = {name}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+GOOD_PLUGIN = """
+    import kplug
+    from kplug.builtin.heads import ClassificationHead
+
+    @kplug.hookimpl
+    def kplug_register_heads(register):
+        register("good-head", ClassificationHead)
+"""
+
+
+def test_installed_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    plugins = load_plugins()
+    assert plugins.registry.get("head", "good-head").provider == "kplug-fake-good 1.2.3"
+    assert plugins.failures == []
+
+
+def test_broken_entry_point_is_reported_and_others_load(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    _install_fake_distribution(broken, monkeypatch, "kplug_fake_broken", "raise ImportError('needs libfoo')\n")
+    plugins = load_plugins()
+    assert [(f.name, f.error) for f in plugins.failures] == [("kplug_fake_broken", "ImportError: needs libfoo")]
+    assert "good-head" in plugins.registry.names("head")
+
+
+def test_allow_list_and_block_list(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "something_else")
+    assert "good-head" not in load_plugins().registry.names("head")
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_good")
+    assert "good-head" in load_plugins().registry.names("head")
+    monkeypatch.delenv("KPLUG_LOAD_PLUGINS")
+    monkeypatch.setenv("KPLUG_DISABLE_PLUGINS", "kplug_fake_good,kplug.builtin.callbacks")
+    plugins = load_plugins()
+    assert "good-head" not in plugins.registry.names("head")
+    assert "early-stopping" not in plugins.registry.names("callback")
+
+
+def test_trace_logs_hook_calls(monkeypatch, capsys):
+    monkeypatch.setenv("KPLUG_TRACE_PLUGINS", "1")
+    plugins = load_plugins(entry_points=False)
+    plugins.manager.hook.kplug_configure(config=None)
+    err = capsys.readouterr().err
+    assert "kplug_register_backbones from kplug 0.1.0 (built-in)" in err
+    assert "kplug_configure" in err

@@ -1,0 +1,198 @@
+"""The Trainer: parity with plain Keras, real training on the MNIST slice, run directory, hooks."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import blob_config
+
+import kplug
+
+
+def plain_keras_run(x, y, seed, epochs, batch_size):
+    """The same model, data and seed trained with plain Keras Model.fit."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input(x.shape[1:]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+    return model, history.history
+
+
+def test_parity_with_plain_keras_fit(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y, data={"source": "arrays", "options": {"x": x, "y": y}})
+    config["train"] = {"epochs": 3, "batch_size": 32, "verbose": 0}
+    result = kplug.fit(config, plugins=plugins)
+    plain_model, plain_history = plain_keras_run(x, y, seed=1, epochs=3, batch_size=32)
+    np.testing.assert_allclose(result.history["loss"], plain_history["loss"], atol=1e-5, rtol=0)
+    for ours, theirs in zip(result.model.weights, plain_model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def test_digits_training_reaches_high_accuracy(mnist_options, plugins):
+    config = {
+        "name": "digits",
+        "seed": 3,
+        "data": {
+            "source": "idx",
+            "options": mnist_options,
+            "limit": 1200,
+            "split": {"validation": 0.1, "test": 0.2},
+        },
+        "model": {"backbone": {"name": "small-cnn"}, "heads": [{"name": "classification"}]},
+        "train": {"epochs": 4, "batch_size": 32, "optimizer": {"learning_rate": 3e-3}, "verbose": 0},
+    }
+    result = kplug.fit(config, plugins=plugins)
+    assert result.metrics["split"] == "test"
+    assert result.metrics["accuracy"] > 0.85  # chance is 0.10
+    assert result.history["val_accuracy"][-1] > result.history["val_accuracy"][0]
+
+
+def test_run_directory_holds_everything(blobs, plugins):
+    x, y = blobs
+    result = kplug.fit(blob_config(x, y), plugins=plugins)
+    run_dir = result.run_dir
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.yaml", "curves.png", "labels.json", "metrics.csv", "model.keras", "report.json",
+    ]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["backend"] == keras.backend.backend()
+    assert report["versions"]["kplug"] and report["versions"]["keras"] == keras.__version__
+    assert report["seed"] == 1 and report["precision"] == "float32"
+    assert report["distribution"]["devices"]
+    assert report["data"] == {"train": 192, "validation": 48, "test": 0, "labels": {"label": ["0", "1", "2"]}}
+    assert report["metrics"]["split"] == "validation" and "accuracy" in report["metrics"]
+    assert report["timings"]["train_seconds"] > 0
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[-1]["loss"]) == pytest.approx(result.history["loss"][-1], rel=1e-6)
+    assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    reloaded = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    np.testing.assert_allclose(reloaded.predict(x[:5], verbose=0), result.model.predict(x[:5], verbose=0), atol=1e-6)
+
+
+def test_existing_run_directory_is_not_overwritten(blobs, plugins):
+    x, y = blobs
+    kplug.fit(blob_config(x, y), plugins=plugins)
+    with pytest.raises(kplug.ConfigError, match="already holds a run"):
+        kplug.fit(blob_config(x, y), plugins=plugins)
+    config = blob_config(x, y)
+    config["output"] = {"dir": "runs/blobs", "overwrite": True}
+    assert kplug.fit(config, plugins=plugins).run_dir.is_dir()
+
+
+def test_stages_freeze_and_transfer_to_a_new_head(blobs, plugins):
+    x, y = blobs
+    kplug.fit(blob_config(x, y), plugins=plugins)
+    transfer = blob_config(x, (y == 2).astype("int64"))
+    transfer["output"] = {"dir": "runs/transfer"}
+    transfer["model"] = {
+        "backbone": {"name": "mlp", "options": {"units": [16]}, "init": {"from": "runs/blobs"}},
+        "heads": [{"name": "classification", "id": "is_two"}],
+    }
+    transfer["train"] = {"verbose": 0, "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 1}]}
+    source = keras.saving.load_model("runs/blobs/model.keras", compile=False)
+    before = keras.ops.convert_to_numpy(source.get_layer("backbone").weights[0])
+    trainer = kplug.Trainer(transfer, plugins=plugins)
+    frozen_after_stage_one = {}
+
+    class Spy:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_epoch_end(trainer, epoch, logs):
+            if epoch == 1:
+                frozen_after_stage_one["kernel"] = keras.ops.convert_to_numpy(
+                    trainer.model.get_layer("backbone").weights[0]
+                )
+
+    trainer.plugins.manager.register(Spy())
+    result = trainer.fit()
+    np.testing.assert_array_equal(frozen_after_stage_one["kernel"], before)  # frozen: bit-identical
+    after = keras.ops.convert_to_numpy(result.model.get_layer("backbone").weights[0])
+    assert not np.array_equal(after, before)  # stage two trained everything
+    assert result.report["init"]["initialised"] == 2
+    assert result.report["init"]["left_new"] == ["heads/is_two/logits/kernel", "heads/is_two/logits/bias"]
+    assert [s["trainable"] for s in result.report["stages"]] == [["heads/is_two"], ["backbone", "heads/is_two"]]
+
+
+def test_lifecycle_hooks_run_at_boundaries(blobs):
+    x, y = blobs
+    calls = []
+
+    class Recorder:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_configure(config):
+            calls.append("configure")
+            return {"seed": 5}
+
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_fit_start(trainer, model):
+            calls.append(("start", model.count_params() > 0))
+
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_epoch_end(trainer, epoch, logs):
+            calls.append(("epoch", epoch, "loss" in logs))
+
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_fit_end(trainer, result):
+            calls.append(("end", result.run_dir.name))
+
+    result = kplug.fit(blob_config(x, y), plugins=kplug.load_plugins([Recorder()], entry_points=False))
+    assert calls == [
+        "configure", ("start", True), ("epoch", 0, True), ("epoch", 1, True), ("epoch", 2, True), ("end", "blobs"),
+    ]
+    assert result.report["seed"] == 5
+
+
+def test_multi_head_multi_target_training(plugins):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6)).astype("float32")
+    targets = {"label": (x[:, 0] > 0).astype("int64"), "size": x[:, 1] * 2.0}
+    config = {
+        "data": {"source": "arrays", "options": {"x": x, "targets": targets}, "split": {"test": 0.2}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [32]}},
+            "heads": [{"name": "classification", "id": "sign"}, {"name": "regression", "id": "size", "target": "size"}],
+        },
+        "train": {"epochs": 15, "optimizer": {"learning_rate": 1e-2}, "verbose": 0},
+    }
+    result = kplug.fit(config, plugins=plugins)
+    assert result.metrics["sign_accuracy"] > 0.85
+    assert result.metrics["size_mae"] < 0.6
+
+
+def test_unknown_component_fails_before_anything_is_written(blobs, plugins, tmp_path):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["model"]["backbone"]["name"] = "resnet5"
+    with pytest.raises(kplug.ConfigError, match=r"model.backbone.name: Unknown backbone 'resnet5'.*Registered backbones: mlp, small-cnn"):
+        kplug.Trainer(config, plugins=plugins)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_head_num_classes_must_fit_the_data(blobs, plugins, tmp_path):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["model"]["heads"] = [{"name": "classification", "options": {"num_classes": 2}}]
+    with pytest.raises(kplug.DataError, match=r"Label 2 of target 'label' is out of range"):
+        kplug.fit(config, plugins=plugins)
+    assert list(tmp_path.iterdir()) == []
