@@ -1,0 +1,64 @@
+"""predict / evaluate on a finished run: per-example records, new files through the run's reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kplug
+
+
+@pytest.fixture
+def digits_run(mnist_options, plugins):
+    """A small finished run on digits 5-9 (ids 0-4 follow the where order)."""
+    config = {
+        "name": "digits59",
+        "seed": 0,
+        "data": {
+            "source": "idx",
+            "options": mnist_options,
+            "where": {"label": [5, 6, 7, 8, 9]},
+            "limit": 400,
+            "split": {"test": 0.25},
+        },
+        "model": {"backbone": {"name": "small-cnn"}, "heads": [{"name": "classification", "id": "digit"}]},
+        "train": {"epochs": 3, "optimizer": {"learning_rate": 3e-3}, "verbose": 0},
+        "output": {"dir": "runs/digits59"},
+    }
+    return kplug.fit(config, plugins=plugins)
+
+
+def test_predict_returns_a_record_per_example(digits_run, plugins):
+    records = kplug.predict(digits_run.run_dir, plugins=plugins)
+    assert len(records) == digits_run.report["data"]["test"] > 90
+    first = records[0]
+    assert first["index"] == 0
+    assert set(first["digit"]) == {"label_id", "label", "probabilities", "logits"}
+    assert len(first["digit"]["probabilities"]) == 5 and len(first["digit"]["logits"]) == 5
+    assert sum(first["digit"]["probabilities"]) == pytest.approx(1.0, abs=1e-6)
+    assert first["digit"]["label_id"] == int(np.argmax(first["digit"]["logits"]))
+    assert first["digit"]["label"] == ["5", "6", "7", "8", "9"][first["digit"]["label_id"]]
+    assert {r["digit"]["label"] for r in records} <= {"5", "6", "7", "8", "9"}
+
+
+def test_predictions_agree_with_the_labels(digits_run, plugins, mnist_options):
+    from kplug.builtin.datasets import idx
+
+    records = kplug.predict(digits_run.run_dir, data=mnist_options["images"], plugins=plugins)
+    assert len(records) == 2000  # the whole file, read by the run's own reader without labels
+    truth = idx(**mnist_options).targets["label"]
+    keep = np.isin(truth, [5, 6, 7, 8, 9])
+    predicted = np.array([int(r["digit"]["label"]) for r in records])
+    assert (predicted[keep] == truth[keep]).mean() > 0.8
+
+
+def test_evaluate_on_the_test_split_and_on_options(digits_run, plugins, tmp_path, mnist_options):
+    metrics = kplug.evaluate(digits_run.run_dir, plugins=plugins)
+    assert metrics["accuracy"] == pytest.approx(digits_run.metrics["accuracy"], abs=1e-6)
+    with pytest.raises(kplug.DataError, match="is not one of the 5 classes the model knows"):
+        kplug.evaluate(digits_run.run_dir, data=mnist_options, plugins=plugins)  # digits 0-4 are unknown
+
+
+def test_loading_something_that_is_not_a_run(tmp_path, plugins):
+    with pytest.raises(kplug.CheckpointError, match="not a finished kplug run directory: config.yaml is missing"):
+        kplug.predict(tmp_path, plugins=plugins)
