@@ -28,7 +28,9 @@ def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
     for value in values:
         key, sep, item = value.partition("=")
         if not sep:
-            raise ConfigError(f"--data {value!r}: give one PATH, or KEY=VALUE options for the run's data source.")
+            raise ConfigError(
+                f"--data {value!r}: give one PATH, or KEY=VALUE options for the run's data source."
+            )
         options[key] = item
     return options
 
@@ -51,7 +53,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = _data_argument(args.data)
     metrics = evaluate(args.run_dir, data=data, split=args.split)
     print(json.dumps(metrics, indent=2))
-    name = "evaluation-" + (Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data")
+    name = "evaluation-" + (
+        Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data"
+    )
     from kplug.rundir import write_json
 
     write_json(Path(args.run_dir) / f"{name}.json", metrics)
@@ -112,15 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("run_dir", help="run directory written by kplug train")
         command.add_argument(
-            "--data", nargs="+", metavar="PATH|KEY=VALUE", help="a file for the run's data reader, or its options"
+            "--data",
+            nargs="+",
+            metavar="PATH|KEY=VALUE",
+            help="a file for the run's data reader, or its options",
         )
         command.add_argument("--split", default="test", choices=["train", "validation", "test"])
         if name == "predict":
             command.add_argument("--output", help="write predictions here instead of stdout")
         command.set_defaults(handler=handler)
 
-    commands.add_parser("plugins", help="list every component and its provider").set_defaults(handler=_plugins)
-    commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(handler=_doctor)
+    commands.add_parser("plugins", help="list every component and its provider").set_defaults(
+        handler=_plugins
+    )
+    commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
+        handler=_doctor
+    )
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
     return parser

@@ -253,9 +253,7 @@ def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
         if item["type"] == "extra_forbidden":
             allowed = [f for f in _allowed_fields(loc) if not f.endswith("_")]
             hint = did_you_mean(str(loc[-1]), allowed)
-            lines.append(
-                f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}."
-            )
+            lines.append(f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}.")
         elif item["type"] == "missing":
             lines.append(f"{where}: required field is missing.")
         else:
@@ -275,8 +273,7 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         return data
     if not isinstance(data, dict):
         raise ConfigError(
-            f"A run config must be a mapping of fields (data, model, train, ...), "
-            f"got {type(data).__name__}."
+            f"A run config must be a mapping of fields (data, model, train, ...), got {type(data).__name__}."
         )
     try:
         return RunConfig.model_validate(data)
@@ -303,8 +300,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         else:
             raise ConfigError(
-                f"Config file {str(path)!r} has the extension {suffix!r}; "
-                f"use .yaml, .yml, .json or .toml."
+                f"Config file {str(path)!r} has the extension {suffix!r}; use .yaml, .yml, .json or .toml."
             )
     except yaml.YAMLError as error:
         raise ConfigError(_yaml_message(path, error)) from None

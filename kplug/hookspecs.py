@@ -8,7 +8,8 @@ through the ``kplug`` entry-point group (or passed in Python with
 
 Component hooks take a ``register`` callback supplied by kplug. Call it once per
 component: ``register(name, factory, *, options=None, backends=None,
-description=None)``. kplug validates the name, records which distribution
+description=None, **extras)``; ``extras`` are kind-specific metadata such as
+a dataset's ``path_option``. kplug validates the name, records which distribution
 (package and version) registered it and refuses duplicates.
 
 Lifecycle hooks run at setup, stage, epoch or fit boundaries only, never inside
@@ -173,7 +174,9 @@ def kplug_configure(config: RunConfig) -> dict[str, Any] | None:
 
 @hookspec
 def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
-    """Called once the model is built and compiled, before the first stage.
+    """Called once the model is built (and initialised from a checkpoint), before the first stage.
+
+    The model is not compiled yet: each stage compiles it with its own optimizer.
 
     Example::
 

@@ -48,7 +48,12 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         return keras.ops.where(step < self.warmup_steps, warm, decayed)
 
     def get_config(self) -> dict[str, Any]:
-        return {"peak": self.peak, "end": self.end, "warmup_steps": self.warmup_steps, "decay_steps": self.decay_steps}
+        return {
+            "peak": self.peak,
+            "end": self.end,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+        }
 
 
 def build_optimizer(config: OptimizerConfig, learning_rate: Any) -> keras.optimizers.Optimizer:

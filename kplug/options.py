@@ -37,9 +37,7 @@ def accepts_argument(factory: Callable[..., Any], name: str) -> bool:
     """Whether ``factory`` takes a keyword argument called ``name``."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     parameters = inspect.signature(target).parameters
-    return name in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def options_model(factory: Callable[..., Any], name: str) -> type[pydantic.BaseModel]:
@@ -91,8 +89,7 @@ def validate_options(
         if option not in model.model_fields:
             hint = did_you_mean(option, model.model_fields)
             raise ConfigError(
-                f"{where}: {component_name} has no option '{option}'.{hint} "
-                f"Options: {allowed}."
+                f"{where}: {component_name} has no option '{option}'.{hint} Options: {allowed}."
             )
     try:
         validated = model.model_validate(options)
@@ -102,7 +99,5 @@ def validate_options(
             field = ".".join(str(p) for p in item["loc"])
             value = options.get(item["loc"][0], "<missing>") if item["loc"] else options
             problems.append(f"{where}.{field} = {value!r}: {item['msg']}")
-        raise ConfigError(
-            f"{'; '.join(problems)}. {component_name} options: {allowed}."
-        ) from None
+        raise ConfigError(f"{'; '.join(problems)}. {component_name} options: {allowed}.") from None
     return {key: getattr(validated, key) for key in model.model_fields}

@@ -118,7 +118,11 @@ def _register(manager: pluggy.PluginManager, plugin: Any, name: str | None = Non
 
 
 def _validation_error(manager: pluggy.PluginManager, error: pluggy.PluginValidationError) -> PluginError:
-    name = manager.get_name(error.plugin) or getattr(error.plugin, "__name__", None) or type(error.plugin).__name__
+    name = (
+        manager.get_name(error.plugin)
+        or getattr(error.plugin, "__name__", None)
+        or type(error.plugin).__name__
+    )
     return PluginError(
         f"Plugin '{name}' implements a hook that does not match kplug's hook specifications: "
         f"{error}. Hooks and their arguments are listed in kplug/hookspecs.py and docs/plugin-hooks.md."
@@ -129,6 +133,8 @@ def _register_extras(
     manager: pluggy.PluginManager, providers: dict[str, str], plugins: Iterable[Any]
 ) -> None:
     for plugin in plugins:
+        if manager.is_registered(plugin):  # already loaded, e.g. through its entry point
+            continue
         name = _register(manager, plugin)
         label = getattr(plugin, "__name__", None) or type(plugin).__name__
         providers[name] = f"{label} (passed in Python)"
@@ -149,16 +155,19 @@ def _fill_registry(
             provider = providers.get(plugin_name, plugin_name)
             if trace:
                 print(f"kplug: {hook_name} from {provider}", file=sys.stderr)
-            register = registry.register_callback(kind, provider)
+            pending = Registry()  # a hook's components count only if the whole hook succeeds
             try:
-                implementation.function(register=register)
+                implementation.function(register=pending.register_callback(kind, provider))
             except PluginError:
                 raise
             except Exception as error:
                 broken.add(plugin_name)
                 failures.append(
-                    PluginFailure(plugin_name, f"{hook_name} raised {type(error).__name__}: {error}")
+                    PluginFailure(provider, f"{hook_name} raised {type(error).__name__}: {error}")
                 )
+                continue
+            for component in pending:
+                registry.add(component)
     return registry
 
 

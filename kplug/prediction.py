@@ -12,14 +12,14 @@ import numpy as np
 
 from kplug import rundir
 from kplug.config import load_config
+from kplug.data import read_examples
 from kplug.errors import CheckpointError, DataError
+from kplug.examples import Examples
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.labels import LabelMap
 from kplug.plugins import Plugins, get_plugins
 from kplug.resolve import ResolvedRun, resolve
-from kplug.data import read_examples
-from kplug.examples import Examples
 from kplug.transfer import load_model_file
 
 
@@ -40,13 +40,13 @@ def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) ->
     path = Path(run_dir)
     for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.LABELS_FILE):
         if not (path / name).is_file():
-            raise CheckpointError(
-                f"{str(path)!r} is not a finished kplug run directory: {name} is missing."
-            )
+            raise CheckpointError(f"{str(path)!r} is not a finished kplug run directory: {name} is missing.")
     plugins = get_plugins(plugins)
     run = resolve(load_config(path / rundir.CONFIG_FILE), plugins)
     try:
-        maps = {t: LabelMap.from_dict(d) for t, d in json.loads((path / rundir.LABELS_FILE).read_text()).items()}
+        maps = {
+            t: LabelMap.from_dict(d) for t, d in json.loads((path / rundir.LABELS_FILE).read_text()).items()
+        }
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path / rundir.LABELS_FILE}: unreadable label map ({error}).") from None
     heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
@@ -64,7 +64,8 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
     component = run.dataset.component
     options = dict(run.dataset.options)
     if isinstance(data, dict):
-        return {**options, **data}
+        # in-memory sources saved only summaries of their arrays: take the new options alone
+        return dict(data) if component.extras.get("in_memory") else {**options, **data}
     path_option = component.extras.get("path_option")
     if path_option is None:
         raise DataError(
@@ -78,11 +79,20 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
 
 
 def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
+    component = loaded.run.dataset.component
+    if data is None and component.extras.get("in_memory"):
+        raise DataError(
+            f"The run was trained on in-memory data (source '{component.name}'), which is not saved "
+            f"in the run directory; pass the examples with data={{...}} "
+            f"({', '.join(component.options.model_fields)})."
+        )
     if data is None:
         prepared: PreparedData = prepare_data(loaded.run)
         examples = getattr(prepared.splits, split)
         if len(examples) == 0:
-            raise DataError(f"The run has no {split} split; pass --split train|validation|test or --data FILE.")
+            raise DataError(
+                f"The run has no {split} split; pass --split train|validation|test or --data FILE."
+            )
         return examples
     return read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
 
@@ -115,7 +125,9 @@ def predict(
         logits = np.asarray(outputs[head_id], dtype="float64")
         probabilities = head.probabilities(logits)
         decided = head.decide(probabilities)
-        label_map = loaded.label_maps[next(h.config.target for h in loaded.run.heads if h.config.output_name == head_id)]
+        label_map = loaded.label_maps[
+            next(h.config.target for h in loaded.run.heads if h.config.output_name == head_id)
+        ]
         entry: dict[str, list[Any]] = {"logits": _rows(logits)}
         if label_map.kind == "class":
             entry["label_id"] = _rows(decided)
@@ -153,7 +165,9 @@ def evaluate(
     examples = _read(loaded, data, split)
     for head in loaded.run.heads:
         if head.config.target not in examples.targets:
-            raise DataError(f"--data has no labels for target '{head.config.target}'; evaluate needs labelled data.")
+            raise DataError(
+                f"--data has no labels for target '{head.config.target}'; evaluate needs labelled data."
+            )
     targets = head_targets(loaded.run, examples, loaded.label_maps)
     config = loaded.run.config
     losses = {i: h.loss(config.train.label_smoothing) for i, h in loaded.heads.items()}
@@ -163,5 +177,7 @@ def evaluate(
         loss=next(iter(losses.values())) if single else losses,
         metrics=next(iter(metrics.values())) if single else metrics,
     )
-    values = loaded.model.evaluate(examples.features, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    values = loaded.model.evaluate(
+        examples.features, targets, batch_size=batch_size, verbose=0, return_dict=True
+    )
     return {key: float(value) for key, value in values.items()}

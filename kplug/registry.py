@@ -132,8 +132,7 @@ class Registry:
                 )
             if not callable(factory):
                 raise PluginError(
-                    f"{provider} registered {kind} '{name}' with a factory that is not "
-                    f"callable: {factory!r}."
+                    f"{provider} registered {kind} '{name}' with a factory that is not callable: {factory!r}."
                 )
             if options is not None and not (
                 isinstance(options, type) and issubclass(options, pydantic.BaseModel)

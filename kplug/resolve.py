@@ -87,10 +87,16 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
         config=config,
         plugins=plugins,
         dataset=choose(plugins, "dataset", config.data.source, config.data.options, "data", "source"),
-        backbone=choose(plugins, "backbone", config.model.backbone.name, config.model.backbone.options, "model.backbone"),
+        backbone=choose(
+            plugins, "backbone", config.model.backbone.name, config.model.backbone.options, "model.backbone"
+        ),
         heads=heads,
         augmentations=_choose_list(plugins, "augmentation", config.augment, "augment"),
-        precision=choose(plugins, "precision", config.precision.policy, config.precision.options, "precision", "policy"),
-        distribution=choose(plugins, "distribution", config.distribution.name, config.distribution.options, "distribution"),
+        precision=choose(
+            plugins, "precision", config.precision.policy, config.precision.options, "precision", "policy"
+        ),
+        distribution=choose(
+            plugins, "distribution", config.distribution.name, config.distribution.options, "distribution"
+        ),
         callbacks=_choose_list(plugins, "callback", config.callbacks, "callbacks"),
     )

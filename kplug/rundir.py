@@ -113,7 +113,9 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+        return [
+            {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)
+        ]
 
 
 def plot_curves(metrics_path: Path, output: Path) -> None:
@@ -126,10 +128,12 @@ def plot_curves(metrics_path: Path, output: Path) -> None:
     rows = read_metrics(metrics_path)
     if not rows:
         return
-    names = sorted({k for row in rows for k in row if k not in ("stage", "epoch") and not k.startswith("val_")})
+    names = sorted(
+        {k for row in rows for k in row if k not in ("stage", "epoch") and not k.startswith("val_")}
+    )
     figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
     epochs = list(range(1, len(rows) + 1))
-    for axis, name in zip(axes[0], names):
+    for axis, name in zip(axes[0], names, strict=True):
         axis.plot(epochs, [row.get(name) for row in rows], marker="o", label="train")
         if any(f"val_{name}" in row for row in rows):
             axis.plot(epochs, [row.get(f"val_{name}") for row in rows], marker="o", label="validation")

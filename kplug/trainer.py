@@ -108,7 +108,9 @@ class Trainer:
         self.plugins = get_plugins(plugins)
         parsed = load_config(config)
         if output is not None:
-            parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update={"dir": str(output)})})
+            parsed = parsed.model_copy(
+                update={"output": parsed.output.model_copy(update={"dir": str(output)})}
+            )
         self.config = _configure(parsed, self.plugins)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
         self.model: keras.Model | None = None
@@ -123,7 +125,9 @@ class Trainer:
 
     def _compile(self, stage: StageConfig, steps: int) -> None:
         train = self.config.train
-        rate = learning_rate_schedule(train.schedule, stage.learning_rate or train.optimizer.learning_rate, steps)
+        rate = learning_rate_schedule(
+            train.schedule, stage.learning_rate or train.optimizer.learning_rate, steps
+        )
         losses = {i: h.loss(train.label_smoothing) for i, h in self.heads.items()}
         metrics = {i: h.metrics() for i, h in self.heads.items()}
         weights = {h.config.output_name: h.config.loss_weight for h in self.run.heads}
@@ -155,7 +159,9 @@ class Trainer:
         self.data = prepare_data(self.run)
         run_dir = rundir.prepare_run_dir(config.run_dir(), config.output.overwrite)
         dump_config(config, run_dir / rundir.CONFIG_FILE)
-        rundir.write_json(run_dir / rundir.LABELS_FILE, {t: m.to_dict() for t, m in self.data.label_maps.items()})
+        rundir.write_json(
+            run_dir / rundir.LABELS_FILE, {t: m.to_dict() for t, m in self.data.label_maps.items()}
+        )
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
@@ -221,7 +227,13 @@ class Trainer:
         return history, stages
 
     def _final_metrics(self) -> dict[str, float]:
-        split = "test" if len(self.data.splits.test) else "validation" if len(self.data.splits.validation) else None
+        split = (
+            "test"
+            if len(self.data.splits.test)
+            else "validation"
+            if len(self.data.splits.validation)
+            else None
+        )
         if split is None:
             return {}
         x, y = self._inputs(split)

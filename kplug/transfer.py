@@ -133,7 +133,9 @@ def load_model_file(path: Path) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
-        raise CheckpointError(f"{path}: cannot load this model file ({type(error).__name__}: {error}).") from None
+        raise CheckpointError(
+            f"{path}: cannot load this model file ({type(error).__name__}: {error})."
+        ) from None
 
 
 def _source_path(target: str, assignment_map: dict[str, str]) -> str | None:
@@ -161,7 +163,9 @@ def init_from_checkpoint(model: keras.Model, source: str, assignment_map: dict[s
         try:
             re.compile(pattern)
         except re.error as error:
-            raise ConfigError(f"model.backbone.init.map: {pattern!r} is not a valid regex ({error}).") from None
+            raise ConfigError(
+                f"model.backbone.init.map: {pattern!r} is not a valid regex ({error})."
+            ) from None
     path = _checkpoint_file(source)
     source_variables = variable_paths(load_model_file(path))
     report = InitReport(str(path))
@@ -173,7 +177,9 @@ def init_from_checkpoint(model: keras.Model, source: str, assignment_map: dict[s
             continue
         value = source_variables[origin]
         if tuple(value.shape) != tuple(variable.shape):
-            report.shape_mismatch[target] = f"{origin}: source {tuple(value.shape)} vs {tuple(variable.shape)}"
+            report.shape_mismatch[target] = (
+                f"{origin}: source {tuple(value.shape)} vs {tuple(variable.shape)}"
+            )
             continue
         variable.assign(keras.ops.convert_to_numpy(value))
         report.initialised[target] = origin

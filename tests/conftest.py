@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("backends")
         if marker and backend not in marker.args:
-            item.add_marker(pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
+            )
 
 
 @pytest.fixture
@@ -67,12 +69,13 @@ def blob_config(x, y, **overrides):
         "name": "blobs",
         "seed": 1,
         "data": {"source": "arrays", "options": {"x": x, "y": y}, "split": {"validation": 0.2}},
-        "model": {"backbone": {"name": "mlp", "options": {"units": [16]}}, "heads": [{"name": "classification"}]},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [{"name": "classification"}],
+        },
         "train": {"epochs": 3, "batch_size": 32, "verbose": 0},
         "output": {"dir": "runs/blobs"},
     }
     for key, value in overrides.items():
         config[key] = value
     return config
-
-

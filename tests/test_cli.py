@@ -19,7 +19,10 @@ def write_config(path: Path, mnist_options: dict, **changes) -> Path:
         "name": "cli",
         "seed": 0,
         "data": {"source": "idx", "options": dict(mnist_options), "limit": 300, "split": {"test": 0.2}},
-        "model": {"backbone": {"name": "mlp", "options": {"units": [32]}}, "heads": [{"name": "classification"}]},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [32]}},
+            "heads": [{"name": "classification"}],
+        },
         "train": {"epochs": 5, "optimizer": {"learning_rate": 3.0e-3}, "verbose": 0},
         "output": {"dir": "runs/cli"},
     }
@@ -48,7 +51,12 @@ def test_train_evaluate_predict(tmp_path, mnist_options, capsys):
     lines = Path("preds.jsonl").read_text().splitlines()
     assert len(lines) == 2000
     record = json.loads(lines[0])
-    assert record["index"] == 0 and set(record["classification"]) == {"label_id", "label", "probabilities", "logits"}
+    assert record["index"] == 0 and set(record["classification"]) == {
+        "label_id",
+        "label",
+        "probabilities",
+        "logits",
+    }
 
 
 def test_output_flag_overrides_the_run_directory(tmp_path, mnist_options, capsys):
@@ -59,7 +67,10 @@ def test_output_flag_overrides_the_run_directory(tmp_path, mnist_options, capsys
 
 
 BAD_INPUTS = {
-    "missing data file": ({"data.options.images": "nope/images.gz"}, "idx could not read 'nope/images.gz': No such file"),
+    "missing data file": (
+        {"data.options.images": "nope/images.gz"},
+        "idx could not read 'nope/images.gz': No such file",
+    ),
     "label out of range": (
         {"model.heads": [{"name": "classification", "options": {"num_classes": 5}}]},
         "Label 9 of target 'label' is out of range",
@@ -72,7 +83,10 @@ BAD_INPUTS = {
         {"train.optimizer": {"learning_rate": -0.001}},
         "train.optimizer.learning_rate = -0.001: Input should be greater than 0",
     ),
-    "unknown option": ({"model.backbone": {"name": "mlp", "options": {"unit": 3}}}, "mlp has no option 'unit'"),
+    "unknown option": (
+        {"model.backbone": {"name": "mlp", "options": {"unit": 3}}},
+        "mlp has no option 'unit'",
+    ),
 }
 
 
@@ -111,7 +125,9 @@ def test_plugins_and_doctor(capsys):
 
 def test_console_script_exit_code_and_stderr(tmp_path):
     """The installed `kplug` command itself, in a subprocess."""
-    (tmp_path / "run.yaml").write_text("data: {source: idx}\nmodel: {backbone: {name: mlp}, heads: [{name: classification}]}\n")
+    (tmp_path / "run.yaml").write_text(
+        "data: {source: idx}\nmodel: {backbone: {name: mlp}, heads: [{name: classification}]}\n"
+    )
     script = Path(sys.executable).parent / "kplug"
     done = subprocess.run([str(script), "train", "run.yaml"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2

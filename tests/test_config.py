@@ -46,12 +46,22 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
             **MINIMAL,
             "name": "digits",
             "seed": 7,
-            "data": {**MINIMAL["data"], "where": {"label": [5, 6]}, "limit": 100, "split": {"validation": 0.1}},
+            "data": {
+                **MINIMAL["data"],
+                "where": {"label": [5, 6]},
+                "limit": 100,
+                "split": {"validation": 0.1},
+            },
             "model": {
-                "backbone": {"name": "small-cnn", "init": {"from": "runs/pre", "map": {"backbone/(.*)": "backbone/\\1"}}},
+                "backbone": {
+                    "name": "small-cnn",
+                    "init": {"from": "runs/pre", "map": {"backbone/(.*)": "backbone/\\1"}},
+                },
                 "heads": [{"name": "classification", "id": "digits"}],
             },
-            "train": {"stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 1, "learning_rate": 1e-4}]},
+            "train": {
+                "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 1, "learning_rate": 1e-4}]
+            },
         }
     )
     dump_config(config, tmp_path / "config.yaml")
@@ -77,12 +87,21 @@ BAD_CONFIGS = [
     ({"seed": -3}, "seed = -3"),
     ({"trian": {}}, "trian: unknown field. Did you mean 'train'?"),
     ({"model": {"backbone": {"name": "mlp"}, "heads": []}}, "model.heads = []"),
-    ({"model": {"backbone": {"name": "mlp", "option": {}}, "heads": [{"name": "classification"}]}},
-     "model.backbone.option: unknown field. Did you mean 'options'?"),
+    (
+        {"model": {"backbone": {"name": "mlp", "option": {}}, "heads": [{"name": "classification"}]}},
+        "model.backbone.option: unknown field. Did you mean 'options'?",
+    ),
     ({"data": {"source": "idx", "split": {"validation": 0.6, "test": 0.5}}}, "must be below 1"),
     ({"data": {"source": "idx", "limit": 0}}, "data.limit = 0"),
-    ({"model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}, {"name": "classification"}]}},
-     "head ids must be unique; repeated: classification"),
+    (
+        {
+            "model": {
+                "backbone": {"name": "mlp"},
+                "heads": [{"name": "classification"}, {"name": "classification"}],
+            }
+        },
+        "head ids must be unique; repeated: classification",
+    ),
     ({"name": "my run!"}, "name = 'my run!'"),
     ({"train": {"stages": [{"epochs": 1, "trainable": "heads"}]}}, "train.stages[0].trainable"),
     ({"data": None}, "data"),

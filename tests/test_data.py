@@ -17,7 +17,10 @@ from kplug.errors import DataError
 def test_mnist_slice_reads_as_scaled_images(mnist_options):
     examples = idx(**mnist_options)
     assert examples.features.shape == (2000, 28, 28, 1)
-    assert examples.features.dtype == np.float32 and 0.0 <= examples.features.min() < examples.features.max() <= 1.0
+    assert (
+        examples.features.dtype == np.float32
+        and 0.0 <= examples.features.min() < examples.features.max() <= 1.0
+    )
     assert examples.targets["label"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
 
 
@@ -43,7 +46,10 @@ def test_npz_reads_features_and_label(tmp_path):
 def test_csv_and_tsv(tmp_path):
     (tmp_path / "d.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
     examples = table(str(tmp_path / "d.csv"))
-    assert examples.features.tolist() == [[1, 2], [3, 4]] and examples.targets["label"].tolist() == ["cat", "dog"]
+    assert examples.features.tolist() == [[1, 2], [3, 4]] and examples.targets["label"].tolist() == [
+        "cat",
+        "dog",
+    ]
     (tmp_path / "d.tsv").write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
     text = tsv(str(tmp_path / "d.tsv"), text=True)
     assert text.features.tolist() == ["good film", "bad film"] and text.targets["label"].tolist() == [1, 0]
@@ -78,7 +84,9 @@ def test_missing_file_is_a_data_error(plugins):
 
 def test_where_limit_and_split(mnist_options):
     examples = idx(**mnist_options)
-    config = DataConfig(source="idx", where={"label": [5, 6]}, limit=100, split={"validation": 0.2, "test": 0.2})
+    config = DataConfig(
+        source="idx", where={"label": [5, 6]}, limit=100, split={"validation": 0.2, "test": 0.2}
+    )
     selected = select_examples(examples, config, seed=0)
     assert len(selected) == 100 and set(selected.targets["label"].tolist()) == {5, 6}
     again = select_examples(examples, config, seed=0)

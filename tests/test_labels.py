@@ -16,7 +16,9 @@ def test_integer_labels_keep_their_ids():
 
 
 def test_label_out_of_range_names_the_label_and_the_range():
-    with pytest.raises(DataError, match=r"Label 7 of target 'label' is out of range: .*\[0, 4\] for 5 classes"):
+    with pytest.raises(
+        DataError, match=r"Label 7 of target 'label' is out of range: .*\[0, 4\] for 5 classes"
+    ):
         build_label_map("label", "class", np.array([0, 7]), num_classes=5)
 
 

@@ -139,9 +139,13 @@ def test_broken_entry_point_is_reported_and_others_load(tmp_path, monkeypatch):
     _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
     broken = tmp_path / "broken"
     broken.mkdir()
-    _install_fake_distribution(broken, monkeypatch, "kplug_fake_broken", "raise ImportError('needs libfoo')\n")
+    _install_fake_distribution(
+        broken, monkeypatch, "kplug_fake_broken", "raise ImportError('needs libfoo')\n"
+    )
     plugins = load_plugins()
-    assert [(f.name, f.error) for f in plugins.failures] == [("kplug_fake_broken", "ImportError: needs libfoo")]
+    assert [(f.name, f.error) for f in plugins.failures] == [
+        ("kplug_fake_broken", "ImportError: needs libfoo")
+    ]
     assert "good-head" in plugins.registry.names("head")
 
 
@@ -165,3 +169,24 @@ def test_trace_logs_hook_calls(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "kplug_register_backbones from kplug 0.1.0 (built-in)" in err
     assert "kplug_configure" in err
+
+
+def test_a_failing_hook_registers_nothing_of_its_plugin():
+    class Half:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_backbones(register):
+            register("half-a", lambda input_shape: None)
+            raise RuntimeError("second half broke")
+
+    plugins = load_plugins([Half()], entry_points=False)
+    assert "half-a" not in plugins.registry.names("backbone")
+    assert [f.name for f in plugins.failures] == ["Half (passed in Python)"]
+
+
+def test_a_plugin_already_loaded_from_its_entry_point_can_also_be_passed(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    import kplug_fake_good
+
+    plugins = load_plugins([kplug_fake_good])
+    assert plugins.registry.get("head", "good-head").provider == "kplug-fake-good 1.2.3"

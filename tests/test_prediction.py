@@ -60,5 +60,20 @@ def test_evaluate_on_the_test_split_and_on_options(digits_run, plugins, tmp_path
 
 
 def test_loading_something_that_is_not_a_run(tmp_path, plugins):
-    with pytest.raises(kplug.CheckpointError, match="not a finished kplug run directory: config.yaml is missing"):
+    with pytest.raises(
+        kplug.CheckpointError, match="not a finished kplug run directory: config.yaml is missing"
+    ):
         kplug.predict(tmp_path, plugins=plugins)
+
+
+def test_runs_on_in_memory_arrays_need_the_data_passed_again(blobs, plugins):
+    from conftest import blob_config
+
+    x, y = blobs
+    result = kplug.fit(blob_config(x, y), plugins=plugins)
+    with pytest.raises(kplug.DataError, match="trained on in-memory data .* pass the examples with data="):
+        kplug.evaluate(result.run_dir, split="validation", plugins=plugins)
+    metrics = kplug.evaluate(result.run_dir, data={"x": x, "y": y}, plugins=plugins)
+    assert metrics["accuracy"] > 0.5
+    records = kplug.predict(result.run_dir, data={"x": x[:7]}, plugins=plugins)
+    assert [r["index"] for r in records] == list(range(7))

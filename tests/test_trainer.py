@@ -40,7 +40,7 @@ def test_parity_with_plain_keras_fit(blobs, plugins):
     result = kplug.fit(config, plugins=plugins)
     plain_model, plain_history = plain_keras_run(x, y, seed=1, epochs=3, batch_size=32)
     np.testing.assert_allclose(result.history["loss"], plain_history["loss"], atol=1e-5, rtol=0)
-    for ours, theirs in zip(result.model.weights, plain_model.weights):
+    for ours, theirs in zip(result.model.weights, plain_model.weights, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
 
 
@@ -68,7 +68,12 @@ def test_run_directory_holds_everything(blobs, plugins):
     result = kplug.fit(blob_config(x, y), plugins=plugins)
     run_dir = result.run_dir
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "config.yaml", "curves.png", "labels.json", "metrics.csv", "model.keras", "report.json",
+        "config.yaml",
+        "curves.png",
+        "labels.json",
+        "metrics.csv",
+        "model.keras",
+        "report.json",
     ]
     report = json.loads((run_dir / "report.json").read_text())
     assert report["backend"] == keras.backend.backend()
@@ -83,7 +88,9 @@ def test_run_directory_holds_everything(blobs, plugins):
     assert float(rows[-1]["loss"]) == pytest.approx(result.history["loss"][-1], rel=1e-6)
     assert (run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     reloaded = keras.saving.load_model(run_dir / "model.keras", compile=False)
-    np.testing.assert_allclose(reloaded.predict(x[:5], verbose=0), result.model.predict(x[:5], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        reloaded.predict(x[:5], verbose=0), result.model.predict(x[:5], verbose=0), atol=1e-6
+    )
 
 
 def test_existing_run_directory_is_not_overwritten(blobs, plugins):
@@ -127,7 +134,10 @@ def test_stages_freeze_and_transfer_to_a_new_head(blobs, plugins):
     assert not np.array_equal(after, before)  # stage two trained everything
     assert result.report["init"]["initialised"] == 2
     assert result.report["init"]["left_new"] == ["heads/is_two/logits/kernel", "heads/is_two/logits/bias"]
-    assert [s["trainable"] for s in result.report["stages"]] == [["heads/is_two"], ["backbone", "heads/is_two"]]
+    assert [s["trainable"] for s in result.report["stages"]] == [
+        ["heads/is_two"],
+        ["backbone", "heads/is_two"],
+    ]
 
 
 def test_lifecycle_hooks_run_at_boundaries(blobs):
@@ -158,7 +168,12 @@ def test_lifecycle_hooks_run_at_boundaries(blobs):
 
     result = kplug.fit(blob_config(x, y), plugins=kplug.load_plugins([Recorder()], entry_points=False))
     assert calls == [
-        "configure", ("start", True), ("epoch", 0, True), ("epoch", 1, True), ("epoch", 2, True), ("end", "blobs"),
+        "configure",
+        ("start", True),
+        ("epoch", 0, True),
+        ("epoch", 1, True),
+        ("epoch", 2, True),
+        ("end", "blobs"),
     ]
     assert result.report["seed"] == 5
 
@@ -171,7 +186,10 @@ def test_multi_head_multi_target_training(plugins):
         "data": {"source": "arrays", "options": {"x": x, "targets": targets}, "split": {"test": 0.2}},
         "model": {
             "backbone": {"name": "mlp", "options": {"units": [32]}},
-            "heads": [{"name": "classification", "id": "sign"}, {"name": "regression", "id": "size", "target": "size"}],
+            "heads": [
+                {"name": "classification", "id": "sign"},
+                {"name": "regression", "id": "size", "target": "size"},
+            ],
         },
         "train": {"epochs": 15, "optimizer": {"learning_rate": 1e-2}, "verbose": 0},
     }
@@ -184,7 +202,10 @@ def test_unknown_component_fails_before_anything_is_written(blobs, plugins, tmp_
     x, y = blobs
     config = blob_config(x, y)
     config["model"]["backbone"]["name"] = "resnet5"
-    with pytest.raises(kplug.ConfigError, match=r"model.backbone.name: Unknown backbone 'resnet5'.*Registered backbones: mlp, small-cnn"):
+    with pytest.raises(
+        kplug.ConfigError,
+        match=r"model.backbone.name: Unknown backbone 'resnet5'.*Registered backbones: mlp, small-cnn",
+    ):
         kplug.Trainer(config, plugins=plugins)
     assert list(tmp_path.iterdir()) == []
 

@@ -98,7 +98,9 @@ def _column(columns: list[str] | None, name: str | int, path: str) -> int:
     if isinstance(name, int):
         return name
     if columns is None or name not in columns:
-        raise DataError(f"{path}: no column {name!r}; columns: {', '.join(columns or []) or 'none (header: false)'}.")
+        raise DataError(
+            f"{path}: no column {name!r}; columns: {', '.join(columns or []) or 'none (header: false)'}."
+        )
     return columns.index(name)
 
 
@@ -169,4 +171,4 @@ def kplug_register_datasets(register):
     register("npz", npz, path_option="path")
     register("csv", table, path_option="path")
     register("tsv", tsv, path_option="path")
-    register("arrays", arrays)
+    register("arrays", arrays, in_memory=True)

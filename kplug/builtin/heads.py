@@ -30,13 +30,19 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        labels = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        labels = keras.ops.one_hot(
+            keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), self.num_classes
+        )
         return keras.losses.categorical_crossentropy(
             labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing
         )
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "label_smoothing": self.label_smoothing,
+        }
 
 
 class ClassificationHead(Head):
