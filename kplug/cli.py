@@ -17,6 +17,7 @@ from kplug.errors import ConfigError, KplugError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
@@ -36,9 +37,20 @@ def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from kplug.trainer import fit
+    from kplug.trainer import Trainer
 
-    result = fit(args.config, output=args.output)
+    if args.config is None and args.resume is None:
+        raise ConfigError("kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.")
+    trainer = Trainer(args.config, output=args.output, resume=args.resume)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        print(
+            f"kplug: interrupted. Checkpoints are in {trainer.run_dir}/checkpoints; "
+            f"continue with: kplug train --resume {trainer.run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     metrics = {k: v for k, v in result.metrics.items() if k != "split"}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     if shown:
@@ -105,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a run from a config file")
-    train.add_argument("config", help="run config (.yaml, .json or .toml)")
+    train.add_argument("config", nargs="?", help="run config (.yaml, .json or .toml)")
     train.add_argument("--output", help="run directory (overrides output.dir)")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
+    )
     train.set_defaults(handler=_train)
 
     for name, handler, help_text in (
@@ -149,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kplug: interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def entry_point() -> Any:

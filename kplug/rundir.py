@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -84,15 +85,14 @@ class MetricsLog(keras.callbacks.Callback):
         append_metrics_row(self.path, row)
 
 
-def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
-    """Append a row to a CSV whose header grows when new columns appear."""
-    import csv
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
-    rows: list[dict[str, Any]] = []
-    if path.exists():
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    rows.append(row)
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for item in rows:
         columns += [key for key in item if key not in columns]
@@ -106,16 +106,36 @@ def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
     atomic_write(path, write)
 
 
+def append_metrics_row(path: Path, row: dict[str, Any]) -> None:
+    """Append a row to a CSV whose header grows when new columns appear."""
+    _write_rows(path, [*_read_rows(path), row])
+
+
 def read_metrics(path: Path) -> list[dict[str, float]]:
     """Rows of metrics.csv as floats."""
-    import csv
+    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in _read_rows(path)]
 
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return [
-            {k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)
-        ]
+
+def truncate_metrics(path: Path, epochs: int) -> None:
+    """Drop rows after ``epochs`` (written by an interrupted run after its last checkpoint)."""
+    rows = [row for row in _read_rows(path) if int(float(row["epoch"])) <= epochs]
+    _write_rows(path, rows)
+
+
+def last_epoch(path: Path) -> int:
+    """The last epoch recorded in metrics.csv (0 when there is none)."""
+    rows = _read_rows(path)
+    return int(float(rows[-1]["epoch"])) if rows else 0
+
+
+def metrics_history(path: Path) -> dict[str, list[float]]:
+    """metrics.csv as Keras-style history: metric name -> one value per epoch."""
+    history: dict[str, list[float]] = {}
+    for row in read_metrics(path):
+        for name, value in row.items():
+            if name not in ("stage", "epoch"):
+                history.setdefault(name, []).append(value)
+    return history
 
 
 def plot_curves(metrics_path: Path, output: Path) -> None:

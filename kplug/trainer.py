@@ -21,8 +21,9 @@ import numpy as np
 
 from kplug import rundir
 from kplug.assembly import build_model
+from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
 from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
-from kplug.errors import PluginError
+from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.optimizers import build_optimizer, learning_rate_schedule
@@ -94,18 +95,36 @@ class Trainer:
         print(result.metrics["accuracy"], result.run_dir)
 
     Args:
-        config: a path to YAML/JSON/TOML, a dict or a ``RunConfig``.
+        config: a path to YAML/JSON/TOML, a dict or a ``RunConfig``; ``None`` with
+            ``resume`` takes the config saved in that run directory.
         plugins: extra plugin objects, or a ``Plugins`` from ``kplug.load_plugins``.
         output: overrides ``output.dir``.
+        resume: a run directory to continue from its newest checkpoint.
     """
 
     def __init__(
         self,
-        config: str | Path | dict[str, Any] | RunConfig,
+        config: str | Path | dict[str, Any] | RunConfig | None = None,
         plugins: Plugins | list[Any] | None = None,
         output: str | Path | None = None,
+        resume: str | Path | None = None,
     ) -> None:
         self.plugins = get_plugins(plugins)
+        self.resume_dir = Path(resume) if resume is not None else None
+        from_run_dir = False
+        if self.resume_dir is not None:
+            saved = self.resume_dir / rundir.CONFIG_FILE
+            if not saved.is_file():
+                raise CheckpointError(
+                    f"--resume {str(self.resume_dir)!r}: not a kplug run directory ({rundir.CONFIG_FILE} is missing)."
+                )
+            from_run_dir = config is None
+            config = saved if from_run_dir else config
+            output = self.resume_dir
+        if config is None:
+            raise ConfigError(
+                "No run config given: pass a config file, dict or RunConfig (or resume=RUN_DIR)."
+            )
         parsed = load_config(config)
         if output is not None:
             parsed = parsed.model_copy(
@@ -113,6 +132,13 @@ class Trainer:
             )
         self.config = _configure(parsed, self.plugins)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
+        source = self.run.dataset.component
+        if self.resume_dir is not None and from_run_dir and source.extras.get("in_memory"):
+            raise DataError(
+                f"{self.resume_dir} was trained on in-memory data (source '{source.name}'), which is "
+                f"not saved with the run: resume with the same config, kplug.fit(config, resume=...)."
+            )
+        self.run_dir = self.config.run_dir()
         self.model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
@@ -139,17 +165,39 @@ class Trainer:
             loss_weights=None if single else weights,
         )
 
-    def _callbacks(self, run_dir: Path, stage: int) -> list[keras.callbacks.Callback]:
-        callbacks = [rundir.MetricsLog(run_dir / rundir.METRICS_FILE, stage)]
+    def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
+        callbacks: list[keras.callbacks.Callback] = [
+            rundir.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
+        ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
+        # last, so a checkpoint is written only after the epoch's metrics row
+        callbacks.append(
+            EpochCheckpoint(self.run_dir, state.stage, state.stage_start, state.stages, state.init)
+        )
         return callbacks
 
     # -- training -----------------------------------------------------------
 
+    def _start(self) -> Checkpoint | None:
+        """Create the run directory, or find the checkpoint to resume from."""
+        if self.resume_dir is None:
+            rundir.prepare_run_dir(self.run_dir, self.config.output.overwrite)
+            dump_config(self.config, self.run_dir / rundir.CONFIG_FILE)
+            rundir.write_json(
+                self.run_dir / rundir.LABELS_FILE,
+                {t: m.to_dict() for t, m in self.data.label_maps.items()},
+            )
+            return None
+        checkpoint = latest_checkpoint(self.run_dir)
+        rundir.truncate_metrics(
+            self.run_dir / rundir.METRICS_FILE, checkpoint.state.epoch if checkpoint else 0
+        )
+        return checkpoint
+
     def fit(self) -> FitResult:
-        """Train every stage and write the run directory.
+        """Train every stage and write the run directory (or continue it with ``resume``).
 
         Returns:
             A ``FitResult`` with the model, the history and the run directory.
@@ -157,11 +205,7 @@ class Trainer:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         self.data = prepare_data(self.run)
-        run_dir = rundir.prepare_run_dir(config.run_dir(), config.output.overwrite)
-        dump_config(config, run_dir / rundir.CONFIG_FILE)
-        rundir.write_json(
-            run_dir / rundir.LABELS_FILE, {t: m.to_dict() for t, m in self.data.label_maps.items()}
-        )
+        checkpoint = self._start()
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
@@ -170,18 +214,23 @@ class Trainer:
             self.model, self.heads = build_model(
                 self.run, self.data.input_shape, self.data.input_dtype, self.data.label_maps
             )
-            init_report = self._init_weights()
+            if checkpoint is None:
+                state = TrainingState(0, 0, 0, [], self._init_weights())
+            else:
+                state = checkpoint.state
+                print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
-            history, stages = self._run_stages(run_dir)
+            state = self._run_stages(state, checkpoint)
             timings["train_seconds"] = time.perf_counter() - started
             metrics = self._final_metrics()
-        rundir.save_model(self.model, run_dir / rundir.MODEL_FILE)
-        rundir.plot_curves(run_dir / rundir.METRICS_FILE, run_dir / rundir.CURVES_FILE)
+        rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
+        rundir.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), init_report, stages, metrics, timings)
+        report = self._report(distribution.describe(), state, metrics, timings)
         report["precision"] = str(getattr(policy, "name", policy))
-        rundir.write_json(run_dir / rundir.REPORT_FILE, report)
-        result = FitResult(self.model, history, run_dir, metrics, report)
+        rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
+        history = rundir.metrics_history(self.run_dir / rundir.METRICS_FILE)
+        result = FitResult(self.model, history, self.run_dir, metrics, report)
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
@@ -191,40 +240,57 @@ class Trainer:
             return None
         return init_from_checkpoint(self.model, init.from_, init.map).summary()
 
-    def _run_stages(self, run_dir: Path) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        """Load a checkpoint's weights (and optimizer state when the model is compiled)."""
+        try:
+            self.model.load_weights(checkpoint.model_file)
+        except Exception as error:
+            raise CheckpointError(
+                f"{checkpoint.model_file}: cannot restore this checkpoint into the run's model "
+                f"({type(error).__name__}: {error})."
+            ) from None
+
+    def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
         x, y = self._inputs("train")
         validation = self._inputs("validation") if len(self.data.splits.validation) else None
-        history: dict[str, list[float]] = {}
-        stages = []
-        epoch = 0
-        for index, stage in enumerate(self.config.train.resolved_stages()):
+        stages = self.config.train.resolved_stages()
+        for index in range(state.stage, len(stages)):
+            stage = stages[index]
             batch_size = stage.batch_size or self.config.train.batch_size
+            mid_stage = checkpoint is not None and state.epoch > state.stage_start
+            if checkpoint is not None and not mid_stage:
+                self._restore(checkpoint)  # a stage boundary: weights only, the stage gets a new optimizer
             trainable = set_trainable(self.model, stage.trainable)
             self._compile(stage, math.ceil(len(x) / batch_size) * stage.epochs)
-            fitted = self.model.fit(
-                x,
-                y,
-                batch_size=batch_size,
-                epochs=epoch + stage.epochs,
-                initial_epoch=epoch,
-                validation_data=validation,
-                callbacks=self._callbacks(run_dir, index + 1),
-                verbose=self.config.train.verbose,
-            )
-            ran = len(fitted.epoch)
-            epoch += ran
-            for name, values in fitted.history.items():
-                history.setdefault(name, []).extend(float(v) for v in values)
-            stages.append(
-                {
-                    "stage": index + 1,
-                    "epochs": ran,
-                    "batch_size": batch_size,
-                    "trainable": trainable,
-                    "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
-                }
-            )
-        return history, stages
+            if mid_stage:
+                self.model.optimizer.build(self.model.trainable_variables)
+                self._restore(checkpoint)  # weights and this stage's optimizer state
+            if checkpoint is None:
+                state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init)
+            checkpoint = None
+            end = state.stage_start + stage.epochs
+            if end > state.epoch:
+                self.model.fit(
+                    x,
+                    y,
+                    batch_size=batch_size,
+                    epochs=end,
+                    initial_epoch=state.epoch,
+                    validation_data=validation,
+                    callbacks=self._callbacks(state),
+                    verbose=self.config.train.verbose,
+                )
+            epoch = rundir.last_epoch(self.run_dir / rundir.METRICS_FILE)
+            summary = {
+                "stage": index + 1,
+                "epochs": epoch - state.stage_start,
+                "batch_size": batch_size,
+                "trainable": trainable,
+                "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
+            }
+            state = TrainingState(index + 1, epoch, epoch, [*state.stages, summary], state.init)
+            write_checkpoint(self.run_dir, self.model, state)
+        return state
 
     def _final_metrics(self) -> dict[str, float]:
         split = (
@@ -244,8 +310,7 @@ class Trainer:
     def _report(
         self,
         placement: dict[str, Any],
-        init_report: dict[str, Any] | None,
-        stages: list[dict[str, Any]],
+        state: TrainingState,
         metrics: dict[str, Any],
         timings: dict[str, float],
     ) -> dict[str, Any]:
@@ -268,17 +333,18 @@ class Trainer:
                 "labels": {t: m.names for t, m in self.data.label_maps.items()},
             },
             "parameters": int(self.model.count_params()),
-            "init": init_report,
-            "stages": stages,
+            "init": state.init,
+            "stages": state.stages,
             "metrics": metrics,
             "timings": timings,
         }
 
 
 def fit(
-    config: str | Path | dict[str, Any] | RunConfig,
+    config: str | Path | dict[str, Any] | RunConfig | None = None,
     plugins: Plugins | list[Any] | None = None,
     output: str | Path | None = None,
+    resume: str | Path | None = None,
 ) -> FitResult:
     """Train a run from a config file path, a dict or a ``RunConfig``.
 
@@ -292,4 +358,4 @@ def fit(
         })
         result.model, result.history, result.run_dir
     """
-    return Trainer(config, plugins=plugins, output=output).fit()
+    return Trainer(config, plugins=plugins, output=output, resume=resume).fit()

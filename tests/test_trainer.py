@@ -68,6 +68,7 @@ def test_run_directory_holds_everything(blobs, plugins):
     result = kplug.fit(blob_config(x, y), plugins=plugins)
     run_dir = result.run_dir
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoints",
         "config.yaml",
         "curves.png",
         "labels.json",

@@ -1,0 +1,114 @@
+"""Checkpoints at every epoch and stage boundary; an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+from conftest import blob_config
+
+import kplug
+from kplug.checkpoint import TrainingState, latest_checkpoint, write_checkpoint
+from kplug.cli import main
+
+
+def staged_config(x, y):
+    config = blob_config(x, y)
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 48,
+        "stages": [{"epochs": 3, "trainable": ["heads/*"]}, {"epochs": 2, "learning_rate": 1e-4}],
+    }
+    return config
+
+
+class InterruptAt:
+    """A plugin that presses Ctrl-C at the end of one epoch, and records optimizer steps."""
+
+    def __init__(self, epoch: int | None):
+        self.epoch = epoch
+        self.iterations: dict[int, int] = {}
+
+    @kplug.hookimpl
+    def kplug_on_epoch_end(self, trainer, epoch, logs):
+        self.iterations[epoch] = int(keras.ops.convert_to_numpy(trainer.model.optimizer.iterations))
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def metric_rows(run_dir):
+    with (run_dir / "metrics.csv").open() as handle:
+        return [(int(r["stage"]), int(r["epoch"])) for r in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("stop_after_epoch", [1, 2, 3])  # mid stage 1, end of stage 1, mid stage 2
+def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch):
+    x, y = blobs
+    spy = InterruptAt(stop_after_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(staged_config(x, y), plugins=kplug.load_plugins([spy], entry_points=False))
+    run_dir = kplug.Trainer(staged_config(x, y)).run_dir
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint.state.epoch == stop_after_epoch  # the interrupted epoch has no checkpoint
+
+    with pytest.raises(kplug.DataError, match="in-memory data"):
+        kplug.fit(resume=run_dir)
+    resumed_spy = InterruptAt(None)
+    plugins = kplug.load_plugins([resumed_spy], entry_points=False)
+    result = kplug.fit(staged_config(x, y), resume=run_dir, plugins=plugins)
+    assert metric_rows(run_dir) == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5)]
+    assert len(result.history["loss"]) == 5
+    assert [s["epochs"] for s in result.report["stages"]] == [3, 2]
+    steps = 4  # 192 training rows / batch 48
+    first = min(resumed_spy.iterations)
+    # optimizer state continues mid-stage; a new stage starts a new optimizer
+    expected = (first + 1) * steps if first < 3 else (first - 2) * steps
+    assert resumed_spy.iterations[first] == expected
+    assert (run_dir / "model.keras").is_file() and (run_dir / "report.json").is_file()
+
+
+def test_checkpoint_restores_weights_exactly(blobs, plugins):
+    x, y = blobs
+    result = kplug.fit(blob_config(x, y), plugins=plugins)
+    checkpoint = latest_checkpoint(result.run_dir)
+    assert checkpoint.state.epoch == 3 and checkpoint.state.stage == 1
+    saved = keras.saving.load_model(checkpoint.model_file, compile=False)
+    for ours, theirs in zip(result.model.weights, saved.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def test_partial_checkpoints_are_ignored_and_old_ones_pruned(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    for epoch in range(1, 5):
+        write_checkpoint(tmp_path, model, TrainingState(0, 0, epoch))
+    (tmp_path / "checkpoints" / ".partial-abc").mkdir()
+    (tmp_path / "checkpoints" / "epoch00009-stage00").mkdir()  # no files: incomplete
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert "epoch00001-stage00" not in names and "epoch00004-stage00" in names
+    assert latest_checkpoint(tmp_path).state.epoch == 4
+    assert not (tmp_path / "checkpoints" / ".partial-abc").exists()
+
+
+def test_cli_interrupt_message_and_resume(blobs, tmp_path, capsys, monkeypatch):
+    x, y = blobs
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    import yaml
+
+    config = staged_config(x, y)
+    config["data"] = {"source": "npz", "options": {"path": "blobs.npz"}, "split": {"validation": 0.2}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    spy = InterruptAt(1)
+    monkeypatch.setattr("kplug.trainer.get_plugins", lambda plugins=None: kplug.load_plugins([spy]))
+    assert main(["train", "run.yaml"]) == 130
+    assert "continue with: kplug train --resume runs/blobs" in capsys.readouterr().err
+    spy.epoch = None
+    assert main(["train", "--resume", "runs/blobs"]) == 0
+    assert "Resuming runs/blobs at stage 1, epoch 2." in capsys.readouterr().out
+    assert metric_rows(tmp_path / "runs" / "blobs")[-1] == (2, 5)
+
+
+def test_resume_of_something_that_is_not_a_run(tmp_path):
+    with pytest.raises(kplug.CheckpointError, match="not a kplug run directory"):
+        kplug.Trainer(resume=tmp_path)
