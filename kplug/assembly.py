@@ -86,3 +86,22 @@ def build_model(
     single = len(outputs) == 1
     model = keras.Model(inputs, next(iter(outputs.values())) if single else outputs, name="kplug_model")
     return model, heads
+
+
+def compile_model(
+    model: keras.Model, heads: dict[str, Head], run: ResolvedRun, optimizer: Any = None
+) -> None:
+    """Compile ``model`` with every head's loss, metrics and loss weight.
+
+    One head compiles single-output; several compile per output name.
+    """
+    label_smoothing = run.config.train.label_smoothing
+    losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
+    metrics = {head_id: head.metrics() for head_id, head in heads.items()}
+    if len(heads) == 1:
+        model.compile(
+            optimizer=optimizer, loss=next(iter(losses.values())), metrics=next(iter(metrics.values()))
+        )
+        return
+    weights = {chosen.config.output_name: chosen.config.loss_weight for chosen in run.heads}
+    model.compile(optimizer=optimizer, loss=losses, metrics=metrics, loss_weights=weights)

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kplug import rundir
+from kplug.assembly import build_head, compile_model
 from kplug.config import load_config
 from kplug.data import read_examples
 from kplug.errors import CheckpointError, DataError
@@ -35,8 +36,6 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
     """Load a run directory written by ``kplug train`` (no code is executed)."""
-    from kplug.assembly import build_head
-
     path = Path(run_dir)
     for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.LABELS_FILE):
         if not (path / name).is_file():
@@ -169,14 +168,7 @@ def evaluate(
                 f"--data has no labels for target '{head.config.target}'; evaluate needs labelled data."
             )
     targets = head_targets(loaded.run, examples, loaded.label_maps)
-    config = loaded.run.config
-    losses = {i: h.loss(config.train.label_smoothing) for i, h in loaded.heads.items()}
-    metrics = {i: h.metrics() for i, h in loaded.heads.items()}
-    single = len(loaded.heads) == 1
-    loaded.model.compile(
-        loss=next(iter(losses.values())) if single else losses,
-        metrics=next(iter(metrics.values())) if single else metrics,
-    )
+    compile_model(loaded.model, loaded.heads, loaded.run)
     values = loaded.model.evaluate(
         examples.features, targets, batch_size=batch_size, verbose=0, return_dict=True
     )

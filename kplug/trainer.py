@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from kplug import rundir
-from kplug.assembly import build_model
+from kplug.assembly import build_model, compile_model
 from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
 from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
@@ -154,16 +154,7 @@ class Trainer:
         rate = learning_rate_schedule(
             train.schedule, stage.learning_rate or train.optimizer.learning_rate, steps
         )
-        losses = {i: h.loss(train.label_smoothing) for i, h in self.heads.items()}
-        metrics = {i: h.metrics() for i, h in self.heads.items()}
-        weights = {h.config.output_name: h.config.loss_weight for h in self.run.heads}
-        single = len(self.heads) == 1
-        self.model.compile(
-            optimizer=build_optimizer(train.optimizer, rate),
-            loss=next(iter(losses.values())) if single else losses,
-            metrics=next(iter(metrics.values())) if single else metrics,
-            loss_weights=None if single else weights,
-        )
+        compile_model(self.model, self.heads, self.run, build_optimizer(train.optimizer, rate))
 
     def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
