@@ -6,10 +6,10 @@ from typing import Any
 
 import keras
 
-from kplug.errors import ConfigError, PluginError
+from kplug.errors import ConfigError, DataError, PluginError
 from kplug.head import Head
 from kplug.labels import LabelMap
-from kplug.resolve import ChosenHead, ResolvedRun
+from kplug.resolve import ChosenHead, ResolvedRun, call_factory, first_line
 from kplug.transfer import STRUCTURAL_LAYERS
 
 
@@ -27,7 +27,7 @@ def build_head(chosen: ChosenHead, label_map: LabelMap, index: int) -> Head:
                 f"'{label_map.target}' has {known} classes ({', '.join(label_map.names or [])}). "
                 f"Remove num_classes to take it from the data, or select classes with data.where."
             )
-    head = chosen.component.factory(**options)
+    head = call_factory(chosen.component, options, where)
     if not isinstance(head, Head):
         raise PluginError(
             f"Head '{chosen.component.name}' ({chosen.component.provider}) returned "
@@ -76,13 +76,26 @@ def build_model(
         if head_id in STRUCTURAL_LAYERS:
             raise ConfigError(f"model.heads[{index}].id = {head_id!r} is reserved; choose another id.")
         heads[head_id] = build_head(chosen, label_maps[chosen.config.target], index)
-    inputs = keras.Input(input_shape, dtype=input_dtype, name="inputs")
-    features: Any = inputs
     augment = _build_augment(run)
-    if augment is not None:
-        features = augment(features)
-    features = _build_backbone(run, input_shape)(features)
-    outputs = {head_id: head.layer(head_id)(features) for head_id, head in heads.items()}
+    backbone = _build_backbone(run, input_shape)
+    try:
+        inputs = keras.Input(input_shape, dtype=input_dtype, name="inputs")
+        features: Any = augment(inputs) if augment is not None else inputs
+        features = backbone(features)
+    except ValueError as error:
+        raise DataError(
+            f"model.backbone: {run.backbone.component.name} cannot take the features of "
+            f"data.source {run.dataset.component.name} (one example: shape {input_shape}, "
+            f"dtype {input_dtype}): {first_line(error)}"
+        ) from None
+    outputs = {}
+    for index, (head_id, head) in enumerate(heads.items()):
+        try:
+            outputs[head_id] = head.layer(head_id)(features)
+        except ValueError as error:
+            raise ConfigError(
+                f"model.heads[{index}]: head '{head_id}' cannot be built: {first_line(error)}"
+            ) from None
     single = len(outputs) == 1
     model = keras.Model(inputs, next(iter(outputs.values())) if single else outputs, name="kplug_model")
     return model, heads

@@ -77,6 +77,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from kplug.prediction import predict
 
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise ConfigError(
+            f"--output {args.output!r}: the directory {Path(args.output).parent} does not exist."
+        )
     records = predict(args.run_dir, data=_data_argument(args.data), split=args.split)
     lines = "".join(json.dumps(record) + "\n" for record in records)
     if args.output:

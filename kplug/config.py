@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
@@ -62,9 +62,9 @@ class DataConfig(Strict):
 
 
 class InitConfig(Strict):
-    """Initialise weights from an earlier run directory or a .keras / .weights.h5 file."""
+    """Initialise weights from an earlier run directory or a .keras model file."""
 
-    from_: str = Field(alias="from", description="Run directory or model file.")
+    from_: str = Field(alias="from", description="Run directory or .keras model file.")
     map: dict[str, str] = Field(
         default_factory=dict,
         description="Regex assignment map, target variable path -> source path "
@@ -81,9 +81,21 @@ class BackboneConfig(ComponentConfig):
 class HeadConfig(ComponentConfig):
     """A task head on top of the backbone."""
 
-    id: str | None = Field(None, description="Output name; defaults to the component name.")
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="Output name (letters, digits, '_'); defaults to the component name.",
+    )
     target: str = Field("label", description="Which target of the data this head learns.")
     loss_weight: PositiveFloat = 1.0
+
+    @pydantic.field_validator("id")
+    @classmethod
+    def _not_a_keras_prefix(cls, value: str | None) -> str | None:
+        # Keras names validation metrics "val_<name>": a head called "val" would collide
+        if value is not None and (value == "val" or value.startswith("val_")):
+            raise ValueError("a head id may not be 'val' or start with 'val_' (Keras' validation prefix)")
+        return value
 
     @property
     def output_name(self) -> str:
@@ -131,7 +143,7 @@ class StageConfig(Strict):
     epochs: PositiveInt
     batch_size: PositiveInt | None = Field(None, description="Defaults to train.batch_size.")
     learning_rate: PositiveFloat | None = Field(None, description="Defaults to the optimizer's.")
-    trainable: Literal["all"] | list[str] = Field(
+    trainable: Literal["all"] | Annotated[list[str], Field(min_length=1)] = Field(
         "all", description="'all', or glob patterns over layer paths such as 'heads/*'."
     )
 
@@ -176,7 +188,7 @@ class RunConfig(Strict):
     """Everything that describes one training run."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig
     model: ModelConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -244,23 +256,31 @@ def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic adds union member tags such as "literal['all']" or "list[str]" to locations
+    return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[]'("))
+
+
 def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
     """Turn a pydantic error into lines naming the field path, the value and what is allowed."""
-    lines = []
+    problems: dict[str, list[str]] = {}
     for item in error.errors():
-        loc = item["loc"]
+        loc = _field_loc(item["loc"])
         where = _location(loc)
         if item["type"] == "extra_forbidden":
             allowed = [f for f in _allowed_fields(loc) if not f.endswith("_")]
             hint = did_you_mean(str(loc[-1]), allowed)
-            lines.append(f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}.")
+            problems.setdefault(
+                f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}", []
+            )
         elif item["type"] == "missing":
-            lines.append(f"{where}: required field is missing.")
+            problems.setdefault(f"{where}: required field is missing", [])
         else:
             value = _lookup(data, loc)
             message = item["msg"].replace("Value error, ", "")
-            lines.append(f"{where} = {value!r}: {message}.")
-    return "Invalid run config:\n  " + "\n  ".join(lines)
+            problems.setdefault(f"{where} = {value!r}:", []).append(message)
+    lines = [f"{head} {' or '.join(messages)}" if messages else head for head, messages in problems.items()]
+    return "Invalid run config:\n  " + ".\n  ".join(lines) + "."
 
 
 def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:

@@ -26,6 +26,11 @@ class Examples:
     label_names: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if np.ndim(self.features) == 0:
+            raise DataError(
+                f"Features must be an array with one row per example; got {type(self.features).__name__} "
+                f"{self.features!r:.60}."
+            )
         rows = len(self.features)
         for name, values in self.targets.items():
             if len(values) != rows:

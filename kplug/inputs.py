@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from kplug.data import SplitExamples, read_examples, select_examples, split_examples
-from kplug.errors import DataError
+from kplug.errors import ConfigError, DataError
 from kplug.examples import Examples
 from kplug.labels import LabelMap, build_label_map
 from kplug.resolve import ChosenHead, ResolvedRun
@@ -29,6 +29,11 @@ def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap
             raise DataError(
                 f"model.heads[{index}].target = {target!r}: the data has no such target; "
                 f"targets: {', '.join(examples.targets) or 'none (the source read no labels)'}."
+            )
+        num_classes = head.options.get("num_classes")
+        if num_classes is not None and num_classes < 1:
+            raise ConfigError(
+                f"model.heads[{index}].options.num_classes = {num_classes}: must be a positive integer."
             )
         kind = target_kind(head)
         if target in maps:

@@ -14,6 +14,7 @@ import numpy as np
 from kplug.errors import DataError
 
 MULTI_LABEL_SEPARATOR = "|"
+KINDS = ("class", "multi_label", "value")
 
 
 @dataclass
@@ -85,8 +86,35 @@ class LabelMap:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LabelMap:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict``.
+
+        Raises:
+            ValueError: the dict is not a label map (wrong keys, kind or lengths).
+        """
+        if not isinstance(data, dict) or set(data) != {"target", "kind", "names", "raw"}:
+            raise ValueError("each entry needs exactly the keys target, kind, names, raw")
+        if data["kind"] not in KINDS:
+            raise ValueError(f"kind {data['kind']!r} is not one of {', '.join(KINDS)}")
+        if data["kind"] != "value":
+            names, raw = data["names"], data["raw"]
+            if (
+                not isinstance(names, list)
+                or not isinstance(raw, list)
+                or len(names) != len(raw)
+                or not names
+            ):
+                raise ValueError(
+                    f"target {data['target']!r} needs equally long, non-empty names and raw lists"
+                )
         return cls(**data)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _key(value: Any) -> str:
@@ -122,7 +150,11 @@ def build_label_map(
     """
     if kind == "value":
         if values.dtype.kind not in "iufb":
-            raise DataError(f"Target '{target}' must hold numbers for a regression head; got {values.dtype}.")
+            bad = next((v for v in values if not _is_number(v)), values[0])
+            raise DataError(
+                f"Target '{target}' must hold numbers for a regression head; "
+                f"found {bad.item() if isinstance(bad, np.generic) else bad!r}."
+            )
         return LabelMap(target, kind)
     if kind == "multi_label":
         if values.ndim == 2:

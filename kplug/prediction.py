@@ -19,6 +19,7 @@ from kplug.examples import Examples
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.labels import LabelMap
+from kplug.options import validate_options
 from kplug.plugins import Plugins, get_plugins
 from kplug.resolve import ResolvedRun, resolve
 from kplug.transfer import load_model_file
@@ -42,14 +43,42 @@ def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) ->
             raise CheckpointError(f"{str(path)!r} is not a finished kplug run directory: {name} is missing.")
     plugins = get_plugins(plugins)
     run = resolve(load_config(path / rundir.CONFIG_FILE), plugins)
-    try:
-        maps = {
-            t: LabelMap.from_dict(d) for t, d in json.loads((path / rundir.LABELS_FILE).read_text()).items()
-        }
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path / rundir.LABELS_FILE}: unreadable label map ({error}).") from None
+    maps = _read_label_maps(path / rundir.LABELS_FILE, run)
     heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
-    return LoadedRun(run, load_model_file(path / rundir.MODEL_FILE), heads, maps)
+    model = load_model_file(path / rundir.MODEL_FILE)
+    _check_outputs(model, heads, path / rundir.MODEL_FILE)
+    return LoadedRun(run, model, heads, maps)
+
+
+def _read_label_maps(path: Path, run: ResolvedRun) -> dict[str, LabelMap]:
+    try:
+        entries = json.loads(path.read_text())
+        if not isinstance(entries, dict):
+            raise ValueError("expected an object {target: label map}")
+        maps = {target: LabelMap.from_dict(entry) for target, entry in entries.items()}
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: not a kplug label map ({error}).") from None
+    for head in run.heads:
+        if head.config.target not in maps:
+            raise CheckpointError(
+                f"{path}: no entry for target '{head.config.target}' of head '{head.config.output_name}'."
+            )
+    return maps
+
+
+def _check_outputs(model: keras.Model, heads: dict[str, Head], path: Path) -> None:
+    shapes = (
+        model.output_shape
+        if isinstance(model.output_shape, dict)
+        else {next(iter(heads)): model.output_shape}
+    )
+    for head_id, head in heads.items():
+        shape = shapes.get(head_id)
+        if shape is None or shape[-1] != head.output_units():
+            raise CheckpointError(
+                f"{path} does not match the run's config and labels.json: head '{head_id}' should have "
+                f"{head.output_units()} outputs, the model has {None if shape is None else shape[-1]}."
+            )
 
 
 def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[str, Any] | None:
@@ -64,7 +93,8 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
     options = dict(run.dataset.options)
     if isinstance(data, dict):
         # in-memory sources saved only summaries of their arrays: take the new options alone
-        return dict(data) if component.extras.get("in_memory") else {**options, **data}
+        merged = dict(data) if component.extras.get("in_memory") else {**options, **data}
+        return validate_options(component.name, component.options, merged, "--data")
     path_option = component.extras.get("path_option")
     if path_option is None:
         raise DataError(
@@ -74,7 +104,7 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
     for option in component.extras.get("target_options", ()):
         options[option] = None
     options[path_option] = str(data)
-    return options
+    return validate_options(component.name, component.options, options, "--data")
 
 
 def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
@@ -93,7 +123,14 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
                 f"The run has no {split} split; pass --split train|validation|test or --data FILE."
             )
         return examples
-    return read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+    examples = read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+    expected = tuple(loaded.model.input_shape[1:])
+    found = tuple(examples.features.shape[1:])
+    if len(found) != len(expected) or any(
+        e is not None and e != f for e, f in zip(expected, found, strict=False)
+    ):
+        raise DataError(f"--data: each example has shape {found}; the run's model expects {expected}.")
+    return examples
 
 
 def _rows(values: np.ndarray) -> list[Any]:

@@ -14,17 +14,41 @@ from kplug.plugins import Plugins
 from kplug.registry import Component
 
 
+def call_factory(component: Component, options: dict[str, Any], where: str, **context: Any) -> Any:
+    """Call a component's factory with its options plus the context arguments it accepts.
+
+    A factory (or the Keras layer it builds) that rejects an option value raises
+    ValueError or TypeError; that becomes a ``ConfigError`` naming the config path.
+    """
+    extra = {k: v for k, v in context.items() if accepts_argument(component.factory, k)}
+    try:
+        return component.factory(**options, **extra)
+    except (ValueError, TypeError) as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+        given = "".join(f" and {k}={v!r}" for k, v in extra.items())
+        raise ConfigError(
+            f"{where}: {component.kind} '{component.name}' could not be built from its options "
+            f"({shown}){given}: {first_line(error)}"
+        ) from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (Keras messages run long)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
 @dataclass(frozen=True)
 class Chosen:
-    """A component and its validated options."""
+    """A component, its validated options and where it sits in the config."""
 
     component: Component
     options: dict[str, Any]
+    where: str = ""
 
     def build(self, **context: Any) -> Any:
         """Call the factory with the options plus the context arguments it accepts."""
-        extra = {k: v for k, v in context.items() if accepts_argument(self.component.factory, k)}
-        return self.component.factory(**self.options, **extra)
+        return call_factory(self.component, self.options, self.where, **context)
 
 
 @dataclass(frozen=True)
@@ -64,7 +88,7 @@ def choose(
             f"{where}: {kind} '{name}' does not run on the {backend} backend; it supports "
             f"{', '.join(component.backends)}. Set KERAS_BACKEND to one of those or choose another {kind}."
         )
-    return Chosen(component, validate_options(name, component.options, options, f"{where}.options"))
+    return Chosen(component, validate_options(name, component.options, options, f"{where}.options"), where)
 
 
 def _choose_list(plugins: Plugins, kind: str, items: list[ComponentConfig], where: str) -> list[Chosen]:
@@ -82,7 +106,7 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
     heads = []
     for i, head in enumerate(config.model.heads):
         chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
-        heads.append(ChosenHead(chosen.component, chosen.options, head))
+        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head))
     return ResolvedRun(
         config=config,
         plugins=plugins,

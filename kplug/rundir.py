@@ -51,18 +51,29 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     """Create the run directory; refuse to mix a new run into an existing one.
 
     Raises:
-        ConfigError: the directory already holds a run and ``overwrite`` is false.
+        ConfigError: the directory already holds a run and ``overwrite`` is false, it
+            holds something that is not a kplug run, or it cannot be created.
     """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"output.dir = {str(path)!r} is a file; choose a directory path.")
     if path.is_dir() and any(path.iterdir()):
+        if not (path / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"output.dir = {str(path)!r} is a non-empty directory that is not a kplug run "
+                f"(no {CONFIG_FILE}); kplug will not write into or replace it. Choose another directory."
+            )
         if not overwrite:
             raise ConfigError(
                 f"output.dir = {str(path)!r} already holds a run. Choose another --output DIR, "
                 f"continue it with `kplug train --resume {path}`, or set output.overwrite: true."
             )
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"output.dir = {str(path)!r}: cannot create the run directory ({error.strerror})."
+        ) from None
     return path
 
 

@@ -171,8 +171,26 @@ class Trainer:
 
     # -- training -----------------------------------------------------------
 
-    def _start(self) -> Checkpoint | None:
-        """Create the run directory, or find the checkpoint to resume from."""
+    def _checkpoint_to_resume(self) -> Checkpoint | None:
+        if self.resume_dir is None:
+            return None
+        checkpoint = latest_checkpoint(self.run_dir)
+        stages = len(self.config.train.resolved_stages())
+        if checkpoint is not None and checkpoint.state.stage >= stages:
+            raise ConfigError(
+                f"--resume {str(self.run_dir)!r}: the run has finished all {stages} stage(s); nothing to resume."
+            )
+        return checkpoint
+
+    def _check_stages(self) -> None:
+        """Fail on a bad trainable pattern or callback option before anything is written."""
+        for stage in self.config.train.resolved_stages():
+            set_trainable(self.model, stage.trainable)
+        for chosen in self.run.callbacks:
+            chosen.build()
+
+    def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
+        """Create the run directory, or trim an interrupted one back to its checkpoint."""
         if self.resume_dir is None:
             rundir.prepare_run_dir(self.run_dir, self.config.output.overwrite)
             dump_config(self.config, self.run_dir / rundir.CONFIG_FILE)
@@ -180,15 +198,15 @@ class Trainer:
                 self.run_dir / rundir.LABELS_FILE,
                 {t: m.to_dict() for t, m in self.data.label_maps.items()},
             )
-            return None
-        checkpoint = latest_checkpoint(self.run_dir)
-        rundir.truncate_metrics(
-            self.run_dir / rundir.METRICS_FILE, checkpoint.state.epoch if checkpoint else 0
-        )
-        return checkpoint
+            return
+        epochs = checkpoint.state.epoch if checkpoint else 0
+        rundir.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
 
     def fit(self) -> FitResult:
         """Train every stage and write the run directory (or continue it with ``resume``).
+
+        Everything is built and checked before the run directory is created, so a bad
+        config or data file leaves nothing behind.
 
         Returns:
             A ``FitResult`` with the model, the history and the run directory.
@@ -196,7 +214,7 @@ class Trainer:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         self.data = prepare_data(self.run)
-        checkpoint = self._start()
+        checkpoint = self._checkpoint_to_resume()
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
@@ -209,6 +227,9 @@ class Trainer:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
                 state = checkpoint.state
+            self._check_stages()
+            self._open_run_dir(checkpoint)
+            if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
             state = self._run_stages(state, checkpoint)

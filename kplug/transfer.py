@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,8 @@ def load_model_file(path: Path) -> keras.Model:
     """Load a ``.keras`` file safely (no code runs; Lambda layers are refused)."""
     if path.suffix != ".keras":
         raise CheckpointError(f"{path}: expected a .keras model file.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a valid .keras archive (not a zip file, or truncated).")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
@@ -159,13 +162,19 @@ def init_from_checkpoint(model: keras.Model, source: str, assignment_map: dict[s
     Returns:
         An ``InitReport`` listing initialised, shape-mismatched and new variables.
     """
-    for pattern in assignment_map:
+    for pattern, replacement in assignment_map.items():
         try:
-            re.compile(pattern)
+            groups = re.compile(pattern).groups
         except re.error as error:
             raise ConfigError(
                 f"model.backbone.init.map: {pattern!r} is not a valid regex ({error})."
             ) from None
+        used = [int(n) for n in re.findall(r"\\(\d+)", replacement)]
+        if any(n > groups for n in used):
+            raise ConfigError(
+                f"model.backbone.init.map: the replacement {replacement!r} of {pattern!r} refers to "
+                f"group {max(used)}, but the pattern has {groups} group(s)."
+            )
     path = _checkpoint_file(source)
     source_variables = variable_paths(load_model_file(path))
     report = InitReport(str(path))

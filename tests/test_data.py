@@ -106,3 +106,10 @@ def test_where_matching_nothing_and_unknown_target():
 def test_targets_must_match_features():
     with pytest.raises(DataError, match="Target 'label' has 3 rows but the features have 4"):
         arrays(np.zeros((4, 2)), np.array([0, 1, 0]))
+
+
+def test_csv_labels_are_ints_then_reals_then_strings(tmp_path):
+    (tmp_path / "r.csv").write_text("a,label\n1,2.5\n2,-0.25\n")
+    assert table(str(tmp_path / "r.csv")).targets["label"].dtype == np.float64
+    (tmp_path / "i.csv").write_text("a,label\n1,2\n2,0\n")
+    assert table(str(tmp_path / "i.csv")).targets["label"].dtype == np.int64

@@ -32,6 +32,13 @@ def read_idx_file(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: not an IDX file (bad magic number).")
     dims = data[3]
     header = 4 + 4 * dims
+    if dims == 0:
+        raise DataError(f"{path}: the IDX header declares 0 dimensions, so the file holds no examples.")
+    if len(data) < header:
+        raise DataError(
+            f"{path}: the IDX header declares {dims} dimensions but the file ends after "
+            f"{len(data)} bytes (truncated)."
+        )
     shape = struct.unpack(f">{dims}I", data[4:header])
     dtype = np.dtype(_IDX_TYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
@@ -76,8 +83,16 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
         missing = [n for n in names if n not in archive]
         if missing:
             raise DataError(f"{path}: no target array {missing[0]!r}; arrays: {', '.join(archive.files)}.")
-        found = {("label" if name == "y" else name): archive[name] for name in names}
-        return Examples(archive[features], found)
+        try:
+            found = {("label" if name == "y" else name): archive[name] for name in names}
+            return Examples(archive[features], found)
+        except ValueError as error:
+            if "allow_pickle" not in str(error):
+                raise
+            raise DataError(
+                f"{path}: an array is a pickled object array; kplug does not load pickles "
+                f"(they can run code). Save numeric or string arrays."
+            ) from None
 
 
 def _read_rows(path: str, delimiter: str, header: bool) -> tuple[list[str] | None, list[list[str]]]:
@@ -94,8 +109,12 @@ def _read_rows(path: str, delimiter: str, header: bool) -> tuple[list[str] | Non
     return None, rows
 
 
-def _column(columns: list[str] | None, name: str | int, path: str) -> int:
+def _column(columns: list[str] | None, name: str | int, path: str, width: int) -> int:
     if isinstance(name, int):
+        if not 0 <= name < width:
+            raise DataError(
+                f"{path}: column {name} does not exist; the file has {width} columns (0-{width - 1})."
+            )
         return name
     if columns is None or name not in columns:
         raise DataError(
@@ -113,6 +132,8 @@ def table(
     text: bool = False,
 ) -> Examples:
     """Delimited text (CSV/TSV): numeric feature columns (or one text column) and a label column."""
+    if len(delimiter) != 1:
+        raise DataError(f"data.options.delimiter = {delimiter!r}: must be exactly one character.")
     columns, rows = _read_rows(path, delimiter, header)
     if not rows:
         raise DataError(f"{path}: no data rows.")
@@ -120,11 +141,11 @@ def table(
     for number, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {width} (ragged row).")
-    label_index = _column(columns, label, path) if label is not None else None
+    label_index = _column(columns, label, path, width) if label is not None else None
     if features is None:
         feature_indices = [i for i in range(width) if i != label_index]
     else:
-        feature_indices = [_column(columns, f, path) for f in features]
+        feature_indices = [_column(columns, f, path, width) for f in features]
     matrix = np.asarray([[row[i] for i in feature_indices] for row in rows])
     if text:
         values: np.ndarray = matrix[:, 0] if matrix.shape[1] == 1 else matrix
@@ -137,12 +158,18 @@ def table(
             ) from None
     targets: dict[str, Any] = {}
     if label_index is not None:
-        raw = np.asarray([row[label_index] for row in rows])
-        try:
-            targets["label"] = raw.astype("int64")
-        except ValueError:
-            targets["label"] = raw
+        targets["label"] = _parse_labels(np.asarray([row[label_index] for row in rows]))
     return Examples(values, targets)
+
+
+def _parse_labels(raw: np.ndarray) -> np.ndarray:
+    """Integers if every label is one, else real numbers if every label is one, else strings."""
+    for dtype in ("int64", "float64"):
+        try:
+            return raw.astype(dtype)
+        except ValueError:
+            continue
+    return raw
 
 
 def tsv(
