@@ -246,6 +246,18 @@ class Trainer:
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
+    def evaluate(self, data: str | dict[str, Any] | None = None, split: str = "test") -> dict[str, float]:
+        """Evaluate the trained run (see ``kplug.evaluate``); call after ``fit``."""
+        from kplug.prediction import evaluate
+
+        return evaluate(self.run_dir, data=data, split=split, plugins=self.plugins)
+
+    def predict(self, data: str | dict[str, Any] | None = None, split: str = "test") -> list[dict[str, Any]]:
+        """Predict with the trained run (see ``kplug.predict``); call after ``fit``."""
+        from kplug.prediction import predict
+
+        return predict(self.run_dir, data=data, split=split, plugins=self.plugins)
+
     def _init_weights(self) -> dict[str, Any] | None:
         init = self.config.model.backbone.init
         if init is None:

@@ -79,3 +79,17 @@ def test_runs_on_in_memory_arrays_need_the_data_passed_again(blobs, plugins):
     assert metrics["accuracy"] > 0.9
     records = kplug.predict(result.run_dir, data={"x": x[:7]}, plugins=plugins)
     assert [r["index"] for r in records] == list(range(7))
+
+
+def test_trainer_evaluates_and_predicts_its_own_run(blobs, plugins):
+    from conftest import blob_config
+
+    x, y = blobs
+    config = blob_config(
+        x, y, data={"source": "npz", "options": {"path": "blobs.npz"}, "split": {"test": 0.25}}
+    )
+    np.savez("blobs.npz", x=x, y=y)
+    trainer = kplug.Trainer(config, plugins=plugins)
+    result = trainer.fit()
+    assert trainer.evaluate()["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+    assert len(trainer.predict()) == result.report["data"]["test"]
