@@ -106,12 +106,19 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Write a checkpoint at the end of every epoch of a stage."""
+    """Write a checkpoint at the end of every ``every``-th epoch of a stage."""
 
     def __init__(
-        self, run_dir: Path, stage: int, stage_start: int, finished: list[dict[str, Any]], init: Any
+        self,
+        run_dir: Path,
+        stage: int,
+        stage_start: int,
+        finished: list[dict[str, Any]],
+        init: Any,
+        every: int = 1,
     ):
         super().__init__()
+        self.every = every
         self.run_dir = run_dir
         self.stage = stage
         self.stage_start = stage_start
@@ -119,5 +126,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.init = init
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if (epoch + 1 - self.stage_start) % self.every:
+            return
         state = TrainingState(self.stage, self.stage_start, epoch + 1, list(self.finished), self.init)
         write_checkpoint(self.run_dir, self.model, state)

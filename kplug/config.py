@@ -182,6 +182,9 @@ class OutputConfig(Strict):
 
     dir: str | None = Field(None, description="Run directory; defaults to runs/<name>.")
     overwrite: bool = Field(False, description="Replace an existing run directory.")
+    checkpoint_every: int = Field(
+        1, ge=0, description="Write a checkpoint every N epochs (0: only at stage ends)."
+    )
 
 
 class RunConfig(Strict):

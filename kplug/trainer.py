@@ -163,10 +163,11 @@ class Trainer:
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
-        # last, so a checkpoint is written only after the epoch's metrics row
-        callbacks.append(
-            EpochCheckpoint(self.run_dir, state.stage, state.stage_start, state.stages, state.init)
-        )
+        every = self.config.output.checkpoint_every
+        if every:  # last, so a checkpoint is written only after the epoch's metrics row
+            callbacks.append(
+                EpochCheckpoint(self.run_dir, state.stage, state.stage_start, state.stages, state.init, every)
+            )
         return callbacks
 
     # -- training -----------------------------------------------------------

@@ -112,3 +112,21 @@ def test_cli_interrupt_message_and_resume(blobs, tmp_path, capsys, monkeypatch):
 def test_resume_of_something_that_is_not_a_run(tmp_path):
     with pytest.raises(kplug.CheckpointError, match="not a kplug run directory"):
         kplug.Trainer(resume=tmp_path)
+
+
+def test_checkpoint_every_n_epochs(blobs, plugins):
+    x, y = blobs
+    config = staged_config(x, y)
+    config["output"] = {"dir": "runs/every", "checkpoint_every": 2}
+    written = []
+
+    class Watch:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_epoch_end(trainer, epoch, logs):
+            checkpoint = latest_checkpoint(trainer.run_dir)
+            written.append(checkpoint.state.epoch if checkpoint else None)
+
+    kplug.fit(config, plugins=kplug.load_plugins([Watch()], entry_points=False))
+    # the hook runs before its epoch's checkpoint; checkpoints: epoch 2, the end of stage 1 (epoch 3), epoch 5
+    assert written == [None, None, 2, 3, 3]
