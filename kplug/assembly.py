@@ -118,3 +118,14 @@ def compile_model(
         return
     weights = {chosen.config.output_name: chosen.config.loss_weight for chosen in run.heads}
     model.compile(optimizer=optimizer, loss=losses, metrics=metrics, loss_weights=weights)
+
+
+def logged_metric_names(heads: dict[str, Head], validation: bool) -> list[str]:
+    """The names Keras logs for these heads: ``loss``, ``accuracy`` or ``<head>_accuracy``, ..."""
+    if len(heads) == 1:
+        names = ["loss", *(metric.name for metric in next(iter(heads.values())).metrics())]
+    else:
+        names = ["loss"]
+        for head_id, head in heads.items():
+            names += [f"{head_id}_loss", *(f"{head_id}_{metric.name}" for metric in head.metrics())]
+    return names + [f"val_{name}" for name in names] if validation else names

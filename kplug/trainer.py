@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from kplug import rundir
-from kplug.assembly import build_model, compile_model
+from kplug.assembly import build_model, compile_model, logged_metric_names
 from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
 from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
@@ -187,8 +187,16 @@ class Trainer:
         """Fail on a bad trainable pattern or callback option before anything is written."""
         for stage in self.config.train.resolved_stages():
             set_trainable(self.model, stage.trainable)
-        for chosen in self.run.callbacks:
+        logged = logged_metric_names(self.heads, validation=len(self.data.splits.validation) > 0)
+        for index, chosen in enumerate(self.run.callbacks):
             chosen.build()
+            monitor = chosen.options.get("monitor")
+            if monitor is not None and monitor not in logged:
+                raise ConfigError(
+                    f"callbacks[{index}].options.monitor = {monitor!r}: this run logs {', '.join(logged)}"
+                    + ("" if len(self.data.splits.validation) else " (val_* needs data.split.validation > 0)")
+                    + "."
+                )
 
     def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""

@@ -83,6 +83,10 @@ TRAIN_CASES = {
         {"callbacks": [{"name": "reduce-lr-on-plateau", "options": {"factor": 2.0}}]},
         "callbacks[0]: callback 'reduce-lr-on-plateau' could not be built",
     ),
+    "early stopping on a metric the run does not log": (
+        {"callbacks": [{"name": "early-stopping", "options": {"monitor": "val_bogus"}}]},
+        "callbacks[0].options.monitor = 'val_bogus': this run logs loss, accuracy (val_* needs",
+    ),
     "head id with a slash": (
         {"model.heads": [{"name": "classification", "id": "a/b"}]},
         "model.heads[0].id = 'a/b'",

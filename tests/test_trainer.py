@@ -218,3 +218,13 @@ def test_head_num_classes_must_fit_the_data(blobs, plugins, tmp_path):
     with pytest.raises(kplug.DataError, match=r"Label 2 of target 'label' is out of range"):
         kplug.fit(config, plugins=plugins)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_callbacks_from_config_are_used(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {"epochs": 30, "optimizer": {"learning_rate": 0.05}, "verbose": 0}
+    config["callbacks"] = [{"name": "early-stopping", "options": {"monitor": "val_accuracy", "patience": 1}}]
+    result = kplug.fit(config, plugins=plugins)
+    assert len(result.history["loss"]) < 30  # stopped early
+    assert result.report["stages"][0]["epochs"] == len(result.history["loss"])
