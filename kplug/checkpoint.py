@@ -20,9 +20,8 @@ from typing import Any
 
 import keras
 
-from kplug.rundir import CHECKPOINT_DIR
+from kplug.rundir import CHECKPOINT_DIR, MODEL_FILE
 
-MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
 NAME = re.compile(r"^epoch(\d{5})-stage(\d{2})$")
 KEEP = 2

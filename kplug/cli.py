@@ -1,7 +1,8 @@
 """The ``kplug`` command line: train, evaluate, predict, plugins, doctor.
 
 Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
-unless ``--debug``), 1 an unexpected internal error.
+unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
+internal error or, for ``kplug doctor``, a plugin that failed to load.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise ConfigError("kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.")
     trainer = Trainer(args.config, output=args.output, resume=args.resume)
+    for failure in trainer.plugins.failures:
+        print(f"kplug: warning: plugin {failure.name} is not loaded: {failure.error}", file=sys.stderr)
     try:
         result = trainer.fit()
     except KeyboardInterrupt:

@@ -128,6 +128,12 @@ class OptimizerConfig(Strict):
     clipnorm: PositiveFloat | None = None
     gradient_accumulation_steps: PositiveInt | None = None
 
+    @pydantic.model_validator(mode="after")
+    def _momentum_needs_an_optimizer_that_uses_it(self) -> OptimizerConfig:
+        if self.momentum and self.name in ("adam", "adamw"):
+            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use beta settings)")
+        return self
+
 
 class ScheduleConfig(Strict):
     """Learning-rate schedule over one stage."""
@@ -154,14 +160,22 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    epochs: PositiveInt = Field(1, description="Epochs of the single stage when `stages` is empty.")
+    epochs: PositiveInt | None = Field(
+        None, description="Epochs of the single stage when `stages` is empty (default 1)."
+    )
     batch_size: PositiveInt = 32
     stages: list[StageConfig] = Field(default_factory=list)
     verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
 
+    @pydantic.model_validator(mode="after")
+    def _epochs_or_stages(self) -> TrainConfig:
+        if self.stages and self.epochs is not None:
+            raise ValueError("train.epochs is used only when train.stages is empty; set epochs in each stage")
+        return self
+
     def resolved_stages(self) -> list[StageConfig]:
         """The stages to run: the configured ones, or one stage from ``epochs``."""
-        return self.stages or [StageConfig(epochs=self.epochs)]
+        return self.stages or [StageConfig(epochs=self.epochs or 1)]
 
 
 class PrecisionConfig(Strict):

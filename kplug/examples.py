@@ -19,11 +19,14 @@ class Examples:
             labels may be integers or strings, kplug maps them to ids.
         label_names: optional ordered class names per target, when the source
             knows them (ids index into it).
+        rows: each example's row number in what the source read (set by kplug when it
+            selects and splits; sources leave it out).
     """
 
     features: np.ndarray
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     label_names: dict[str, list[str]] = field(default_factory=dict)
+    rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if np.ndim(self.features) == 0:
@@ -48,4 +51,9 @@ class Examples:
             self.features[indices],
             {name: values[indices] for name, values in self.targets.items()},
             dict(self.label_names),
+            self.row_numbers()[indices],
         )
+
+    def row_numbers(self) -> np.ndarray:
+        """Each example's row number in the source's data."""
+        return self.rows if self.rows is not None else np.arange(len(self))

@@ -12,7 +12,7 @@ description=None, **extras)``; ``extras`` are kind-specific metadata such as
 a dataset's ``path_option``. kplug validates the name, records which distribution
 (package and version) registered it and refuses duplicates.
 
-Lifecycle hooks run at setup, stage, epoch or fit boundaries only, never inside
+Lifecycle hooks run at setup, epoch or fit boundaries only, never inside
 the compiled train step, so they add nothing to the per-step cost.
 """
 
@@ -167,8 +167,8 @@ def kplug_configure(config: RunConfig) -> dict[str, Any] | None:
 
         @kplug.hookimpl
         def kplug_configure(config):
-            if config.seed is None:
-                return {"seed": 0}
+            if not config.callbacks:  # always guard against NaN losses
+                return {"callbacks": [{"name": "terminate-on-nan"}]}
     """
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from kplug.data import SplitExamples, read_examples, select_examples, split_examples
-from kplug.errors import ConfigError, DataError
+from kplug.errors import DataError
 from kplug.examples import Examples
 from kplug.labels import LabelMap, build_label_map
 from kplug.resolve import ChosenHead, ResolvedRun
@@ -29,11 +29,6 @@ def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap
             raise DataError(
                 f"model.heads[{index}].target = {target!r}: the data has no such target; "
                 f"targets: {', '.join(examples.targets) or 'none (the source read no labels)'}."
-            )
-        num_classes = head.options.get("num_classes")
-        if num_classes is not None and num_classes < 1:
-            raise ConfigError(
-                f"model.heads[{index}].options.num_classes = {num_classes}: must be a positive integer."
             )
         kind = target_kind(head)
         if target in maps:
@@ -86,9 +81,9 @@ def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap
     return label_maps[first].encode(examples.targets[first])
 
 
-def prepare_data(run: ResolvedRun, options: dict[str, Any] | None = None) -> PreparedData:
+def prepare_data(run: ResolvedRun) -> PreparedData:
     """Read, select, label-map and split the run's examples."""
-    examples = read_examples(run.dataset.component, options or run.dataset.options)
+    examples = read_examples(run.dataset.component, run.dataset.options)
     examples = select_examples(examples, run.config.data, run.config.seed)
     label_maps = build_label_maps(run, examples)
     splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))

@@ -165,6 +165,8 @@ def build_label_map(
     if selected:
         raw = list(selected)
         return LabelMap(target, kind, [str(v) for v in raw], raw)
+    if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
+        values = values.astype("int64")  # 0.0 / 1.0 class labels are the integers 0 / 1
     if values.dtype.kind in "iu":
         low, high = int(values.min()), int(values.max())
         count = num_classes or (len(known_names) if known_names else high + 1)
@@ -177,5 +179,7 @@ def build_label_map(
             )
         names = known_names[:count] if known_names else [str(i) for i in range(count)]
         return LabelMap(target, kind, names, list(range(count)))
-    raw_names = known_names or sorted({str(v) for v in values})
-    return LabelMap(target, kind, list(raw_names), list(raw_names))
+    if known_names:
+        return LabelMap(target, kind, list(known_names), list(known_names))
+    raw = sorted(np.unique(values).tolist())
+    return LabelMap(target, kind, [str(v) for v in raw], raw)

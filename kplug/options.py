@@ -20,9 +20,14 @@ from kplug.errors import ConfigError, did_you_mean
 INJECTED_ARGUMENTS = frozenset({"input_shape"})
 
 
+def _signature_target(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """The callable whose signature holds a factory's options (a class's ``__init__``)."""
+    return factory.__init__ if inspect.isclass(factory) else factory
+
+
 def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     """Return the user-settable parameters of ``factory`` (a function or a class)."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
+    target = _signature_target(factory)
     parameters = inspect.signature(target).parameters
     return {
         name: parameter
@@ -35,16 +40,16 @@ def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Paramet
 
 def accepts_argument(factory: Callable[..., Any], name: str) -> bool:
     """Whether ``factory`` takes a keyword argument called ``name``."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
+    target = _signature_target(factory)
     parameters = inspect.signature(target).parameters
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 def options_model(factory: Callable[..., Any], name: str) -> type[pydantic.BaseModel]:
     """Build a pydantic model of ``factory``'s keyword options (unknown options forbidden)."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
+    target = _signature_target(factory)
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: validate names, not types
         hints = {}
     fields: dict[str, Any] = {}

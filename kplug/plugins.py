@@ -141,30 +141,44 @@ def _register_extras(
 
 
 def _fill_registry(
-    manager: pluggy.PluginManager, providers: dict[str, str], failures: list[PluginFailure]
+    manager: pluggy.PluginManager,
+    providers: dict[str, str],
+    failures: list[PluginFailure],
+    installed: set[str],
 ) -> Registry:
+    """Call every component hook in load order and collect what each registers.
+
+    A hook's components count only if the whole hook succeeds and none of its names
+    is taken. An installed (entry-point) plugin that fails either way is recorded in
+    ``failures`` and skipped, so it cannot take the others down; built-ins and
+    plugins passed in Python raise instead, since their author is the caller.
+    """
     registry = Registry()
     trace = bool(os.environ.get("KPLUG_TRACE_PLUGINS"))
     broken: set[str] = set()
     for kind, hook_name in KIND_HOOKS.items():
-        # pluggy returns implementations last-registered first; register in load order.
-        for implementation in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
+        for implementation in getattr(manager.hook, hook_name).get_hookimpls():  # registration order
             plugin_name = implementation.plugin_name
             if plugin_name in broken:
                 continue
             provider = providers.get(plugin_name, plugin_name)
             if trace:
                 print(f"kplug: {hook_name} from {provider}", file=sys.stderr)
-            pending = Registry()  # a hook's components count only if the whole hook succeeds
+            pending = Registry()
             try:
                 implementation.function(register=pending.register_callback(kind, provider))
-            except PluginError:
-                raise
+                for component in pending:
+                    registry.check_free(component)
             except Exception as error:
-                broken.add(plugin_name)
-                failures.append(
-                    PluginFailure(provider, f"{hook_name} raised {type(error).__name__}: {error}")
+                message = (
+                    str(error)
+                    if isinstance(error, PluginError)
+                    else f"raised {type(error).__name__}: {error}"
                 )
+                if plugin_name not in installed:
+                    raise PluginError(f"{provider}: {hook_name} {message}") from error
+                broken.add(plugin_name)
+                failures.append(PluginFailure(provider, f"{hook_name} {message}"))
                 continue
             for component in pending:
                 registry.add(component)
@@ -195,6 +209,7 @@ def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> P
     _register_defaults(manager, providers)
     if entry_points:
         _register_entry_points(manager, providers, failures)
+    installed = set(providers) - set(DEFAULT_PLUGINS)
     _register_extras(manager, providers, plugins)
     try:
         manager.check_pending()
@@ -203,7 +218,7 @@ def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> P
     if os.environ.get("KPLUG_TRACE_PLUGINS"):
         manager.trace.root.setwriter(lambda message: print(message, end="", file=sys.stderr))
         manager.enable_tracing()
-    registry = _fill_registry(manager, providers, failures)
+    registry = _fill_registry(manager, providers, failures, installed)
     return Plugins(manager, registry, providers, failures)
 
 

@@ -91,9 +91,11 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
         return None
     component = run.dataset.component
     options = dict(run.dataset.options)
+    cleared = {option: None for option in component.extras.get("target_options", ())}
     if isinstance(data, dict):
-        # in-memory sources saved only summaries of their arrays: take the new options alone
-        merged = dict(data) if component.extras.get("in_memory") else {**options, **data}
+        # in-memory sources saved only summaries of their arrays: take the new options alone;
+        # files of the training data's targets are dropped unless given again
+        merged = dict(data) if component.extras.get("in_memory") else {**options, **cleared, **data}
         return validate_options(component.name, component.options, merged, "--data")
     path_option = component.extras.get("path_option")
     if path_option is None:
@@ -101,8 +103,7 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
             f"--data: the run's source '{component.name}' reads no file; give options as "
             f"KEY=VALUE ({', '.join(component.options.model_fields)})."
         )
-    for option in component.extras.get("target_options", ()):
-        options[option] = None
+    options.update(cleared)
     options[path_option] = str(data)
     return validate_options(component.name, component.options, options, "--data")
 
@@ -133,10 +134,6 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
     return examples
 
 
-def _rows(values: np.ndarray) -> list[Any]:
-    return values.tolist()
-
-
 def predict(
     run_dir: str | Path,
     data: str | dict[str, Any] | None = None,
@@ -147,7 +144,8 @@ def predict(
     """Predict every example of a file (or a split of the run's own data).
 
     Returns:
-        One dict per example: ``index`` and, per head id, ``label_id``,
+        One dict per example: ``index`` (its row in the data source's file or
+        arrays) and, per head id, ``label_id``,
         ``label`` (class name), ``probabilities`` and ``logits``
         (regression heads give ``value``).
     """
@@ -164,23 +162,23 @@ def predict(
         label_map = loaded.label_maps[
             next(h.config.target for h in loaded.run.heads if h.config.output_name == head_id)
         ]
-        entry: dict[str, list[Any]] = {"logits": _rows(logits)}
+        entry: dict[str, list[Any]] = {"logits": logits.tolist()}
         if label_map.kind == "class":
-            entry["label_id"] = _rows(decided)
+            entry["label_id"] = decided.tolist()
             entry["label"] = [label_map.names[i] for i in decided]
-            entry["probabilities"] = _rows(probabilities)
+            entry["probabilities"] = probabilities.tolist()
         elif label_map.kind == "multi_label":
             entry["label_id"] = [np.flatnonzero(row).tolist() for row in decided]
             entry["label"] = [[label_map.names[i] for i in np.flatnonzero(row)] for row in decided]
-            entry["probabilities"] = _rows(probabilities)
+            entry["probabilities"] = probabilities.tolist()
         else:
-            entry["value"] = _rows(logits)
+            entry["value"] = logits.tolist()
         per_head[head_id] = entry
     records = []
-    for index in range(len(examples)):
+    for position, index in enumerate(examples.row_numbers().tolist()):
         record: dict[str, Any] = {"index": index}
         for head_id, entry in per_head.items():
-            record[head_id] = {key: values[index] for key, values in entry.items()}
+            record[head_id] = {key: values[position] for key, values in entry.items()}
         records.append(record)
     return records
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pydantic
 
-from kplug.errors import ConfigError, PluginError, closest
+from kplug.errors import ConfigError, PluginError, did_you_mean
 from kplug.options import options_model
 
 # Component kind -> the hook that registers it. The order is the order of `kplug plugins`.
@@ -78,6 +78,11 @@ class Registry:
 
     def add(self, component: Component) -> None:
         """Add a component; a second component of the same kind and name is an error."""
+        self.check_free(component)
+        self._components[component.kind][component.name] = component
+
+    def check_free(self, component: Component) -> None:
+        """Raise ``PluginError`` naming both providers if the name is already taken."""
         existing = self._components[component.kind].get(component.name)
         if existing is not None:
             raise PluginError(
@@ -85,7 +90,6 @@ class Registry:
                 f"{existing.provider} and again by {component.provider}. "
                 f"Rename one, or disable a plugin with KPLUG_DISABLE_PLUGINS."
             )
-        self._components[component.kind][component.name] = component
 
     def get(self, kind: str, name: str, where: str | None = None) -> Component:
         """Return the component ``name`` of ``kind``.
@@ -97,8 +101,7 @@ class Registry:
         if name in components:
             return components[name]
         prefix = f"{where}: " if where else ""
-        match = closest(name, components)
-        hint = f" Did you mean '{match}'?" if match else ""
+        hint = did_you_mean(name, components)
         registered = ", ".join(sorted(components)) or "none"
         raise ConfigError(
             f"{prefix}Unknown {kind} '{name}'.{hint} Registered {kind}s: {registered}. "

@@ -78,7 +78,7 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
 
 
 class MetricsLog(keras.callbacks.Callback):
-    """Append one row per epoch to metrics.csv (stage, epoch, learning rate, every metric).
+    """Append one row per epoch to metrics.csv (stage, epoch and every metric Keras logged).
 
     Keras' CSVLogger has no stage column and fixes its columns on the first epoch;
     this writes and flushes each row so an interrupted run keeps its history.

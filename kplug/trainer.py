@@ -2,7 +2,7 @@
 
 kplug composes ``keras.Model.fit``; it never re-implements the train step. Each
 stage is one ``fit`` call with its own trainable set, epochs, batch size and
-learning rate. Plugin lifecycle hooks run only at fit, stage and epoch boundaries.
+learning rate. Plugin lifecycle hooks run only at fit and epoch boundaries.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ class FitResult:
         model: the trained ``keras.Model``.
         history: every metric per epoch, over all stages.
         run_dir: the run directory.
-        metrics: final metrics on the test split (or validation when there is no test split).
+        metrics: final metrics on the test split (or validation when there is no test
+            split), with ``"split"`` naming which.
         report: the contents of ``report.json``.
     """
 
     model: keras.Model
     history: dict[str, list[float]]
     run_dir: Path
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,11 +77,16 @@ def dtype_policy(policy: Any) -> Iterator[None]:
 
 
 def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
-    for override in plugins.manager.hook.kplug_configure(config=config):
+    """Let each ``kplug_configure`` plugin, in load order, adjust the config the previous one left."""
+    for implementation in plugins.manager.hook.kplug_configure.get_hookimpls():
+        override = implementation.function(config=config)
         if override is None:
             continue
         if not isinstance(override, dict):
-            raise PluginError(f"kplug_configure returned {type(override).__name__}; expected a dict or None.")
+            raise PluginError(
+                f"kplug_configure of {implementation.plugin_name} returned {type(override).__name__}; "
+                f"expected a dict or None."
+            )
         config = parse_config({**config.model_dump(by_alias=True), **override})
     return config
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras
 
 from kplug.errors import CheckpointError, ConfigError
+from kplug.rundir import MODEL_FILE
 
 STRUCTURAL_LAYERS = ("inputs", "augment", "backbone")
 
@@ -118,7 +119,7 @@ class InitReport:
 def _checkpoint_file(source: str) -> Path:
     path = Path(source)
     if path.is_dir():
-        path = path / "model.keras"
+        path = path / MODEL_FILE
     if not path.is_file():
         raise CheckpointError(
             f"model.backbone.init.from = {source!r}: no model file there (expected a run "
@@ -194,10 +195,13 @@ def init_from_checkpoint(model: keras.Model, source: str, assignment_map: dict[s
         report.initialised[target] = origin
         used.add(origin)
     report.unused = sorted(set(source_variables) - used)
-    if not report.initialised:
+    if not any(target.startswith("backbone/") for target in report.initialised):
+        backbone_paths = [p for p in variable_paths(model) if p.startswith("backbone/")]
         raise CheckpointError(
-            f"model.backbone.init: no variable of {path} matched the model "
-            f"(map: {assignment_map or 'same paths'}). Source paths: {', '.join(list(source_variables)[:10])}; "
-            f"model paths: {', '.join(list(variable_paths(model))[:10])}."
+            f"model.backbone.init: no backbone variable was initialised from {path} "
+            f"(map: {assignment_map or 'same paths'}). Source paths: {', '.join(list(source_variables)[:8])}; "
+            f"backbone paths: {', '.join(backbone_paths[:8])}. Paths follow layer names: give the "
+            f"backbone's layers explicit names (automatic ones such as dense_1 depend on how many "
+            f"models the process built before)."
         )
     return report

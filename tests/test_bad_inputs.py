@@ -117,15 +117,19 @@ TRAIN_CASES = {
     "seed beyond 32 bits": ({"seed": 2**40}, "seed = 1099511627776"),
     "negative num_classes": (
         {"model.heads": [{"name": "classification", "options": {"num_classes": -3}}]},
-        "model.heads[0].options.num_classes = -3: must be a positive integer",
+        "model.heads[0].options.num_classes = -3: Input should be greater than 0",
     ),
     "empty trainable list": (
         {"train.stages": [{"epochs": 1, "trainable": []}]},
         "train.stages[0].trainable = []",
     ),
     "trainable pattern matching nothing": (
-        {"train.stages": [{"epochs": 1, "trainable": ["head/*"]}]},
+        {"train": {"stages": [{"epochs": 1, "trainable": ["head/*"]}]}},
         "trainable pattern 'head/*' matches no layer",
+    ),
+    "csv without the label column": (
+        {"data": {"source": "csv", "options": {"path": "inputs/table.csv", "label": "target"}}},
+        "feature column 'label' holds text ('cat' on data row 1)",
     ),
     "regression on text labels": (
         {"data": CSV_DATA, "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "regression"}]}},

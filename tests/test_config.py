@@ -104,7 +104,15 @@ BAD_CONFIGS = [
     ),
     ({"name": "my run!"}, "name = 'my run!'"),
     ({"train": {"stages": [{"epochs": 1, "trainable": "heads"}]}}, "train.stages[0].trainable"),
-    ({"data": None}, "data"),
+    ({"data": None}, "data = None: Input should be a valid dictionary"),
+    (
+        {"train": {"optimizer": {"name": "adam", "momentum": 0.9}}},
+        "momentum applies to sgd and rmsprop, not adam",
+    ),
+    (
+        {"train": {"epochs": 3, "stages": [{"epochs": 1}]}},
+        "train.epochs is used only when train.stages is empty",
+    ),
 ]
 
 

@@ -59,9 +59,8 @@ def test_csv_and_tsv(tmp_path):
     ("content", "expected"),
     [
         ("a,label\n1,0\n2\n", "line 3: 1 fields, expected 2 (ragged row)"),
-        ("a,label\nx,0\n", "feature columns must be numbers"),
+        ("a,label\nx,0\n", "feature column 'a' holds text ('x' on data row 1)"),
         ("", "the file is empty"),
-        ("a,b\n1,2\n", "no column 'label'; columns: a, b"),
     ],
 )
 def test_bad_csv_files(tmp_path, content, expected):
@@ -113,3 +112,9 @@ def test_csv_labels_are_ints_then_reals_then_strings(tmp_path):
     assert table(str(tmp_path / "r.csv")).targets["label"].dtype == np.float64
     (tmp_path / "i.csv").write_text("a,label\n1,2\n2,0\n")
     assert table(str(tmp_path / "i.csv")).targets["label"].dtype == np.int64
+
+
+def test_csv_without_label_column_reads_unlabeled(tmp_path):
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n")
+    examples = table(str(tmp_path / "new.csv"))
+    assert examples.targets == {} and examples.features.tolist() == [[1, 2]]

@@ -45,3 +45,10 @@ def test_values_become_float_columns_and_maps_round_trip():
     label_map = build_label_map("price", "value", np.array([1, 2]))
     assert label_map.encode(np.array([1.5, 2.0])).shape == (2, 1)
     assert LabelMap.from_dict(label_map.to_dict()) == label_map
+
+
+def test_float_class_labels():
+    whole = build_label_map("label", "class", np.array([1.0, 0.0, 1.0]))
+    assert whole.names == ["0", "1"] and whole.encode(np.array([1.0, 0.0])).tolist() == [1, 0]
+    fractional = build_label_map("label", "class", np.array([0.5, 2.5, 0.5]))
+    assert fractional.names == ["0.5", "2.5"] and fractional.encode(np.array([2.5])).tolist() == [1]

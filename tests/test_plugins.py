@@ -95,16 +95,17 @@ def test_register_validates_name_and_factory(name, factory, expected):
         load_plugins([Bad()], entry_points=False)
 
 
-def test_a_hook_that_raises_is_reported_and_the_others_keep_working():
+def test_a_hook_that_raises_in_a_plugin_passed_in_python_is_an_error():
     class Raises:
         @staticmethod
         @kplug.hookimpl
         def kplug_register_heads(register):
             raise RuntimeError("boom")
 
-    plugins = load_plugins([Raises()], entry_points=False)
-    assert [f.error for f in plugins.failures] == ["kplug_register_heads raised RuntimeError: boom"]
-    assert "classification" in plugins.registry.names("head")
+    with pytest.raises(
+        PluginError, match=r"Raises \(passed in Python\): kplug_register_heads raised RuntimeError: boom"
+    ):
+        load_plugins([Raises()], entry_points=False)
 
 
 def _install_fake_distribution(tmp_path, monkeypatch, name, module_source):
@@ -171,17 +172,44 @@ def test_trace_logs_hook_calls(monkeypatch, capsys):
     assert "kplug_configure" in err
 
 
-def test_a_failing_hook_registers_nothing_of_its_plugin():
-    class Half:
-        @staticmethod
-        @kplug.hookimpl
-        def kplug_register_backbones(register):
-            register("half-a", lambda input_shape: None)
-            raise RuntimeError("second half broke")
+HALF_PLUGIN = """
+    import kplug
 
-    plugins = load_plugins([Half()], entry_points=False)
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        register("half-a", lambda input_shape: None)
+        raise RuntimeError("second half broke")
+"""
+
+DUPLICATE_PLUGIN = """
+    import kplug
+
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        register("mlp", lambda input_shape: None)
+"""
+
+
+def test_an_installed_plugin_whose_hook_raises_is_reported_and_registers_nothing(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_half", HALF_PLUGIN)
+    plugins = load_plugins()
+    assert [(f.name, f.error) for f in plugins.failures] == [
+        ("kplug-fake-half 1.2.3", "kplug_register_backbones raised RuntimeError: second half broke")
+    ]
     assert "half-a" not in plugins.registry.names("backbone")
-    assert [f.name for f in plugins.failures] == ["Half (passed in Python)"]
+    assert "mlp" in plugins.registry.names("backbone")
+
+
+def test_an_installed_plugin_reusing_a_name_is_reported_naming_both(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_dup", DUPLICATE_PLUGIN)
+    plugins = load_plugins()
+    [failure] = plugins.failures
+    assert failure.name == "kplug-fake-dup 1.2.3"
+    assert (
+        "Duplicate backbone 'mlp': registered by kplug 0.1.0 (built-in) and again by kplug-fake-dup 1.2.3"
+        in failure.error
+    )
+    assert plugins.registry.get("backbone", "mlp").provider == "kplug 0.1.0 (built-in)"
 
 
 def test_a_plugin_already_loaded_from_its_entry_point_can_also_be_passed(tmp_path, monkeypatch):

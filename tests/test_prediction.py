@@ -28,11 +28,16 @@ def digits_run(mnist_options, plugins):
     return kplug.fit(config, plugins=plugins)
 
 
-def test_predict_returns_a_record_per_example(digits_run, plugins):
+def test_predict_returns_a_record_per_example(digits_run, plugins, mnist_options):
     records = kplug.predict(digits_run.run_dir, plugins=plugins)
     assert len(records) == digits_run.report["data"]["test"] > 90
+    from kplug.builtin.datasets import idx
+
+    truth = idx(**mnist_options).targets["label"]
+    indices = [r["index"] for r in records]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert set(truth[indices].tolist()) == {5, 6, 7, 8, 9}  # index is the row in the source file
     first = records[0]
-    assert first["index"] == 0
     assert set(first["digit"]) == {"label_id", "label", "probabilities", "logits"}
     assert len(first["digit"]["probabilities"]) == 5 and len(first["digit"]["logits"]) == 5
     assert sum(first["digit"]["probabilities"]) == pytest.approx(1.0, abs=1e-6)
@@ -93,3 +98,28 @@ def test_trainer_evaluates_and_predicts_its_own_run(blobs, plugins):
     result = trainer.fit()
     assert trainer.evaluate()["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=1e-6)
     assert len(trainer.predict()) == result.report["data"]["test"]
+
+
+def test_predict_on_an_unlabeled_csv_and_with_key_value_options(plugins, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 2))
+    y = (x[:, 0] > 0).astype(int)
+    rows = "".join(f"{a},{b},{c}\n" for (a, b), c in zip(x, y, strict=True))
+    (tmp_path / "train.csv").write_text("a,b,label\n" + rows)
+    (tmp_path / "new.csv").write_text("a,b\n1.5,0\n-1.5,0\n")
+    config = {
+        "data": {"source": "csv", "options": {"path": "train.csv"}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [8]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {"epochs": 20, "optimizer": {"learning_rate": 0.05}, "verbose": 0},
+        "output": {"dir": "runs/csv"},
+    }
+    kplug.fit(config, plugins=plugins)
+    by_path = kplug.predict("runs/csv", data="new.csv", plugins=plugins)
+    by_option = kplug.predict("runs/csv", data={"path": "new.csv"}, plugins=plugins)
+    assert [r["classification"]["label"] for r in by_path] == ["1", "0"]
+    assert by_option == by_path
+    with pytest.raises(kplug.DataError, match="evaluate needs labelled data"):
+        kplug.evaluate("runs/csv", data="new.csv", plugins=plugins)

@@ -228,3 +228,20 @@ def test_callbacks_from_config_are_used(blobs, plugins):
     result = kplug.fit(config, plugins=plugins)
     assert len(result.history["loss"]) < 30  # stopped early
     assert result.report["stages"][0]["epochs"] == len(result.history["loss"])
+
+
+def test_configure_plugins_build_on_each_other(blobs):
+    x, y = blobs
+
+    def adds(name):
+        class Adds:
+            @staticmethod
+            @kplug.hookimpl
+            def kplug_configure(config):
+                return {"callbacks": [*config.model_dump()["callbacks"], {"name": name}]}
+
+        return Adds()
+
+    plugins = kplug.load_plugins([adds("terminate-on-nan"), adds("early-stopping")], entry_points=False)
+    trainer = kplug.Trainer(blob_config(x, y), plugins=plugins)
+    assert [c.name for c in trainer.config.callbacks] == ["terminate-on-nan", "early-stopping"]

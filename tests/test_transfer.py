@@ -67,7 +67,19 @@ def test_init_errors(tmp_path):
     kplug_like_model().save(tmp_path / "m.keras")
     with pytest.raises(CheckpointError, match="no model file there"):
         init_from_checkpoint(kplug_like_model(), str(tmp_path / "missing"), {})
-    with pytest.raises(CheckpointError, match="no variable of .* matched the model"):
+    with pytest.raises(CheckpointError, match="no backbone variable was initialised"):
         init_from_checkpoint(kplug_like_model(), str(tmp_path / "m.keras"), {"nothing/(.*)": "x/\\1"})
     with pytest.raises(ConfigError, match="is not a valid regex"):
         init_from_checkpoint(kplug_like_model(), str(tmp_path / "m.keras"), {"(": "x"})
+
+
+def test_auto_named_layers_that_do_not_match_are_an_error_not_a_silent_skip(tmp_path):
+    def auto_named() -> keras.Model:
+        inputs = keras.Input((5,))
+        backbone = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4)], name="backbone")
+        head = keras.Sequential([keras.layers.Dense(3, name="logits")], name="digits")
+        return keras.Model(inputs, head(backbone(inputs)))
+
+    auto_named().save(tmp_path / "m.keras")  # its Dense is "dense_<n>"; the next model's is "dense_<n+1>"
+    with pytest.raises(CheckpointError, match="give the backbone's layers explicit names"):
+        init_from_checkpoint(auto_named(), str(tmp_path / "m.keras"), {"backbone/(.*)": "backbone/\\1"})

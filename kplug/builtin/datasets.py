@@ -141,7 +141,9 @@ def table(
     for number, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {width} (ragged row).")
-    label_index = _column(columns, label, path, width) if label is not None else None
+    # a file without the label column (new data to predict on) reads without targets
+    unlabeled = label is None or (isinstance(label, str) and columns is not None and label not in columns)
+    label_index = None if unlabeled else _column(columns, label, path, width)
     if features is None:
         feature_indices = [i for i in range(width) if i != label_index]
     else:
@@ -152,14 +154,32 @@ def table(
     else:
         try:
             values = matrix.astype("float32")
-        except ValueError as error:
+        except ValueError:
             raise DataError(
-                f"{path}: feature columns must be numbers ({error}); set text: true for a text column."
+                _non_numeric_message(path, matrix, feature_indices, columns, label_index)
             ) from None
     targets: dict[str, Any] = {}
     if label_index is not None:
         targets["label"] = _parse_labels(np.asarray([row[label_index] for row in rows]))
     return Examples(values, targets)
+
+
+def _non_numeric_message(
+    path: str, matrix: np.ndarray, indices: list[int], columns: list[str] | None, label_index: int | None
+) -> str:
+    names = [columns[i] if columns else str(i) for i in indices]
+    for position, name in enumerate(names):
+        for row, value in enumerate(matrix[:, position]):
+            try:
+                float(value)
+            except ValueError:
+                label = "no label column" if label_index is None else f"label column {label_index}"
+                return (
+                    f"{path}: feature column {name!r} holds text ({str(value)!r} on data row {row + 1}); "
+                    f"feature columns must be numbers ({label}; columns: {', '.join(names)}). "
+                    f"Set data.options.label to the label column, or text: true for a text column."
+                )
+    return f"{path}: feature columns must be numbers."
 
 
 def _parse_labels(raw: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 import numpy as np
+from pydantic import PositiveInt
 
 from kplug.head import Head
 from kplug.plugins import hookimpl
@@ -21,6 +22,7 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
+@keras.saving.register_keras_serializable(package="kplug")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
     """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
 
@@ -50,7 +52,7 @@ class ClassificationHead(Head):
 
     target_kind = "class"
 
-    def __init__(self, num_classes: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: PositiveInt | None = None, dropout: float = 0.0) -> None:
         super().__init__(dropout)
         self.num_classes = num_classes
 
@@ -77,7 +79,9 @@ class MultiLabelHead(Head):
 
     target_kind = "multi_label"
 
-    def __init__(self, num_classes: int | None = None, dropout: float = 0.0, threshold: float = 0.5) -> None:
+    def __init__(
+        self, num_classes: PositiveInt | None = None, dropout: float = 0.0, threshold: float = 0.5
+    ) -> None:
         super().__init__(dropout)
         self.num_classes = num_classes
         self.threshold = threshold
@@ -104,7 +108,7 @@ class RegressionHead(Head):
 
     target_kind = "value"
 
-    def __init__(self, num_outputs: int = 1, dropout: float = 0.0) -> None:
+    def __init__(self, num_outputs: PositiveInt = 1, dropout: float = 0.0) -> None:
         super().__init__(dropout)
         self.num_outputs = num_outputs
 
