@@ -130,3 +130,29 @@ def test_checkpoint_every_n_epochs(blobs, plugins):
     kplug.fit(config, plugins=kplug.load_plugins([Watch()], entry_points=False))
     # the hook runs before its epoch's checkpoint; checkpoints: epoch 2, the end of stage 1 (epoch 3), epoch 5
     assert written == [None, None, 2, 3, 3]
+
+
+def test_resumed_run_equals_the_uninterrupted_one_when_batches_are_whole(blobs):
+    """With one batch per epoch the data order cannot differ, so resume must be exact."""
+    x, y = blobs
+
+    def config(name):
+        c = staged_config(x, y)
+        c["train"]["batch_size"] = 192  # all training rows
+        c["output"] = {"dir": f"runs/{name}"}
+        return c
+
+    whole = kplug.fit(config("whole"), plugins=kplug.load_plugins(entry_points=False))
+    for stop in (1, 3):
+        with pytest.raises(KeyboardInterrupt):
+            kplug.fit(
+                config(f"cut{stop}"), plugins=kplug.load_plugins([InterruptAt(stop)], entry_points=False)
+            )
+        resumed = kplug.fit(
+            config(f"cut{stop}"), resume=f"runs/cut{stop}", plugins=kplug.load_plugins(entry_points=False)
+        )
+        for ours, theirs in zip(resumed.model.weights, whole.model.weights, strict=True):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=0, atol=1e-6
+            )
+        np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)

@@ -1,0 +1,80 @@
+"""Model assembly: augmentations in front of the backbone, heads on top, precision policies."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from conftest import blob_config
+
+import kplug
+
+
+def test_augmentation_changes_inputs_only_while_training(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["augment"] = [{"name": "gaussian-noise", "options": {"stddev": 0.5}}]
+    model = kplug.fit(config, plugins=plugins).model
+    augment = model.get_layer("augment")
+    sample = keras.ops.convert_to_tensor(x[:8])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment(sample, training=False)), x[:8])
+    assert not np.allclose(keras.ops.convert_to_numpy(augment(sample, training=True)), x[:8])
+    np.testing.assert_array_equal(model.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0))
+
+
+def test_multi_label_head_end_to_end(plugins, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    tags = np.stack([x[:, 0] > 0, x[:, 1] > 0, x[:, 2] > 0], axis=1).astype("float32")
+    np.savez(tmp_path / "tags.npz", x=x, tags=tags)
+    config = {
+        "data": {
+            "source": "npz",
+            "options": {"path": "tags.npz", "targets": ["tags"]},
+            "split": {"test": 0.2},
+        },
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [{"name": "multi-label", "target": "tags"}],
+        },
+        "train": {"epochs": 20, "optimizer": {"learning_rate": 0.02}, "verbose": 0},
+        "output": {"dir": "runs/tags"},
+    }
+    result = kplug.fit(config, plugins=plugins)
+    assert result.metrics["binary_accuracy"] > 0.85
+    record = kplug.predict(result.run_dir, data=str(tmp_path / "tags.npz"), plugins=plugins)[0]
+    assert record["multi_label"]["label"] == [str(i) for i in np.flatnonzero(tags[0])]
+    assert len(record["multi_label"]["probabilities"]) == 3
+
+
+def test_label_smoothing_trains_and_the_model_file_loads_in_plain_keras(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {
+        "epochs": 10,
+        "label_smoothing": 0.2,
+        "optimizer": {"learning_rate": 0.02},
+        "verbose": 0,
+    }
+    result = kplug.fit(config, plugins=plugins)
+    assert result.metrics["accuracy"] > 0.9
+    reloaded = keras.saving.load_model(result.run_dir / "model.keras")  # compiled, with kplug's loss
+    assert reloaded.loss.label_smoothing == 0.2
+
+
+def test_precision_policy_is_applied_then_restored(blobs):
+    x, y = blobs
+
+    class BFloat16:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_register_precision_policies(register):
+            register("bf16", lambda: "mixed_bfloat16")
+
+    config = blob_config(x, y)
+    config["precision"] = {"policy": "bf16"}
+    result = kplug.fit(config, plugins=kplug.load_plugins([BFloat16()], entry_points=False))
+    dense = result.model.get_layer("backbone").get_layer("dense1")
+    assert dense.compute_dtype == "bfloat16" and dense.variable_dtype == "float32"
+    assert result.model.get_layer("classification").get_layer("logits").compute_dtype == "float32"
+    assert result.report["precision"] == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
