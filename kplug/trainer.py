@@ -19,7 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug import rundir
+from kplug import metrics, rundir
 from kplug.assembly import build_model, compile_model, logged_metric_names
 from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
 from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
@@ -164,7 +164,7 @@ class Trainer:
 
     def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
-            rundir.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
+            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
@@ -215,7 +215,7 @@ class Trainer:
             )
             return
         epochs = checkpoint.state.epoch if checkpoint else 0
-        rundir.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
+        metrics.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
 
     def fit(self) -> FitResult:
         """Train every stage and write the run directory (or continue it with ``resume``).
@@ -249,15 +249,15 @@ class Trainer:
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
             state = self._run_stages(state, checkpoint)
             timings["train_seconds"] = time.perf_counter() - started
-            metrics = self._final_metrics()
+            final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
-        rundir.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
+        metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), state, metrics, timings)
+        report = self._report(distribution.describe(), state, final_metrics, timings)
         report["precision"] = str(getattr(policy, "name", policy))
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
-        history = rundir.metrics_history(self.run_dir / rundir.METRICS_FILE)
-        result = FitResult(self.model, history, self.run_dir, metrics, report)
+        history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
+        result = FitResult(self.model, history, self.run_dir, final_metrics, report)
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
@@ -319,7 +319,7 @@ class Trainer:
                     callbacks=self._callbacks(state),
                     verbose=self.config.train.verbose,
                 )
-            epoch = rundir.last_epoch(self.run_dir / rundir.METRICS_FILE)
+            epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
             summary = {
                 "stage": index + 1,
                 "epochs": epoch - state.stage_start,

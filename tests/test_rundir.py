@@ -1,4 +1,4 @@
-"""Run directory files: atomic writes, growing metrics.csv, refusing to clobber folders."""
+"""Run directory files: atomic writes, refusing to clobber folders."""
 
 from __future__ import annotations
 
@@ -20,16 +20,6 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         rundir.atomic_write(target, broken)
     assert target.read_text() == '{\n  "a": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left
-
-
-def test_metrics_rows_grow_columns_truncate_and_read_back(tmp_path):
-    path = tmp_path / "metrics.csv"
-    rundir.append_metrics_row(path, {"stage": 1, "epoch": 1, "loss": 0.5})
-    rundir.append_metrics_row(path, {"stage": 1, "epoch": 2, "loss": 0.25, "val_loss": 0.3})
-    assert rundir.metrics_history(path) == {"loss": [0.5, 0.25], "val_loss": [0.3]}
-    assert rundir.last_epoch(path) == 2
-    rundir.truncate_metrics(path, 1)
-    assert rundir.read_metrics(path) == [{"stage": 1.0, "epoch": 1.0, "loss": 0.5}]
 
 
 def test_prepare_run_dir_rules(tmp_path):
