@@ -155,13 +155,13 @@ def predict(
     if not isinstance(outputs, dict):
         outputs = {next(iter(loaded.heads)): outputs}
     per_head: dict[str, dict[str, list[Any]]] = {}
-    for head_id, head in loaded.heads.items():
+    for chosen in loaded.run.heads:
+        head_id = chosen.config.output_name
+        head = loaded.heads[head_id]
         logits = np.asarray(outputs[head_id], dtype="float64")
         probabilities = head.probabilities(logits)
         decided = head.decide(probabilities)
-        label_map = loaded.label_maps[
-            next(h.config.target for h in loaded.run.heads if h.config.output_name == head_id)
-        ]
+        label_map = loaded.label_maps[chosen.config.target]
         entry: dict[str, list[Any]] = {"logits": logits.tolist()}
         if label_map.kind == "class":
             entry["label_id"] = decided.tolist()

@@ -193,14 +193,15 @@ class Trainer:
         """Fail on a bad trainable pattern or callback option before anything is written."""
         for stage in self.config.train.resolved_stages():
             set_trainable(self.model, stage.trainable)
-        logged = logged_metric_names(self.heads, validation=len(self.data.splits.validation) > 0)
+        has_validation = len(self.data.splits.validation) > 0
+        logged = logged_metric_names(self.heads, validation=has_validation)
         for index, chosen in enumerate(self.run.callbacks):
             chosen.build()
             monitor = chosen.options.get("monitor")
             if monitor is not None and monitor not in logged:
                 raise ConfigError(
                     f"callbacks[{index}].options.monitor = {monitor!r}: this run logs {', '.join(logged)}"
-                    + ("" if len(self.data.splits.validation) else " (val_* needs data.split.validation > 0)")
+                    + ("" if has_validation else " (val_* needs data.split.validation > 0)")
                     + "."
                 )
 
@@ -253,8 +254,7 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), state, final_metrics, timings)
-        report["precision"] = str(getattr(policy, "name", policy))
+        report = self._report(distribution.describe(), policy, state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
@@ -349,6 +349,7 @@ class Trainer:
     def _report(
         self,
         placement: dict[str, Any],
+        policy: Any,
         state: TrainingState,
         metrics: dict[str, Any],
         timings: dict[str, float],
@@ -364,6 +365,7 @@ class Trainer:
                 "plugins": self.plugins.versions(),
             },
             "seed": self.config.seed,
+            "precision": str(getattr(policy, "name", policy)),
             "distribution": placement,
             "data": {
                 "train": len(splits.train),
