@@ -1,4 +1,4 @@
-"""The ``kplug`` command line: train, evaluate, predict, plugins, doctor.
+"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init.
 
 Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
 unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
@@ -94,6 +94,27 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from kplug.tune import format_summary, tune
+
+    try:
+        result = tune(args.config, trials=args.trials, output=args.output)
+    except KeyboardInterrupt:
+        print(
+            "kplug: interrupted. Run the same kplug tune command again to continue the search.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(format_summary(result.rows))
+    print(f"Search folder: {result.output} (summary.csv, study.db, trial-*/)")
+    if result.best_config_path is not None:
+        print(
+            f"Best: {result.metric} {result.best_value:.6g} in {result.best_run_dir}; "
+            f"its config: {result.best_config_path}"
+        )
+    return EXIT_OK
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from kplug.plugins import get_plugins
 
@@ -130,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
     )
     train.set_defaults(handler=_train)
+
+    tune = commands.add_parser("tune", help="search the config's tune.space with Optuna")
+    tune.add_argument("config", help="run config with a tune section")
+    tune.add_argument("--trials", type=int, required=True, help="finished trials the search should have")
+    tune.add_argument("--output", help="search folder (default runs/<name>-tune); run again to continue")
+    tune.set_defaults(handler=_tune)
 
     for name, handler, help_text in (
         ("evaluate", _evaluate, "evaluate a finished run"),

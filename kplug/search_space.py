@@ -145,7 +145,9 @@ def with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
                 size = len(node) if isinstance(node, list) else "no"
                 raise ConfigError(f"{where}: index [{part}] does not exist (the list has {size} entries).")
         elif not isinstance(node, dict):
-            raise ConfigError(f"{where}: '{part}' is inside a {type(node).__name__}, not a section.")
+            raise ConfigError(
+                f"{where}: the value before '{part}' is a {type(node).__name__}, not a section."
+            )
         elif part not in node and not (last or parts[depth - 1] == "options"):
             raise ConfigError(f"{where}: the config has no field '{part}' there.")
         if last:
