@@ -115,6 +115,14 @@ def _tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _init(args: argparse.Namespace) -> int:
+    from kplug.starter import write_starter
+
+    path = write_starter(args.task, args.output, force=args.force)
+    print(f"Wrote {path} ({args.task}); edit it, then: kplug train {path}")
+    return EXIT_OK
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from kplug.plugins import get_plugins
 
@@ -174,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             command.add_argument("--output", help="write predictions here instead of stdout")
         command.set_defaults(handler=handler)
+
+    from kplug.starter import TASKS
+
+    init = commands.add_parser("init", help="write a starter config with every field explained")
+    init.add_argument(
+        "--task", choices=list(TASKS), default="image-classification", help="what the model learns"
+    )
+    init.add_argument("--output", default="run.yaml", help="the config file to write (default run.yaml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.set_defaults(handler=_init)
 
     commands.add_parser("plugins", help="list every component and its provider").set_defaults(
         handler=_plugins
