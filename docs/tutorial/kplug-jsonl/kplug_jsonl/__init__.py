@@ -46,6 +46,8 @@ def read_jsonl(path: str, features: str = "features", label: str = "label") -> k
         raise kplug.DataError(f"{path}: {len(rows) - len(labels)} lines have no {label!r}.")
     targets = {"label": np.asarray(labels)} if labels else {}
     return kplug.Examples(np.asarray(rows, dtype="float32"), targets)
+
+
 # --8<-- [end:source]
 
 
@@ -53,6 +55,8 @@ def read_jsonl(path: str, features: str = "features", label: str = "label") -> k
 def feature_dropout(rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1) -> keras.layers.Layer:
     """Zero a random fraction ``rate`` of the input features while training."""
     return keras.layers.Dropout(rate, name="feature_dropout")
+
+
 # --8<-- [end:augmentation]
 
 
@@ -67,4 +71,6 @@ def kplug_register_datasets(register):
 def kplug_register_augmentations(register):
     """Register the ``feature-dropout`` augmentation."""
     register("feature-dropout", feature_dropout)
+
+
 # --8<-- [end:hooks]
