@@ -46,7 +46,7 @@ output:                            # where the run goes
 
 _IMAGE = """\
 # kplug run config: image classification. Train it with:  kplug train {file}
-# Every field is described in the config reference (docs/config-reference.md).
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
 name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
 seed: 0                            # seeds splits, weights and shuffling: same seed, same run
 data:                              # where the examples come from and how they are split
@@ -72,7 +72,7 @@ model:                             # a backbone with one or more heads on top
 _TEXT = """\
 # kplug run config: text classification. Needs the kplug-text plugin (pip install -e plugins/kplug-text)
 # and a local BERT-family checkpoint folder. Train it with:  kplug train {file}
-# Every field is described in the config reference (docs/config-reference.md).
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
 name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
 seed: 0                            # seeds splits, weights and shuffling: same seed, same run
 data:                              # where the examples come from and how they are split
@@ -101,7 +101,7 @@ model:                             # a backbone with one or more heads on top
 
 _REGRESSION = """\
 # kplug run config: regression on a table of numbers. Train it with:  kplug train {file}
-# Every field is described in the config reference (docs/config-reference.md).
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
 name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
 seed: 0                            # seeds splits, weights and shuffling: same seed, same run
 data:                              # where the examples come from and how they are split
