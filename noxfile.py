@@ -68,5 +68,18 @@ def docs(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
-    session.run("ruff", "check", "kplug", "tests", "plugins", "examples", "docs", "noxfile.py")
-    session.run("ruff", "format", "--check", "kplug", "tests", "plugins", "examples", "docs", "noxfile.py")
+    session.run(
+        "ruff", "check", "kplug", "tests", "plugins", "examples", "docs/hooks", "docs/tutorial", "noxfile.py"
+    )
+    session.run(
+        "ruff",
+        "format",
+        "--check",
+        "kplug",
+        "tests",
+        "plugins",
+        "examples",
+        "docs/hooks",
+        "docs/tutorial",
+        "noxfile.py",
+    )

@@ -84,3 +84,9 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path) -> None:
     tutorial = (site / "write-a-plugin" / "index.html").read_text()
     assert "read_jsonl" in tutorial and "kplug_register_datasets" in tutorial  # the tested code, included
     assert "kplug tune" in (site / "cli" / "index.html").read_text()
+
+
+def test_tutorial_snippets_are_intact() -> None:
+    """A formatter must not have touched the include lines (ruff formats code blocks in Markdown)."""
+    text = (REPO / "docs" / "write-a-plugin.md").read_text()
+    assert text.count('--8<-- "docs/tutorial/kplug-jsonl/') == 5

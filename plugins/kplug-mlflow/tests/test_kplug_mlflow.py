@@ -130,8 +130,6 @@ def test_a_resumed_run_continues_the_same_mlflow_run() -> None:
 def test_bad_option_fails_before_anything_is_written() -> None:
     config = run_config()
     config["loggers"] = [{"name": "mlflow", "options": {"experiments": "x"}}]
-    with pytest.raises(
-        kplug.ConfigError, match="no option 'experiments'. Did you mean 'experiment'"
-    ):
+    with pytest.raises(kplug.ConfigError, match="no option 'experiments'. Did you mean 'experiment'"):
         kplug.fit(config, plugins=plugins())
     assert not Path("runs").exists()
