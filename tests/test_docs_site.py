@@ -58,6 +58,15 @@ def test_plugin_links_point_at_generated_pages() -> None:
     assert rewritten == "[kplug](../index.md)"
 
 
+def test_images_of_a_plugin_readme_are_served_with_its_page(tmp_path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "curves.png").write_bytes(b"png")
+    text = "![curves](docs/curves.png) ![web](https://x.org/a.png) ![gone](missing.png)"
+    rewritten, images = load_hooks().collect_images(text, tmp_path, "kplug-x")
+    assert rewritten == "![curves](kplug-x/docs/curves.png) ![web](https://x.org/a.png) ![gone](missing.png)"
+    assert images == {"plugins/kplug-x/docs/curves.png": (tmp_path / "docs" / "curves.png").resolve()}
+
+
 def test_the_site_builds_with_warnings_as_errors(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     env["NO_MKDOCS_2_WARNING"] = "1"

@@ -255,6 +255,33 @@ def plugin_packages() -> list[tuple[str, Path, str]]:
     return found
 
 
+_IMAGE = re.compile(r"(!\[[^\]]*\]\()([^)\s]+)(\))")
+
+
+def collect_images(markdown: str, base: Path, name: str) -> tuple[str, dict[str, Path]]:
+    """Images a plugin README shows from its own folder: served as ``plugins/<name>/<path>``.
+
+    Returns the markdown with those image links pointing at the served copies, and the
+    files to add (site path -> file).
+    """
+    images: dict[str, Path] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        href = match.group(2)
+        target = (base / href).resolve()
+        if (
+            re.match(r"^[a-z][a-z0-9+.-]*:", href)
+            or not target.is_file()
+            or base.resolve() not in target.parents
+        ):
+            return match.group(0)
+        relative = target.relative_to(base.resolve()).as_posix()
+        images[f"plugins/{name}/{relative}"] = target
+        return f"{match.group(1)}{name}/{relative}{match.group(3)}"
+
+    return _IMAGE.sub(replace, markdown), images
+
+
 def plugins_index() -> str:
     lines = [
         "# Plugin packages",
@@ -345,8 +372,11 @@ def on_files(files: Any, config: Any) -> Any:
         "plugins/index.md": plugins_index(),
     }
     for name, readme, _ in plugin_packages():
-        generated[f"plugins/{name}.md"] = readme.read_text(encoding="utf-8")
+        text, images = collect_images(readme.read_text(encoding="utf-8"), readme.parent, name)
+        generated[f"plugins/{name}.md"] = text
         _SOURCES[f"plugins/{name}.md"] = readme
+        for uri, image in images.items():
+            files.append(File.generated(config, uri, abs_src_path=str(image)))
     for uri, content in generated.items():
         _SOURCES.setdefault(uri, DOCS / uri)
         files.append(File.generated(config, uri, content=content))
