@@ -95,6 +95,21 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path) -> None:
     assert "kplug tune" in (site / "cli" / "index.html").read_text()
 
 
+def test_the_documented_tune_and_logger_sections_are_valid() -> None:
+    import re
+
+    import yaml
+
+    from kplug.search_space import TuneConfig
+
+    text = (REPO / "docs" / "tracking-and-tuning.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)]
+    tune = next(block["tune"] for block in blocks if "tune" in block)
+    assert len(TuneConfig.model_validate(tune).space) == 6
+    loggers = next(block["loggers"] for block in blocks if "loggers" in block)
+    assert loggers == ["tensorboard", "mlflow"]
+
+
 def test_tutorial_snippets_are_intact() -> None:
     """A formatter must not have touched the include lines (ruff formats code blocks in Markdown)."""
     text = (REPO / "docs" / "write-a-plugin.md").read_text()
