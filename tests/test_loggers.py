@@ -113,6 +113,10 @@ def test_a_logger_from_a_plugin_is_built_once_and_sees_the_finished_run(blobs) -
     assert [e for e in events if e[0] == "epoch"] == [("epoch", 0), ("epoch", 1), ("epoch", 2)]
     assert events[-1][0] == "end" and {"model.keras", "report.json"} <= set(events[-1][1])
     assert [e[0] for e in events].count("built") == 1
+    # the finished run is evaluated where the logger's plugin is not installed
+    plugins = kplug.load_plugins(entry_points=False)
+    metrics = kplug.evaluate("runs/blobs", data={"x": x, "y": y}, plugins=plugins)
+    assert metrics["accuracy"] > 0.5
 
 
 def test_unknown_logger_and_bad_option_fail_before_anything_is_written(blobs, plugins) -> None:
