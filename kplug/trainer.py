@@ -300,6 +300,7 @@ class Trainer:
             if checkpoint is not None and not mid_stage:
                 self._restore(checkpoint)  # a stage boundary: weights only, the stage gets a new optimizer
             trainable = set_trainable(self.model, stage.trainable)
+            self.plugins.manager.hook.kplug_on_stage_start(trainer=self, model=self.model, stage=index)
             self._compile(stage, math.ceil(len(x) / batch_size) * stage.epochs)
             if mid_stage:
                 self.model.optimizer.build(self.model.trainable_variables)
