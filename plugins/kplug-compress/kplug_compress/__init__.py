@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import kplug
 
-from kplug_compress import export, lora
+from kplug_compress import export, lora, pruning
 
 
 @kplug.hookimpl
 def kplug_register_callbacks(register):
-    """``lora`` (adapters, see ``kplug_compress.lora``)."""
+    """``lora`` and ``prune`` (see ``kplug_compress.lora`` and ``kplug_compress.pruning``)."""
     register("lora", lora.LoraAdapters, description="LoRA adapters on Dense/EinsumDense layers")
+    register("prune", pruning.MagnitudePruning, description="magnitude pruning to a target sparsity")
 
 
 @kplug.hookimpl
@@ -37,5 +38,6 @@ def kplug_on_stage_start(trainer, model, stage):
 
 @kplug.hookimpl
 def kplug_on_fit_end(trainer, result):
-    """Write the merged LoRA model and report."""
+    """Write the merged LoRA model; report LoRA and pruning."""
     lora.on_fit_end(trainer, result)
+    pruning.on_fit_end(trainer, result)

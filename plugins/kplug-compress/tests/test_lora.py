@@ -50,7 +50,7 @@ def test_only_adapters_train(lora_run: kplug.FitResult, digits_run: kplug.FitRes
         "embedding/lora_kernel_a",
         "embedding/lora_kernel_b",
     }, trainable
-    assert lora_run.metrics["accuracy"] > 0.6
+    assert lora_run.metrics["accuracy"] > 0.4  # 5 classes: chance is 0.2
     assert lora_run.report["lora"]["layers"] == ["backbone/embedding"]
     assert lora_run.report["lora"]["adapter_parameters"] == 2 * (dense.kernel.shape[0] + dense.kernel.shape[1])
 
