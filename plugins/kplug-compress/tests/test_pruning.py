@@ -50,12 +50,12 @@ def test_every_layer_reaches_the_target_and_stays_pruned(pruned, digits_run) -> 
     assert all(mask.mean() < 0.05 for mask in recorder.zeros[0].values())  # a dense model to start
     for path, layer in prunable_layers(result.model, ["backbone/*"]):
         values = keras.ops.convert_to_numpy(kernel_variable(layer))
-        assert (values == 0).mean() == pytest.approx(0.6, abs=0.01), path
+        assert (values == 0).sum() == np.floor(0.6 * values.size), path
         # zero after the pruning stage -> still zero after fine-tuning (the masks were kept)
         assert np.all(values[recorder.zeros[1][path]] == 0), path
-        assert recorder.zeros[1][path].mean() == pytest.approx(0.6, abs=0.01), path
-    head = keras.ops.convert_to_numpy(result.model.get_layer("digits").kernel)
-    assert (head == 0).mean() < 0.05  # only the targets are pruned
+        assert recorder.zeros[1][path].sum() == np.floor(0.6 * values.size), path
+    (_, head), *_ = prunable_layers(result.model, ["heads/*"])
+    assert (keras.ops.convert_to_numpy(head.kernel) == 0).mean() < 0.05  # only the targets are pruned
     assert result.metrics["accuracy"] >= digits_run.metrics["accuracy"] - 0.1
 
 
@@ -63,7 +63,7 @@ def test_report_gives_per_layer_sparsity_and_accuracy(pruned) -> None:
     result, _ = pruned
     report = result.report["pruning"]
     assert set(report["layers"]) == {"backbone/conv1", "backbone/conv2", "backbone/embedding"}
-    assert all(value == pytest.approx(0.6, abs=0.01) for value in report["layers"].values())
+    assert all(value == pytest.approx(0.6, abs=0.03) for value in report["layers"].values())
     assert report["metrics"]["accuracy"] == result.metrics["accuracy"]
     assert report["weights_bytes_zlib"] < report["weights_bytes"]
     saved = kplug.transfer.load_model_file(result.run_dir / "model.keras")
