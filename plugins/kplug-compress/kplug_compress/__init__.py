@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import kplug
 
-from kplug_compress import export, lora, pruning
+from kplug_compress import distill, export, lora, pruning
 
 
 @kplug.hookimpl
@@ -20,8 +20,9 @@ def kplug_register_callbacks(register):
 
 @kplug.hookimpl
 def kplug_add_commands(commands):
-    """``kplug export``."""
+    """``kplug export`` and ``kplug distill``."""
     export.add_export_command(commands)
+    distill.add_distill_command(commands)
 
 
 @kplug.hookimpl
