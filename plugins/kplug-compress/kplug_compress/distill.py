@@ -13,7 +13,7 @@ A distillation run is a normal run config for the student plus a ``distill`` sec
 
 ``kplug distill distill.yaml`` (or ``kplug_compress.distill.distill(path)``) trains every
 stage through Keras' ``keras.distillation.Distiller`` with ``LogitsDistillation``: the
-loss is ``(1 - alpha) * label loss + alpha * KL(softmax(teacher / T) || softmax(student / T))``.
+loss is ``(1 - alpha) * label loss + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
 The run directory is a normal kplug run of the student (``kplug evaluate``, ``predict``
 and ``export`` work on it); ``report.json`` gets a ``distillation`` section with the
 teacher's and the student's metrics on the same split, parameter counts and file sizes.
@@ -152,7 +152,10 @@ def _fit_stages(trainer: Trainer, teacher: keras.Model, settings: DistillConfig)
         distiller = Distiller(
             teacher,
             student,
-            LogitsDistillation(temperature=settings.temperature),
+            # An instance, not Keras 3.15's default "kl_divergence" string: the string becomes a
+            # plain function, LogitsDistillation's isinstance(KLDivergence) check misses it, and the
+            # KL is then taken between raw logits (it even turns negative during training).
+            LogitsDistillation(temperature=settings.temperature, loss=keras.losses.KLDivergence()),
             student_loss_weight=1.0 - settings.alpha,
         )
         rate = learning_rate_schedule(
