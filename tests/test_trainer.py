@@ -265,7 +265,9 @@ def test_stage_start_hook_decides_what_trains_in_the_stage(blobs):
             dense.kernel.trainable = False  # after the stage's trainable set, before compile
             before["kernel"] = keras.ops.convert_to_numpy(dense.kernel).copy()
 
-    result = kplug.fit(blob_config(x, y), plugins=kplug.load_plugins([FreezeFirstDense()], entry_points=False))
+    result = kplug.fit(
+        blob_config(x, y), plugins=kplug.load_plugins([FreezeFirstDense()], entry_points=False)
+    )
     dense = result.model.get_layer("backbone").get_layer("dense1")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.kernel), before["kernel"])
     assert not np.array_equal(keras.ops.convert_to_numpy(dense.bias), np.zeros(dense.bias.shape))

@@ -124,7 +124,9 @@ def _evaluate(model: keras.Model, trainer: Trainer, split: str | None) -> dict[s
     examples = getattr(trainer.data.splits, split)
     compile_model(model, trainer.heads, trainer.run)
     y = head_targets(trainer.run, examples, trainer.data.label_maps)
-    values = model.evaluate(examples.features, y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True)
+    values = model.evaluate(
+        examples.features, y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True
+    )
     return {"split": split, **{k: float(v) for k, v in values.items()}}
 
 
@@ -169,7 +171,12 @@ def _fit_stages(trainer: Trainer, teacher: keras.Model, settings: DistillConfig)
             metrics=head.metrics(),
         )
         history = distiller.fit(
-            x, y, batch_size=batch_size, epochs=stage.epochs, validation_data=validation, verbose=config.train.verbose
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=stage.epochs,
+            validation_data=validation,
+            verbose=config.train.verbose,
         )
         summaries.append(
             {
@@ -218,7 +225,9 @@ def distill(
             trainer.run, trainer.data.input_shape, trainer.data.input_dtype, trainer.data.label_maps
         )
         if config.model.backbone.init is not None:
-            init_from_checkpoint(trainer.model, config.model.backbone.init.from_, config.model.backbone.init.map)
+            init_from_checkpoint(
+                trainer.model, config.model.backbone.init.from_, config.model.backbone.init.map
+            )
         run_dir = trainer.run_dir
         rundir.prepare_run_dir(run_dir, config.output.overwrite)
         dump_config(config, run_dir / rundir.CONFIG_FILE)
@@ -235,7 +244,11 @@ def distill(
     report = {
         "name": config.name,
         "backend": keras.backend.backend(),
-        "versions": {"kplug": kplug_version(), "keras": keras.__version__, "python": platform.python_version()},
+        "versions": {
+            "kplug": kplug_version(),
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+        },
         "seed": config.seed,
         "parameters": int(trainer.model.count_params()),
         "stages": stages,

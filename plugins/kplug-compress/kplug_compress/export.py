@@ -116,7 +116,8 @@ def keras_outputs(model: keras.Model, batch: dict[str, np.ndarray]) -> dict[str,
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     return {
-        name: keras.ops.convert_to_numpy(value) for name, value in zip(model.output_names, outputs, strict=True)
+        name: keras.ops.convert_to_numpy(value)
+        for name, value in zip(model.output_names, outputs, strict=True)
     }
 
 

@@ -117,7 +117,7 @@ def enable_adapters(model: keras.Model, settings: LoraAdapters) -> list[str]:
 
 
 def freeze_all_but_adapters(model: keras.Model, settings: LoraAdapters) -> None:
-    """Within the layers the stage trains, train only adapters, ``settings.train`` layers and (optionally) biases."""
+    """In the layers a stage trains, train only adapters, ``train`` layers and (optionally) biases."""
     for path, layer in iter_layers(model):
         if layer.trainable is False or list(getattr(layer, "_layers", [])):
             continue
@@ -132,7 +132,9 @@ def freeze_all_but_adapters(model: keras.Model, settings: LoraAdapters) -> None:
 def adapter_summary(model: keras.Model, settings: LoraAdapters) -> dict[str, Any]:
     """What ``report.json``'s ``lora`` section holds."""
     layers = adapted_layers(model)
-    adapters = sum(int(np.prod(v.shape)) for _, layer in layers for v in (layer.lora_kernel_a, layer.lora_kernel_b))
+    adapters = sum(
+        int(np.prod(v.shape)) for _, layer in layers for v in (layer.lora_kernel_a, layer.lora_kernel_b)
+    )
     return {
         "rank": settings.rank,
         "alpha": settings.alpha if settings.alpha is not None else settings.rank,

@@ -32,10 +32,14 @@ def test_student_learns_from_the_teacher_alone(tmp_path, plugins, digits_run) ->
     assert result.metrics["accuracy"] > 0.4  # 5 classes: chance is 0.2
     test = kplug.predict(result.run_dir, split="test", plugins=plugins)
     teacher = kplug.predict(digits_run.run_dir, split="test", plugins=plugins)
-    agree = np.mean([s["digits"]["label"] == t["digits"]["label"] for s, t in zip(test, teacher, strict=True)])
+    agree = np.mean(
+        [s["digits"]["label"] == t["digits"]["label"] for s, t in zip(test, teacher, strict=True)]
+    )
     assert agree > 0.5
     # the student's run directory is a normal kplug run
-    assert kplug.evaluate(result.run_dir, plugins=plugins)["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert kplug.evaluate(result.run_dir, plugins=plugins)["accuracy"] == pytest.approx(
+        result.metrics["accuracy"]
+    )
     assert isinstance(kplug.transfer.load_model_file(result.run_dir / "model.keras"), keras.Model)
 
 

@@ -30,7 +30,9 @@ def reference(run_dir: Path, images: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
-def test_saved_model_predicts_like_the_keras_model(digits_run: kplug.FitResult, plugins: kplug.Plugins) -> None:
+def test_saved_model_predicts_like_the_keras_model(
+    digits_run: kplug.FitResult, plugins: kplug.Plugins
+) -> None:
     result = export_run(digits_run.run_dir, "saved_model")
     assert result.path == digits_run.run_dir / "export" / "saved_model"
     assert result.backend == "tensorflow"  # whatever backend trained the run
@@ -58,9 +60,13 @@ def test_onnx_predicts_like_the_keras_model(digits_run: kplug.FitResult, plugins
     assert np.array_equal(logits.argmax(-1), reference(digits_run.run_dir, images).argmax(-1))
 
 
-def test_keras_export_through_the_cli(digits_run: kplug.FitResult, plugins: kplug.Plugins, tmp_path: Path) -> None:
+def test_keras_export_through_the_cli(
+    digits_run: kplug.FitResult, plugins: kplug.Plugins, tmp_path: Path
+) -> None:
     target = tmp_path / "plain.keras"
-    code = main(["export", str(digits_run.run_dir), "--format", "keras", "--output", str(target)], plugins=plugins)
+    code = main(
+        ["export", str(digits_run.run_dir), "--format", "keras", "--output", str(target)], plugins=plugins
+    )
     assert code == 0 and target.is_file()
     images = held_out_images(digits_run.run_dir, plugins)
     exported = keras.ops.convert_to_numpy(kplug.transfer.load_model_file(target)(images))
@@ -72,7 +78,9 @@ def test_missing_tensorflow_names_what_to_install(
 ) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        export.importlib.util, "find_spec", lambda name: None if name in ("tensorflow", "tf2onnx") else real(name)
+        export.importlib.util,
+        "find_spec",
+        lambda name: None if name in ("tensorflow", "tf2onnx") else real(name),
     )
     with pytest.raises(kplug.PluginError, match=r"needs tensorflow, tf2onnx.*pip install tensorflow tf2onnx"):
         export_run(digits_run.run_dir, "onnx")

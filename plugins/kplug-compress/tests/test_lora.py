@@ -30,7 +30,9 @@ def layer_at(model: keras.Model, path: str) -> keras.layers.Layer:
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory, plugins, digits_run) -> kplug.FitResult:
-    return kplug.fit(lora_config(tmp_path_factory.mktemp("lora") / "run", digits_run.run_dir), plugins=plugins)
+    return kplug.fit(
+        lora_config(tmp_path_factory.mktemp("lora") / "run", digits_run.run_dir), plugins=plugins
+    )
 
 
 def test_only_adapters_train(lora_run: kplug.FitResult, digits_run: kplug.FitResult) -> None:
@@ -39,8 +41,12 @@ def test_only_adapters_train(lora_run: kplug.FitResult, digits_run: kplug.FitRes
     assert dense.lora_enabled and dense.lora_rank == 2
     # the base kernel and bias are bit-identical to the initialising run's; the adapters moved
     before = layer_at(source, "backbone/embedding")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense._kernel), keras.ops.convert_to_numpy(before.kernel))
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.bias), keras.ops.convert_to_numpy(before.bias))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(dense._kernel), keras.ops.convert_to_numpy(before.kernel)
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(dense.bias), keras.ops.convert_to_numpy(before.bias)
+    )
     assert np.abs(keras.ops.convert_to_numpy(dense.lora_kernel_b)).max() > 0  # initialised to zeros
     # layers without adapters outside `train` are frozen too
     conv = keras.ops.convert_to_numpy(layer_at(lora_run.model, "backbone/conv1").kernel)
@@ -52,10 +58,14 @@ def test_only_adapters_train(lora_run: kplug.FitResult, digits_run: kplug.FitRes
     }, trainable
     assert lora_run.metrics["accuracy"] > 0.4  # 5 classes: chance is 0.2
     assert lora_run.report["lora"]["layers"] == ["backbone/embedding"]
-    assert lora_run.report["lora"]["adapter_parameters"] == 2 * (dense.kernel.shape[0] + dense.kernel.shape[1])
+    assert lora_run.report["lora"]["adapter_parameters"] == 2 * (
+        dense.kernel.shape[0] + dense.kernel.shape[1]
+    )
 
 
-def test_merged_model_is_plain_and_predicts_the_same(lora_run: kplug.FitResult, plugins: kplug.Plugins) -> None:
+def test_merged_model_is_plain_and_predicts_the_same(
+    lora_run: kplug.FitResult, plugins: kplug.Plugins
+) -> None:
     path = lora_run.run_dir / "model.keras"
     with zipfile.ZipFile(path) as archive:
         assert "lora" not in archive.read("config.json").decode()
@@ -63,11 +73,15 @@ def test_merged_model_is_plain_and_predicts_the_same(lora_run: kplug.FitResult, 
     assert not any(getattr(layer, "lora_enabled", False) for _, layer in iter_layers(merged))
     images = np.random.default_rng(0).random((16, 28, 28, 1)).astype("float32")
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(merged(images)), keras.ops.convert_to_numpy(lora_run.model(images)), atol=1e-5
+        keras.ops.convert_to_numpy(merged(images)),
+        keras.ops.convert_to_numpy(lora_run.model(images)),
+        atol=1e-5,
     )
     assert json.loads((lora_run.run_dir / "report.json").read_text())["lora"]["rank"] == 2
     # kplug's own evaluate reads the merged model
-    assert kplug.evaluate(lora_run.run_dir, plugins=plugins)["accuracy"] == pytest.approx(lora_run.metrics["accuracy"], abs=1e-6)
+    assert kplug.evaluate(lora_run.run_dir, plugins=plugins)["accuracy"] == pytest.approx(
+        lora_run.metrics["accuracy"], abs=1e-6
+    )
 
 
 def test_merged_model_exports(lora_run: kplug.FitResult) -> None:

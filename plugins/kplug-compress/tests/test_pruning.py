@@ -29,7 +29,9 @@ class ZerosAtStageStart:
 
 
 def prune_config(output: Path, source: Path, **options) -> dict:
-    config = digits_config(output, callbacks=[{"name": "prune", "options": {"target_sparsity": 0.6, **options}}])
+    config = digits_config(
+        output, callbacks=[{"name": "prune", "options": {"target_sparsity": 0.6, **options}}]
+    )
     config["model"]["backbone"]["init"] = {"from": str(source), "map": {"backbone/(.*)": "backbone/\\1"}}
     config["train"].pop("epochs")
     config["train"]["stages"] = [{"epochs": 2}, {"epochs": 1, "learning_rate": 1e-3}]
@@ -67,7 +69,9 @@ def test_report_gives_per_layer_sparsity_and_accuracy(pruned) -> None:
     assert report["metrics"]["accuracy"] == result.metrics["accuracy"]
     assert report["weights_bytes_zlib"] < report["weights_bytes"]
     saved = kplug.transfer.load_model_file(result.run_dir / "model.keras")
-    assert (keras.ops.convert_to_numpy(saved.get_layer("backbone").get_layer("embedding").kernel) == 0).mean() > 0.59
+    assert (
+        keras.ops.convert_to_numpy(saved.get_layer("backbone").get_layer("embedding").kernel) == 0
+    ).mean() > 0.59
 
 
 def test_schedule_and_masks() -> None:
@@ -84,4 +88,6 @@ def test_bad_options(tmp_path, plugins, digits_run) -> None:
     with pytest.raises(kplug.ConfigError, match=r"target_sparsity = 1.5"):
         kplug.fit(prune_config(tmp_path / "a", digits_run.run_dir, target_sparsity=1.5), plugins=plugins)
     with pytest.raises(kplug.ConfigError, match=r"targets = \['heads/nothing'\]"):
-        kplug.fit(prune_config(tmp_path / "b", digits_run.run_dir, targets=["heads/nothing"]), plugins=plugins)
+        kplug.fit(
+            prune_config(tmp_path / "b", digits_run.run_dir, targets=["heads/nothing"]), plugins=plugins
+        )
