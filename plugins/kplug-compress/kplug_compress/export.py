@@ -234,6 +234,9 @@ def export_run(
             f"{str(run_path)!r} is not a finished kplug run directory: {rundir.MODEL_FILE} is missing."
         )
     path = Path(output) if output is not None else run_path / EXPORT_DIR / DEFAULT_NAMES[fmt]
+    suffix = {"keras": ".keras", "onnx": ".onnx"}.get(fmt)
+    if suffix and path.suffix != suffix:
+        raise ConfigError(f"--output {str(path)!r}: a {fmt} export is a file ending in {suffix}.")
     model = model if model is not None else load_model_file(model_file)
     backend = keras.backend.backend()
     if fmt == "keras" or backend == "tensorflow":

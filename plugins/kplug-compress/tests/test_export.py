@@ -93,6 +93,8 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
         export_run(tmp_path, "keras")
 
 
-def test_unknown_format(digits_run: kplug.FitResult) -> None:
+def test_unknown_format_and_bad_output(digits_run: kplug.FitResult, tmp_path: Path) -> None:
     with pytest.raises(kplug.ConfigError, match="choose one of saved_model, onnx, keras"):
         export_run(digits_run.run_dir, "tflite")
+    with pytest.raises(kplug.ConfigError, match="a keras export is a file ending in .keras"):
+        export_run(digits_run.run_dir, "keras", output=tmp_path / "model")
