@@ -169,7 +169,11 @@ def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> 
     from kplug.errors import PluginError
     from kplug.plugins import get_plugins
 
-    for implementation in get_plugins(plugins).manager.hook.kplug_add_commands.get_hookimpls():
+    try:
+        loaded = get_plugins(plugins)
+    except KplugError:
+        return  # kplug's own commands still work; the ones that load plugins report the error
+    for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
         try:
             implementation.function(commands=commands)
         except argparse.ArgumentError as error:
