@@ -17,7 +17,14 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ["jax", "tensorflow", "torch"]
 CONSTRAINTS = ("-c", "constraints.txt")
-PLUGIN_PACKAGES = ["plugins/kplug-example", "plugins/kplug-mlflow", "docs/tutorial/kplug-jsonl"]
+PLUGIN_PACKAGES = [
+    "plugins/kplug-example",
+    "plugins/kplug-mlflow",
+    "docs/tutorial/kplug-jsonl",
+    "plugins/kplug-compress",
+]
+# Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
+PLUGIN_EXTRAS = {"plugins/kplug-compress": "export"}
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
@@ -25,7 +32,8 @@ def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
     wanted = ",".join(filter(None, [backend, extras]))
     session.install(*CONSTRAINTS, "-e", f".[{wanted}]")
     for package in PLUGIN_PACKAGES:
-        session.install(*CONSTRAINTS, "-e", package)
+        optional = PLUGIN_EXTRAS.get(package)
+        session.install(*CONSTRAINTS, "-e", f"{package}[{optional}]" if optional else package)
 
 
 @nox.session

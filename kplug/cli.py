@@ -1,4 +1,4 @@
-"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init.
+"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init, and commands plugins add.
 
 Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
 unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
@@ -146,8 +146,12 @@ def _doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if not facts["failures"] else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``kplug`` command."""
+def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``kplug`` command, with the commands plugins add.
+
+    Args:
+        plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+    """
     parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -199,14 +203,39 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
         handler=_doctor
     )
+    _add_plugin_commands(commands, plugins)
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> None:
+    """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``)."""
+    from kplug.errors import PluginError
+    from kplug.plugins import get_plugins
+
+    try:
+        loaded = get_plugins(plugins)
+    except KplugError:
+        return  # kplug's own commands still work; the ones that load plugins report the error
+    for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
+        try:
+            implementation.function(commands=commands)
+        except argparse.ArgumentError as error:
+            raise PluginError(
+                f"kplug_add_commands of {implementation.plugin_name}: {error.message}; "
+                f"kplug's own commands and other plugins' keep their names."
+            ) from None
+
+
+def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
     """Run the CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser(plugins)
+    except KplugError as error:
+        print(f"kplug: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except KplugError as error:

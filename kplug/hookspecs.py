@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     import keras
 
     from kplug.config import RunConfig
@@ -179,6 +181,26 @@ def kplug_register_loggers(register: Register) -> None:
     """
 
 
+@hookspec
+def kplug_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``kplug`` command line.
+
+    Called once when the ``kplug`` parser is built. ``commands`` is the parser's
+    subparsers object: add a parser, its arguments and ``set_defaults(handler=...)``.
+    The handler receives the parsed ``argparse.Namespace`` and returns the exit code;
+    a ``KplugError`` it raises is printed as ``kplug: error: ...`` with exit code 2,
+    like kplug's own commands. A name another plugin (or kplug) already uses is an error.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_add_commands(commands):
+            export = commands.add_parser("export", help="export a finished run")
+            export.add_argument("run_dir")
+            export.set_defaults(handler=lambda args: export_run(args.run_dir) or 0)
+    """
+
+
 # ---------------------------------------------------------------------------
 # Lifecycle
 # ---------------------------------------------------------------------------
@@ -212,6 +234,22 @@ def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
         @kplug.hookimpl
         def kplug_on_fit_start(trainer, model):
             print(f"training {model.count_params()} parameters")
+    """
+
+
+@hookspec
+def kplug_on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+    """Called at the start of every stage, after its trainable set is applied, before it compiles.
+
+    ``stage`` is the 0-based index into ``trainer.config.train.resolved_stages()``. A
+    plugin may change which variables train in this stage here (the optimizer is built
+    afterwards, from ``model.trainable_variables``); e.g. LoRA keeps base kernels frozen.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_on_stage_start(trainer, model, stage):
+            print(f"stage {stage + 1}: {len(model.trainable_variables)} trainable variables")
     """
 
 

@@ -202,6 +202,7 @@ class Trainer:
         # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
         self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
         self.loggers: list[keras.callbacks.Callback] = []
+        self.restored_trainable: list[str] = []
 
     # -- building -----------------------------------------------------------
 
@@ -395,9 +396,7 @@ class Trainer:
         state = checkpoint.state
         mid_stage = state.epoch > state.stage_start or state.batch > 0
         writer = state.stage if mid_stage else state.stage - 1
-        apply_stage_trainable(
-            self.model, self.config.train.resolved_stages()[writer], self._stage_where(writer)
-        )
+        self.restored_trainable = self._apply_stage(writer)
         optimizer, _ = self._compile_stage(writer, state.step_offset)
         try:
             self.model.load_weights(checkpoint.model_file)
@@ -409,6 +408,13 @@ class Trainer:
         checkpoint.restore_rng(self.model)
         return optimizer
 
+    def _apply_stage(self, index: int) -> list[str]:
+        """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
+        stage = self.config.train.resolved_stages()[index]
+        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        self.plugins.manager.hook.kplug_on_stage_start(trainer=self, model=self.model, stage=index)
+        return trainable
+
     def _start_stage(
         self, index: int, previous: keras.optimizers.Optimizer | None, trained_before: set[int]
     ) -> tuple[int, dict[str, Any]]:
@@ -419,7 +425,7 @@ class Trainer:
         """
         train = self.config.train
         stage = train.resolved_stages()[index]
-        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        trainable = self._apply_stage(index)
         now = {id(v) for v in self.model.trainable_variables}
         same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
         carry = previous is not None and (
@@ -505,7 +511,7 @@ class Trainer:
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
         stage = self.config.train.resolved_stages()[index]
         return {
-            "trainable": apply_stage_trainable(self.model, stage, self._stage_where(index)),
+            "trainable": self.restored_trainable,
             "optimizer": self.config.train.stage_optimizer(index).name,
             "learning_rate": stage.learning_rate or self.config.train.stage_optimizer(index).learning_rate,
             "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
