@@ -28,6 +28,7 @@ from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.optimizers import build_optimizer, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
+from kplug.precision import Precision, as_precision, layer_dtypes
 from kplug.resolve import ResolvedRun, resolve
 from kplug.transfer import init_from_checkpoint, set_trainable
 
@@ -148,6 +149,7 @@ class Trainer:
         self.model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
+        self.precision: Precision = Precision()
 
     # -- building -----------------------------------------------------------
 
@@ -160,7 +162,8 @@ class Trainer:
         rate = learning_rate_schedule(
             train.schedule, stage.learning_rate or train.optimizer.learning_rate, steps
         )
-        compile_model(self.model, self.heads, self.run, build_optimizer(train.optimizer, rate))
+        optimizer = self.precision.wrap_optimizer(build_optimizer(train.optimizer, rate))
+        compile_model(self.model, self.heads, self.run, optimizer)
 
     def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
@@ -234,11 +237,12 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
-        policy = self.run.precision.build()
-        with dtype_policy(policy), distribution.scope():
+        self.precision = as_precision(self.run.precision.build())
+        with dtype_policy(self.precision.policy), distribution.scope():
             self.model, self.heads = build_model(
                 self.run, self.data.input_shape, self.data.input_dtype, self.data.label_maps
             )
+            self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
@@ -254,7 +258,7 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), policy, state, final_metrics, timings)
+        report = self._report(distribution.describe(), state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
@@ -349,7 +353,6 @@ class Trainer:
     def _report(
         self,
         placement: dict[str, Any],
-        policy: Any,
         state: TrainingState,
         metrics: dict[str, Any],
         timings: dict[str, float],
@@ -365,7 +368,9 @@ class Trainer:
                 "plugins": self.plugins.versions(),
             },
             "seed": self.config.seed,
-            "precision": str(getattr(policy, "name", policy)),
+            "precision": self.precision.name,
+            "precision_settings": self.precision.describe(),
+            "layer_dtypes": layer_dtypes(self.model),
             "distribution": placement,
             "data": {
                 "train": len(splits.train),
