@@ -154,9 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
         handler=_doctor
     )
+    _add_plugin_commands(commands)
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
     return parser
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
+    """Let installed plugins add subcommands (``kplug_add_commands``); one that fails is skipped."""
+    from kplug.plugins import get_plugins
+
+    for implementation in get_plugins().manager.hook.kplug_add_commands.get_hookimpls():
+        try:
+            implementation.function(commands=commands)
+        except Exception as error:  # e.g. a command name already taken: report, keep the CLI usable
+            print(
+                f"kplug: warning: plugin {implementation.plugin_name} could not add its commands: {error}",
+                file=sys.stderr,
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     import keras
 
     from kplug.config import RunConfig
@@ -213,4 +215,31 @@ def kplug_on_fit_end(trainer: Trainer, result: FitResult) -> None:
         @kplug.hookimpl
         def kplug_on_fit_end(trainer, result):
             upload(result.run_dir)
+    """
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def kplug_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``kplug`` command line.
+
+    Called when the ``kplug`` parser is built, with argparse's subparsers object.
+    Add a parser with ``commands.add_parser(name, help=...)`` and set its handler
+    with ``set_defaults(handler=function)``; the handler receives the parsed
+    ``argparse.Namespace`` and returns the exit code. Raise a ``kplug.KplugError``
+    subclass for bad input: kplug prints it and exits with code 2. A module with
+    several commands can implement this hook more than once under other function
+    names with ``@kplug.hookimpl(specname="kplug_add_commands")``.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_add_commands(commands):
+            command = commands.add_parser("size", help="print a run's parameter count")
+            command.add_argument("run_dir")
+            command.set_defaults(handler=lambda args: print_size(args.run_dir) or 0)
     """
