@@ -92,7 +92,7 @@ def mnist_run(
             "split": {"validation": 0.25, "stratify": True},
         },
         "model": {"backbone": {"name": backbone}, "heads": [{"name": "classification", "id": "digits"}]},
-        "train": {"epochs": epochs, "batch_size": 32, "verbose": 0, "optimizer": {"learning_rate": 3e-3}},
+        "train": {"epochs": epochs, "batch_size": 64, "verbose": 0, "optimizer": {"learning_rate": 5e-3}},
         "precision": {"policy": policy, "options": options},
         "output": {"dir": str(output)},
     }
@@ -182,7 +182,7 @@ def test_accuracy_islands_and_loss_scaling_per_policy(plugins: kplug.Plugins, tm
         )
         assert mixed.report["precision"] == policy
         check_dtypes(mixed.report, policy)
-        assert abs(mixed.metrics["accuracy"] - accuracy) <= 0.03
+        assert abs(mixed.metrics["accuracy"] - accuracy) <= 0.05  # ~2 standard errors at 400 examples
         optimizer = mixed.model.optimizer
         if policy == "mixed_float16":
             assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
