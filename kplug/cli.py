@@ -164,7 +164,11 @@ def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
     """Let installed plugins add subcommands (``kplug_add_commands``); one that fails is skipped."""
     from kplug.plugins import get_plugins
 
-    for implementation in get_plugins().manager.hook.kplug_add_commands.get_hookimpls():
+    try:
+        plugins = get_plugins()
+    except KplugError:  # reported by the command that needs the plugins (or `kplug doctor`)
+        return
+    for implementation in plugins.manager.hook.kplug_add_commands.get_hookimpls():
         try:
             implementation.function(commands=commands)
         except Exception as error:  # e.g. a command name already taken: report, keep the CLI usable
