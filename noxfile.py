@@ -21,6 +21,7 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-example",
     "plugins/kplug-mlflow",
     "docs/tutorial/kplug-jsonl",
+    "plugins/kplug-precision",
     "plugins/kplug-compress",
 ]
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).

@@ -114,10 +114,13 @@ def kplug_register_distributions(register: Register) -> None:
 
 @hookspec
 def kplug_register_precision_policies(register: Register) -> None:
-    """Register precision policies: callables returning a Keras dtype policy name.
+    """Register precision policies: callables returning a Keras dtype policy or a ``kplug.Precision``.
 
     The returned value (e.g. ``"mixed_bfloat16"`` or a ``keras.DTypePolicy``)
-    is set with ``keras.config.set_dtype_policy`` before the model is built.
+    is set with ``keras.config.set_dtype_policy`` before the model is built. A
+    ``kplug.Precision`` carries that policy plus two calls: ``configure_model(model)``
+    once the model is built (e.g. to keep some layers in float32) and
+    ``wrap_optimizer(optimizer)`` for each stage's optimizer (e.g. loss scaling).
 
     Example::
 

@@ -44,6 +44,7 @@ from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
+from kplug.precision import Precision, as_precision, layer_dtypes
 from kplug.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
 from kplug.resolve import ResolvedRun, resolve
 from kplug.transfer import init_from_checkpoint
@@ -203,6 +204,7 @@ class Trainer:
         self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
         self.loggers: list[keras.callbacks.Callback] = []
         self.restored_trainable: list[str] = []
+        self.precision: Precision = Precision()
 
     # -- building -----------------------------------------------------------
 
@@ -227,14 +229,15 @@ class Trainer:
         rate = learning_rate_schedule(stage.schedule or train.schedule, base_rate, updates)
         if offset:
             rate = OffsetSchedule(rate, offset)
-        optimizer = build_optimizer(optimizer_config, rate)
+        optimizer = self.precision.wrap_optimizer(build_optimizer(optimizer_config, rate))
         compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
         learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
         layer_decay = train.layer_decay if stage.layer_decay is None else stage.layer_decay
         multipliers = rate_multipliers(
             self.model, base_rate, learning_rates, layer_decay, self._stage_where(index)
         )
-        apply_rate_multipliers(optimizer, self.model, multipliers)
+        # a loss-scale wrapper (float16) delegates the update to its inner optimizer
+        apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
         optimizer.build(self.model.trainable_variables)
         return optimizer, multipliers
 
@@ -337,9 +340,10 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
-        policy = self.run.precision.build()
-        with dtype_policy(policy), distribution.scope():
+        self.precision = as_precision(self.run.precision.build())
+        with dtype_policy(self.precision.policy), distribution.scope():
             self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
+            self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
             seed_layer_generators(self.model, config.seed)
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
@@ -357,7 +361,7 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), policy, state, final_metrics, timings)
+        report = self._report(distribution.describe(), state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
@@ -535,7 +539,6 @@ class Trainer:
     def _report(
         self,
         placement: dict[str, Any],
-        policy: Any,
         state: TrainingState,
         metrics: dict[str, Any],
         timings: dict[str, float],
@@ -551,7 +554,9 @@ class Trainer:
                 "plugins": self.plugins.versions(),
             },
             "seed": self.config.seed,
-            "precision": str(getattr(policy, "name", policy)),
+            "precision": self.precision.name,
+            "precision_settings": self.precision.describe(),
+            "layer_dtypes": layer_dtypes(self.model),
             "distribution": placement,
             "data": {
                 "train": len(splits.train),

@@ -1,7 +1,8 @@
-"""kplug-compress: export, LoRA, pruning and distillation for kplug runs.
+"""kplug-compress: quantization, export, LoRA, pruning and distillation for kplug runs.
 
 Installed, it is found through the ``kplug`` entry-point group. Each module owns one
-feature; the hook implementations here only hand each hook to the modules that use it.
+feature; the hook implementations here only hand each hook to the modules that use it
+(quantization exports its own under ``@kplug.hookimpl(specname=...)``).
 """
 
 from __future__ import annotations
@@ -42,3 +43,8 @@ def kplug_on_fit_end(trainer, result):
     """Write the merged LoRA model; report LoRA and pruning."""
     lora.on_fit_end(trainer, result)
     pruning.on_fit_end(trainer, result)
+
+
+from kplug_compress.quantize import QuantizeResult, add_quantize_command, quantize_run  # noqa: E402
+
+__all__ = ["QuantizeResult", "add_quantize_command", "quantize_run"]
