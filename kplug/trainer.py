@@ -23,6 +23,7 @@ from kplug import metrics, rundir
 from kplug.assembly import build_model, compile_model, logged_metric_names
 from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
 from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
+from kplug.distribution import Distribution, build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
@@ -148,6 +149,7 @@ class Trainer:
         self.model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
+        self.distribution: Distribution | None = None
 
     # -- building -----------------------------------------------------------
 
@@ -193,6 +195,7 @@ class Trainer:
         """Fail on a bad trainable pattern or callback option before anything is written."""
         for stage in self.config.train.resolved_stages():
             set_trainable(self.model, stage.trainable)
+        self._check_batches()
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
         for index, chosen in enumerate(self.run.callbacks):
@@ -204,6 +207,17 @@ class Trainer:
                     + ("" if has_validation else " (val_* needs data.split.validation > 0)")
                     + "."
                 )
+
+    def _check_batches(self) -> None:
+        """Let the distribution refuse batch sizes it cannot split over its replicas."""
+        splits = self.data.splits
+        for index, stage in enumerate(self.config.train.resolved_stages()):
+            where = f"train.stages[{index}].batch_size" if stage.batch_size else "train.batch_size"
+            batch_size = stage.batch_size or self.config.train.batch_size
+            self.distribution.check_batches("train", len(splits.train), batch_size, where)
+            self.distribution.check_batches("validation", len(splits.validation), batch_size, where)
+        test = splits.test if len(splits.test) else splits.validation
+        self.distribution.check_batches("test", len(test), self.config.train.batch_size, "train.batch_size")
 
     def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""
@@ -233,12 +247,13 @@ class Trainer:
         checkpoint = self._checkpoint_to_resume()
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        distribution = self.run.distribution.build()
+        distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
         policy = self.run.precision.build()
         with dtype_policy(policy), distribution.scope():
             self.model, self.heads = build_model(
                 self.run, self.data.input_shape, self.data.input_dtype, self.data.label_maps
             )
+            distribution.check_model(self.model)
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
@@ -254,7 +269,7 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), policy, state, final_metrics, timings)
+        report = self._report(distribution.describe(self.model), policy, state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
