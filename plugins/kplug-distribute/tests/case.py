@@ -4,7 +4,9 @@ Device counts must be fixed before the backend starts (XLA_FLAGS for JAX, logica
 CPUs for TensorFlow), so each distributed case gets a fresh process:
 
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=4 \
-        python case.py OUT_DIR '{"name": "data-parallel"}' [RUN_OVERRIDES_JSON]
+        python case.py ROOT '[{"label": "dp", "distribution": {"name": "data-parallel"}}]'
+
+Each case trains into ROOT/<label> and saves ROOT/<label>/weights.npz.
 """
 
 from __future__ import annotations
@@ -45,22 +47,45 @@ def run_config(output: str, distribution: dict, **overrides) -> dict:
     return config
 
 
-def main() -> None:
+def run_case(root: Path, case: dict) -> dict:
+    """Train one case; a ``KplugError`` is returned as data, so tests can check bad input."""
     import kplug
 
     import kplug_distribute
 
-    output, distribution = sys.argv[1], json.loads(sys.argv[2])
-    overrides = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    output = str(root / case["label"])
     plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
+    overrides = dict(case.get("overrides", {}))
+    limit = overrides.pop("limit", None)
+    config = run_config(output, case.get("distribution", {"name": "single-device"}), **overrides)
+    if limit is not None:
+        config["data"]["limit"] = limit
+    if "init_from" in case:
+        config["model"]["backbone"]["init"] = {"from": str(root / case["init_from"])}
     try:
-        result = kplug.fit(run_config(output, distribution, **overrides), plugins=plugins)
+        result = kplug.fit(config, plugins=plugins)
     except kplug.KplugError as error:
-        print(json.dumps({"error": type(error).__name__, "message": str(error)}))
-        return
-    weights = {f"w{i}": np.asarray(w) for i, w in enumerate(result.model.get_weights())}
-    np.savez(Path(output) / "weights.npz", **weights)
-    print(json.dumps({"history": result.history, "distribution": result.report["distribution"]}))
+        return {"error": type(error).__name__, "message": str(error), "wrote": Path(output).exists()}
+    np.savez(Path(output) / "weights.npz", *[np.asarray(w) for w in result.model.get_weights()])
+    return {"history": result.history, "distribution": result.report["distribution"], "init": result.report["init"]}
+
+
+def load_case(root: Path, case: dict) -> dict:
+    """Load a finished run's model.keras with no distribution and save its weights."""
+    import keras
+
+    model = keras.saving.load_model(root / case["run"] / "model.keras", compile=False)
+    np.savez(root / f"{case['label']}.npz", *[np.asarray(w) for w in model.get_weights()])
+    return {"loaded": True}
+
+
+def main() -> None:
+    """``case.py ROOT CASES_JSON``: run each case in order; print one JSON object of results."""
+    root, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
+    results = {}
+    for case in cases:
+        results[case["label"]] = load_case(root, case) if "run" in case else run_case(root, case)
+    print("RESULTS " + json.dumps(results))
 
 
 if __name__ == "__main__":
