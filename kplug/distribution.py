@@ -134,8 +134,21 @@ class Distribution:
             )
 
     def shard_batches(self, batches: Any) -> Any:
-        """This process's part of each global training batch (every batch, in one process)."""
+        """This process's part of each global training batch (every batch, in one process).
+
+        Args:
+            batches: a sequence (e.g. ``keras.utils.PyDataset``) of global
+                ``(x, y[, sample_weight])`` numpy batches in the run's order.
+        """
         return batches
+
+    def fit_inputs(self, x: Any, y: Any, batch_size: int, seed: int) -> dict[str, Any]:
+        """The training data arguments of ``Model.fit`` for in-memory arrays ``x`` and ``y``.
+
+        One process passes the arrays on; a multi-process strategy returns its
+        ``shard_batches`` of a seeded global batch order shared by every process.
+        """
+        return {"x": x, "y": y, "batch_size": batch_size}
 
     def prepare_stage(self, model: keras.Model) -> None:
         """Called after each stage is compiled and before it trains (e.g. wrap for DDP)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -166,7 +168,8 @@ class Trainer:
 
     def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
-            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
+            *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
+            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
@@ -248,6 +251,9 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
+        chief_run_dir = self.run_dir
+        if not distribution.is_chief:  # only rank 0 writes the run directory
+            self.run_dir = Path(tempfile.mkdtemp(prefix=f"kplug-rank{distribution.rank}-")) / "run"
         policy = self.run.precision.build()
         with dtype_policy(policy), distribution.scope():
             self.model, self.heads = build_model(
@@ -273,6 +279,9 @@ class Trainer:
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
+        if not distribution.is_chief:
+            shutil.rmtree(self.run_dir.parent, ignore_errors=True)
+            self.run_dir = result.run_dir = chief_run_dir
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
@@ -316,6 +325,7 @@ class Trainer:
                 self._restore(checkpoint)  # a stage boundary: weights only, the stage gets a new optimizer
             trainable = set_trainable(self.model, stage.trainable)
             self._compile(stage, math.ceil(len(x) / batch_size) * stage.epochs)
+            self.distribution.prepare_stage(self.model)
             if mid_stage:
                 self.model.optimizer.build(self.model.trainable_variables)
                 self._restore(checkpoint)  # weights and this stage's optimizer state
@@ -325,14 +335,12 @@ class Trainer:
             end = state.stage_start + stage.epochs
             if end > state.epoch:
                 self.model.fit(
-                    x,
-                    y,
-                    batch_size=batch_size,
+                    **self.distribution.fit_inputs(x, y, batch_size, self.config.seed),
                     epochs=end,
                     initial_epoch=state.epoch,
                     validation_data=validation,
                     callbacks=self._callbacks(state),
-                    verbose=self.config.train.verbose,
+                    verbose=self.config.train.verbose if self.distribution.is_chief else 0,
                 )
             epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
             summary = {

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 def kplug_register_distributions(register: Register) -> None:
     """Register the data- and model-parallel strategies of every backend."""
     # Backend libraries are imported inside each strategy, never at plugin load.
-    from kplug_distribute import jax_parallel, tf_strategies
+    from kplug_distribute import jax_parallel, tf_strategies, torch_ddp
 
     register(
         "data-parallel",
@@ -39,3 +39,4 @@ def kplug_register_distributions(register: Register) -> None:
     )
     register("model-parallel", jax_parallel.ModelParallel, backends=("jax",))
     register("mirrored", tf_strategies.Mirrored, backends=("tensorflow",), auto=tf_strategies.offer_mirrored, auto_priority=10)
+    register("ddp", torch_ddp.DistributedDataParallel, backends=("torch",), auto=torch_ddp.offer_ddp, auto_priority=10)
