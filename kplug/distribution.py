@@ -214,6 +214,20 @@ def choose_auto(plugins: Plugins) -> Distribution:
     return Distribution()
 
 
+def describe_auto(plugins: Plugins) -> dict[str, Any]:
+    """What ``distribution: auto`` would choose here (for ``kplug doctor``), or why it cannot."""
+    from kplug.errors import KplugError
+
+    try:
+        chosen = choose_auto(plugins)
+    except KplugError as error:
+        return {"error": str(error)}
+    placement = chosen.describe()
+    if type(chosen) is Distribution:
+        placement["strategy"] = "single-device"
+    return placement
+
+
 def build_distribution(chosen: Any, plugins: Plugins) -> Distribution:
     """Build the run's distribution component and check it fits the processes launched.
 
