@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from kplug.registry import Register
 
 
-
 @kplug.hookimpl
 def kplug_register_distributions(register: Register) -> None:
     """Register the data- and model-parallel strategies of every backend."""
@@ -38,5 +37,17 @@ def kplug_register_distributions(register: Register) -> None:
         auto_priority=10,
     )
     register("model-parallel", jax_parallel.ModelParallel, backends=("jax",))
-    register("mirrored", tf_strategies.Mirrored, backends=("tensorflow",), auto=tf_strategies.offer_mirrored, auto_priority=10)
-    register("ddp", torch_ddp.DistributedDataParallel, backends=("torch",), auto=torch_ddp.offer_ddp, auto_priority=10)
+    register(
+        "mirrored",
+        tf_strategies.Mirrored,
+        backends=("tensorflow",),
+        auto=tf_strategies.offer_mirrored,
+        auto_priority=10,
+    )
+    register(
+        "ddp",
+        torch_ddp.DistributedDataParallel,
+        backends=("torch",),
+        auto=torch_ddp.offer_ddp,
+        auto_priority=10,
+    )

@@ -62,7 +62,9 @@ class ProcessShard(keras.utils.PyDataset):
         batch = self.batches[index]
         rows = _rows(batch[0])
         if rows % self.processes:
-            raise ValueError(f"batch {index} has {rows} rows, which do not split over {self.processes} processes")
+            raise ValueError(
+                f"batch {index} has {rows} rows, which do not split over {self.processes} processes"
+            )
         start, stop = shard_bounds(rows, self.rank, self.processes)
         return tuple(_slice(part, start, stop) for part in batch)
 
@@ -105,7 +107,9 @@ class ArrayBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> Any:
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         take = lambda part: (  # noqa: E731
-            {k: np.asarray(v)[rows] for k, v in part.items()} if isinstance(part, dict) else np.asarray(part)[rows]
+            {k: np.asarray(v)[rows] for k, v in part.items()}
+            if isinstance(part, dict)
+            else np.asarray(part)[rows]
         )
         return take(self.x), take(self.y)
 

@@ -165,7 +165,9 @@ class ModelParallel(kplug.Distribution):
         available = keras.distribution.list_devices()
         mesh = dict(mesh) if mesh else {batch_axis: 1, model_axis: len(available)}
         self._check_mesh(mesh, available, batch_axis)
-        self.rules = {pattern: self._check_rule(pattern, axes, mesh) for pattern, axes in (layout or {}).items()}
+        self.rules = {
+            pattern: self._check_rule(pattern, axes, mesh) for pattern, axes in (layout or {}).items()
+        }
         self.default_layout = layout is None
         self.model_axis = model_axis
         self.mesh = mesh
@@ -237,7 +239,9 @@ class ModelParallel(kplug.Distribution):
                 return (None,) * (len(shape) - 1) + (self.model_axis,)
         return (None,) * len(shape)
 
-    def _check_fits(self, pattern: str, axes: tuple[str | None, ...], path: str, shape: tuple[int, ...]) -> None:
+    def _check_fits(
+        self, pattern: str, axes: tuple[str | None, ...], path: str, shape: tuple[int, ...]
+    ) -> None:
         where = f"distribution.options.layout[{pattern!r}] = {list(axes)}"
         if len(axes) != len(shape):
             raise kplug.ConfigError(
@@ -263,8 +267,8 @@ class ModelParallel(kplug.Distribution):
             if not any(re.fullmatch(pattern, path) for path in paths):
                 shown = ", ".join(paths[:8]) + (", ..." if len(paths) > 8 else "")
                 raise kplug.ConfigError(
-                    f"distribution.options.layout[{pattern!r}]: matches no variable of the model. A rule must "
-                    f"match a variable's whole path (prefix it with '.*'); the paths are: {shown}."
+                    f"distribution.options.layout[{pattern!r}]: matches no variable of the model. A rule "
+                    f"must match a variable's whole path (prefix it with '.*'); the paths are: {shown}."
                 )
 
     def shard_batches(self, batches: Any) -> Any:

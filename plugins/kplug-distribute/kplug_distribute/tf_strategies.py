@@ -57,9 +57,9 @@ class Mirrored(kplug.Distribution):
         if len(devices) < 2:
             found = [d.name for d in tf.config.list_logical_devices()]
             raise kplug.ConfigError(
-                f"distribution.name = 'mirrored': {len(devices)} GPU(s) found ({', '.join(found)}), so nothing "
-                f"would run in parallel. Use 'single-device' or 'auto' (or cpu_devices: N to check the setup "
-                f"on CPU)."
+                f"distribution.name = 'mirrored': {len(devices)} GPU(s) found ({', '.join(found)}), so "
+                f"nothing would run in parallel. Use 'single-device' or 'auto' (or cpu_devices: N to "
+                f"check the setup on CPU)."
             )
         self.devices = list(devices)
         self._strategy = tf.distribute.MirroredStrategy(self.devices)
@@ -82,7 +82,9 @@ class Mirrored(kplug.Distribution):
         }
         if model is not None:
             placement["variables"] = {
-                path: "mirrored" if "Mirrored" in type(v).__name__ or "Mirrored" in str(type(v.value)) else spec
+                path: "mirrored"
+                if "Mirrored" in type(v).__name__ or "Mirrored" in str(type(v.value))
+                else spec
                 for (path, spec), v in zip(sharding_table(model).items(), model.weights, strict=True)
             }
         return placement

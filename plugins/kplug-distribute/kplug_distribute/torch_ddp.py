@@ -40,7 +40,9 @@ def _ddp_train_step(self: keras.Model, data: Any, wrapper: Any) -> dict[str, Any
     y_pred = wrapper(x, training=True) if self._call_has_training_arg else wrapper(x)
     self.zero_grad()
     loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-    self._loss_tracker.update_state(loss, sample_weight=next(i for i in tree.flatten(x) if i is not None).shape[0])
+    self._loss_tracker.update_state(
+        loss, sample_weight=next(i for i in tree.flatten(x) if i is not None).shape[0]
+    )
     if self.optimizer is not None:
         loss = self.optimizer.scale_loss(loss)
     if self.trainable_weights:
@@ -143,7 +145,9 @@ class DistributedDataParallel(kplug.Distribution):
 
         device_ids = [self.local_rank] if self.backend == "nccl" else None
         if not any(p.requires_grad for p in model.parameters()):
-            raise kplug.ConfigError("distribution 'ddp': the stage trains no variable; nothing to synchronise.")
+            raise kplug.ConfigError(
+                "distribution 'ddp': the stage trains no variable; nothing to synchronise."
+            )
         # Not an attribute of the model: torch would register the wrapper as a submodule of
         # the module it wraps (a cycle).
         wrapper = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)

@@ -39,7 +39,12 @@ def run_config(output: str, distribution: dict, **overrides) -> dict:
             "backbone": {"name": "mlp", "options": {"units": [16, 8]}},
             "heads": [{"name": "classification"}],
         },
-        "train": {"epochs": 3, "batch_size": 32, "verbose": 0, "optimizer": {"name": "sgd", "learning_rate": 0.1}},
+        "train": {
+            "epochs": 3,
+            "batch_size": 32,
+            "verbose": 0,
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        },
         "distribution": distribution,
         "output": {"dir": output},
     }
@@ -67,7 +72,11 @@ def run_case(root: Path, case: dict) -> dict:
     except kplug.KplugError as error:
         return {"error": type(error).__name__, "message": str(error), "wrote": Path(output).exists()}
     np.savez(Path(output) / "weights.npz", *[np.asarray(w) for w in result.model.get_weights()])
-    return {"history": result.history, "distribution": result.report["distribution"], "init": result.report["init"]}
+    return {
+        "history": result.history,
+        "distribution": result.report["distribution"],
+        "init": result.report["init"],
+    }
 
 
 def load_case(root: Path, case: dict) -> dict:

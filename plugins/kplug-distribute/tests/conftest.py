@@ -25,7 +25,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("backends")
         if marker and backend not in marker.args:
-            item.add_marker(pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
+            )
 
 
 def run_cases(root: Path, cases: list[dict], backend: str, env: dict[str, str] | None = None) -> dict:

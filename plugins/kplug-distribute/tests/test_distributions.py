@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import keras
+import kplug
 import numpy as np
 import pytest
 from case import run_config
-
-import kplug
-import kplug_distribute
 from kplug.cli import main
 from kplug.distribution import launch
+
+import kplug_distribute
 from kplug_distribute.batches import ArrayBatches, ProcessShard
 
 BACKEND = keras.backend.backend()
@@ -35,15 +35,20 @@ def test_registers_one_strategy_per_backend(plugins):
 def test_other_backends_strategies_are_refused_at_validation(name, plugins, tmp_path):
     with pytest.raises(kplug.ConfigError) as error:
         kplug.Trainer(run_config(str(tmp_path / "run"), {"name": name}), plugins=plugins)
-    assert f"distribution '{name}' does not run on the {BACKEND} backend; it supports {STRATEGIES[name]}" in str(
-        error.value
+    assert (
+        f"distribution '{name}' does not run on the {BACKEND} backend; it supports {STRATEGIES[name]}"
+        in str(error.value)
     )
 
 
 def test_auto_on_one_device_trains_on_one_device(plugins, tmp_path):
     result = kplug.fit(run_config(str(tmp_path / "run"), {"name": "auto"}), plugins=plugins)
     placement = result.report["distribution"]
-    assert placement["strategy"] == "single-device" and placement["replicas"] == 1 and placement["processes"] == 1
+    assert (
+        placement["strategy"] == "single-device"
+        and placement["replicas"] == 1
+        and placement["processes"] == 1
+    )
 
 
 def test_doctor_shows_what_auto_chooses(monkeypatch, capsys):

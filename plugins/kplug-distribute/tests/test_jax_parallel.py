@@ -23,7 +23,10 @@ CASES = [
         "label": "mp_rules",
         "distribution": {
             "name": "model-parallel",
-            "options": {"mesh": MESH, "layout": {".*dense.*kernel": [None, "model"], "dense2/bias": ["model"]}},
+            "options": {
+                "mesh": MESH,
+                "layout": {".*dense.*kernel": [None, "model"], "dense2/bias": ["model"]},
+            },
         },
     },
     {
@@ -34,20 +37,36 @@ CASES = [
     },
     {"label": "load_dp", "run": "dp"},
     {"label": "load_mp", "run": "mp"},
-    {"label": "bad_mesh", "distribution": {"name": "model-parallel", "options": {"mesh": {"batch": 3, "model": 1}}}},
+    {
+        "label": "bad_mesh",
+        "distribution": {"name": "model-parallel", "options": {"mesh": {"batch": 3, "model": 1}}},
+    },
     {
         "label": "bad_rule",
-        "distribution": {"name": "model-parallel", "options": {"mesh": MESH, "layout": {"dense.*kernl": [None, "model"]}}},
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {"dense.*kernl": [None, "model"]}},
+        },
     },
     {
         "label": "bad_rank",
-        "distribution": {"name": "model-parallel", "options": {"mesh": MESH, "layout": {".*dense1/kernel": ["model"]}}},
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {".*dense1/kernel": ["model"]}},
+        },
     },
     {
         "label": "bad_axis",
-        "distribution": {"name": "model-parallel", "options": {"mesh": MESH, "layout": {".*kernel": [None, "modle"]}}},
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {".*kernel": [None, "modle"]}},
+        },
     },
-    {"label": "bad_batch", "distribution": {"name": "data-parallel"}, "overrides": {"train": {"batch_size": 30}}},
+    {
+        "label": "bad_batch",
+        "distribution": {"name": "data-parallel"},
+        "overrides": {"train": {"batch_size": 30}},
+    },
     {
         "label": "bad_last_batch",
         "distribution": {"name": "data-parallel"},
@@ -72,7 +91,9 @@ def test_data_parallel_equals_one_device(results):
 def test_auto_picks_data_parallel_on_several_devices(results):
     root, found = results
     assert found["auto"]["distribution"]["strategy"] == "data-parallel"
-    assert max_difference(weights(root / "single/weights.npz"), weights(root / "auto/weights.npz")) < TOLERANCE
+    assert (
+        max_difference(weights(root / "single/weights.npz"), weights(root / "auto/weights.npz")) < TOLERANCE
+    )
 
 
 def test_model_parallel_shards_by_default_and_matches_the_loss_curve(results):
@@ -99,7 +120,9 @@ def test_model_parallel_layout_rules_from_config(results):
         "dense2/kernel": ".*dense.*kernel",
         "dense2/bias": "dense2/bias",
     }
-    assert found["single"]["history"]["loss"] == pytest.approx(found["mp_rules"]["history"]["loss"], abs=TOLERANCE)
+    assert found["single"]["history"]["loss"] == pytest.approx(
+        found["mp_rules"]["history"]["loss"], abs=TOLERANCE
+    )
 
 
 def test_distributed_checkpoints_load_on_one_device(results):

@@ -35,8 +35,13 @@ def test_mirrored_equals_one_device(results):
     assert placement["strategy"] == "mirrored" and placement["replicas"] == 2
     assert placement["devices"] == ["/device:CPU:0", "/device:CPU:1"]
     assert set(placement["variables"].values()) == {"mirrored"}
-    assert found["single"]["history"]["loss"] == pytest.approx(found["mirrored"]["history"]["loss"], abs=TOLERANCE)
-    assert max_difference(weights(root / "single/weights.npz"), weights(root / "mirrored/weights.npz")) < TOLERANCE
+    assert found["single"]["history"]["loss"] == pytest.approx(
+        found["mirrored"]["history"]["loss"], abs=TOLERANCE
+    )
+    assert (
+        max_difference(weights(root / "single/weights.npz"), weights(root / "mirrored/weights.npz"))
+        < TOLERANCE
+    )
 
 
 def test_mirrored_checkpoint_loads_on_one_device(results):

@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 
 import keras
+import kplug
 import numpy as np
 import pytest
 import yaml
 from case import blobs
 from conftest import REPO, max_difference
 
-import kplug
 import kplug_distribute
 
 pytestmark = pytest.mark.backends("torch")
@@ -37,9 +37,21 @@ def _config(tmp_path, output, distribution="ddp"):
     return {
         "name": "ddp",
         "seed": 5,
-        "data": {"source": "npz", "options": {"path": str(tmp_path / "blobs.npz")}, "split": {"validation": 0.2}},
-        "model": {"backbone": {"name": "mlp", "options": {"units": [16, 8]}}, "heads": [{"name": "classification"}]},
-        "train": {"epochs": 3, "batch_size": 32, "verbose": 0, "optimizer": {"name": "sgd", "learning_rate": 0.1}},
+        "data": {
+            "source": "npz",
+            "options": {"path": str(tmp_path / "blobs.npz")},
+            "split": {"validation": 0.2},
+        },
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16, 8]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {
+            "epochs": 3,
+            "batch_size": 32,
+            "verbose": 0,
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        },
         "distribution": {"name": distribution},
         "output": {"dir": str(output)},
     }
@@ -65,7 +77,15 @@ def runs(tmp_path_factory):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     scratch_before = set(Path(tempfile.gettempdir()).glob("kplug-rank*"))
     launched = subprocess.Popen(
-        [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()", "train", "run.yaml", "--nproc", "2"],
+        [
+            sys.executable,
+            "-c",
+            "from kplug.cli import entry_point; entry_point()",
+            "train",
+            "run.yaml",
+            "--nproc",
+            "2",
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
