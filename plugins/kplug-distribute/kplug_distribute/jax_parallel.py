@@ -34,7 +34,7 @@ def _initialize(coordinator: str | None, num_processes: int | None, process_id: 
         return
     import jax
 
-    if jax.process_count() > 1:  # already initialised in this process
+    if jax.distributed.is_initialized():  # once per process (process_count() would start XLA)
         return
     keras.distribution.initialize(coordinator, num_processes, process_id)
 
@@ -83,7 +83,8 @@ class DataParallel(kplug.Distribution):
         self.replicas = len(used)
         self.processes = jax.process_count()
         self.rank = jax.process_index()
-        self._keras = keras.distribution.DataParallel(devices=used)
+        # kplug hands each process its own slice of every batch (shard_batches)
+        self._keras = keras.distribution.DataParallel(devices=used, auto_shard_dataset=False)
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
@@ -120,7 +121,8 @@ class _RuleModelParallel(keras.distribution.ModelParallel):
     """``keras.distribution.ModelParallel`` whose layouts come from kplug's checked rules."""
 
     def __init__(self, owner: ModelParallel, layout_map: keras.distribution.LayoutMap, batch_axis: str):
-        super().__init__(layout_map=layout_map, batch_dim_name=batch_axis)
+        # kplug hands each process its own slice of every batch (shard_batches)
+        super().__init__(layout_map=layout_map, batch_dim_name=batch_axis, auto_shard_dataset=False)
         self._owner = owner
 
     def get_variable_layout(self, variable: Any) -> Any:
