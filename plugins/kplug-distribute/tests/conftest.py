@@ -48,6 +48,23 @@ def run_cases(root: Path, cases: list[dict], backend: str, env: dict[str, str] |
     return json.loads(lines[-1][len("RESULTS ") :])
 
 
+def launch_cli(cwd: Path, argv: list[str], backend: str, **env: str) -> str:
+    """Run ``kplug ARGV`` (e.g. ``train run.yaml --nproc 2``) in ``cwd``; return its output."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, "KPLUG_LOAD_PLUGINS": "distribute", **env}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()", *argv],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    return output
+
+
 def weights(path: Path) -> list[np.ndarray]:
     """The arrays ``case.py`` saved, in model order."""
     saved = np.load(path)

@@ -6,8 +6,13 @@ Everything runs in one fresh process with XLA_FLAGS=--xla_force_host_platform_de
 
 from __future__ import annotations
 
+import json
+
+import keras
 import pytest
-from conftest import max_difference, run_cases, weights
+import yaml
+from case import run_config
+from conftest import launch_cli, max_difference, run_cases, weights
 
 pytestmark = pytest.mark.backends("jax")
 
@@ -36,6 +41,7 @@ CASES = [
         "init_from": "single",
     },
     {"label": "load_dp", "run": "dp"},
+    {"label": "single_kplug_order", "npz": True, "kplug_batch_order": True},  # last: it patches the order
     {"label": "load_mp", "run": "mp"},
     {
         "label": "bad_mesh",
@@ -175,3 +181,22 @@ def test_batch_not_divisible_by_replicas(results):
 def test_last_batch_not_divisible_by_replicas(results):
     message = _error(results[1], "bad_last_batch")
     assert "the validation split has 46 examples" in message and "last batch has 14" in message
+
+
+def test_two_processes_of_two_devices_equal_one_device(results, tmp_path):
+    """`kplug train --nproc 2`: jax.distributed over 2 processes x 2 host devices, gloo collectives."""
+    root, found = results
+    config = run_config(str(tmp_path / "two"), {"name": "data-parallel"})
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    output = launch_cli(
+        tmp_path,
+        ["train", "run.yaml", "--nproc", "2"],
+        "jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    assert output.count("Run directory:") == 1  # rank 0 reports
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert report["distribution"]["processes"] == 2 and report["distribution"]["replicas"] == 4
+    two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False).get_weights()
+    assert max_difference(weights(root / "single_kplug_order/weights.npz"), two) < TOLERANCE
