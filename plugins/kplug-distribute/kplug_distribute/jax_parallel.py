@@ -305,6 +305,7 @@ class ModelParallel(kplug.Distribution):
 
 def offer_data_parallel() -> kplug.Distribution | None:
     """``auto`` on JAX: data parallel over every device when there are several."""
-    if len(keras.distribution.list_devices()) < 2 and world_size() == 1:
+    # world_size first: listing devices starts XLA, after which a process group cannot be joined
+    if world_size() == 1 and len(keras.distribution.list_devices()) < 2:
         return None
     return DataParallel()

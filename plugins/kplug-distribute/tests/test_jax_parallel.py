@@ -186,7 +186,7 @@ def test_last_batch_not_divisible_by_replicas(results):
 def test_two_processes_of_two_devices_equal_one_device(results, tmp_path):
     """`kplug train --nproc 2`: jax.distributed over 2 processes x 2 host devices, gloo collectives."""
     root, found = results
-    config = run_config(str(tmp_path / "two"), {"name": "data-parallel"})
+    config = run_config(str(tmp_path / "two"), {"name": "auto"})  # auto: data-parallel in a process group
     config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     output = launch_cli(
@@ -197,6 +197,7 @@ def test_two_processes_of_two_devices_equal_one_device(results, tmp_path):
     )
     assert output.count("Run directory:") == 1  # rank 0 reports
     report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert report["distribution"]["strategy"] == "data-parallel"
     assert report["distribution"]["processes"] == 2 and report["distribution"]["replicas"] == 4
     two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False).get_weights()
     assert max_difference(weights(root / "single_kplug_order/weights.npz"), two) < TOLERANCE
