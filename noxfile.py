@@ -23,6 +23,7 @@ PLUGIN_PACKAGES = [
     "docs/tutorial/kplug-jsonl",
     "plugins/kplug-precision",
     "plugins/kplug-compress",
+    "plugins/kplug-distribute",
 ]
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
 PLUGIN_EXTRAS = {"plugins/kplug-compress": "export"}

@@ -42,6 +42,10 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise ConfigError("kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.")
+    if args.nproc is not None:
+        from kplug.distribution import launch
+
+        return launch(_train_argv(args), args.nproc)
     trainer = Trainer(args.config, output=args.output, resume=args.resume)
     for failure in trainer.plugins.failures:
         print(f"kplug: warning: plugin {failure.name} is not loaded: {failure.error}", file=sys.stderr)
@@ -54,12 +58,22 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    if trainer.distribution is not None and not trainer.distribution.is_chief:
+        return EXIT_OK  # rank 0 reports for the group
     metrics = {k: v for k, v in result.metrics.items() if k != "split"}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     if shown:
         print(f"Final {result.metrics['split']} metrics: {shown}")
     print(f"Run directory: {result.run_dir}")
     return EXIT_OK
+
+
+def _train_argv(args: argparse.Namespace) -> list[str]:
+    """The ``kplug train`` arguments each launched process runs with (all but ``--nproc``)."""
+    argv = ["train"] + ([args.config] if args.config else [])
+    argv += ["--output", args.output] if args.output else []
+    argv += ["--resume", args.resume] if args.resume else []
+    return argv + (["--debug"] if getattr(args, "debug", False) else [])
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -161,6 +175,12 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
     train.add_argument("--output", help="run directory (overrides output.dir)")
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
+    )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="start N training processes on this host (torchrun-style RANK/WORLD_SIZE), for ddp",
     )
     train.set_defaults(handler=_train)
 

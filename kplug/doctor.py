@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from kplug.distribution import list_devices
+from kplug.distribution import describe_auto, list_devices
 from kplug.plugins import Plugins, kplug_version
 
 BACKEND_PACKAGES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch", "numpy": "numpy"}
@@ -27,6 +27,7 @@ def diagnose(plugins: Plugins) -> dict[str, Any]:
     return {
         "backend": backend,
         "devices": list_devices(),
+        "distribution_auto": describe_auto(plugins),
         "versions": {
             "python": platform.python_version(),
             "kplug": kplug_version(),

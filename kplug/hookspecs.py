@@ -102,13 +102,17 @@ def kplug_register_distributions(register: Register) -> None:
     A distribution supplies the context (``scope()``) in which the model is
     built and trained, and describes the devices it uses for ``report.json``.
     Pass ``backends=("jax",)`` to ``register`` when it works on some backends
-    only; kplug then refuses it at validation time on the others.
+    only; kplug then refuses it at validation time on the others. Pass
+    ``auto=offer`` (a callable returning a ``Distribution`` when it fits the
+    devices found, else ``None``) and ``auto_priority=N`` to be considered by
+    ``distribution: auto``. The optional checks and per-stage hooks a
+    ``Distribution`` may override are listed in ``kplug/distribution.py``.
 
     Example::
 
         @kplug.hookimpl
         def kplug_register_distributions(register):
-            register("data-parallel", DataParallel, backends=("jax",))
+            register("data-parallel", DataParallel, backends=("jax",), auto=offer, auto_priority=10)
     """
 
 

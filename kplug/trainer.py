@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import math
 import platform
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from kplug.checkpoint import (
     write_checkpoint,
 )
 from kplug.config import RunConfig, dump_config, load_config, parse_config, read_config_file
+from kplug.distribution import Distribution, build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
@@ -205,6 +208,7 @@ class Trainer:
         self.loggers: list[keras.callbacks.Callback] = []
         self.restored_trainable: list[str] = []
         self.precision: Precision = Precision()
+        self.distribution: Distribution | None = None
 
     # -- building -----------------------------------------------------------
 
@@ -239,6 +243,7 @@ class Trainer:
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
         apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
         optimizer.build(self.model.trainable_variables)
+        self.distribution.prepare_stage(self.model)
         return optimizer, multipliers
 
     def _batch_size(self, index: int) -> int:
@@ -253,7 +258,8 @@ class Trainer:
 
     def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
-            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
+            *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
+            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         callbacks += self.loggers  # built once per run, so one log spans every stage
@@ -299,6 +305,7 @@ class Trainer:
             rate_multipliers(
                 self.model, base_rate, learning_rates, stage.layer_decay or train.layer_decay, where
             )
+        self._check_batches()
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
         for index, chosen in enumerate(self.run.callbacks):
@@ -310,6 +317,17 @@ class Trainer:
                     + ("" if has_validation else " (val_* needs data.split.validation > 0)")
                     + "."
                 )
+
+    def _check_batches(self) -> None:
+        """Let the distribution refuse batch sizes it cannot split over its replicas."""
+        splits = self.data.splits
+        for index, stage in enumerate(self.config.train.resolved_stages()):
+            where = f"train.stages[{index}].batch_size" if stage.batch_size else "train.batch_size"
+            batch_size = stage.batch_size or self.config.train.batch_size
+            self.distribution.check_batches("train", len(splits.train), batch_size, where)
+            self.distribution.check_batches("validation", len(splits.validation), batch_size, where)
+        test = splits.test if len(splits.test) else splits.validation
+        self.distribution.check_batches("test", len(test), self.config.train.batch_size, "train.batch_size")
 
     def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""
@@ -339,12 +357,16 @@ class Trainer:
         checkpoint = self._checkpoint_to_resume()
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        distribution = self.run.distribution.build()
+        distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
+        chief_run_dir = self.run_dir
+        if not distribution.is_chief:  # only rank 0 writes the run directory
+            self.run_dir = Path(tempfile.mkdtemp(prefix=f"kplug-rank{distribution.rank}-")) / "run"
         self.precision = as_precision(self.run.precision.build())
         with dtype_policy(self.precision.policy), distribution.scope():
             self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
             self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
             seed_layer_generators(self.model, config.seed)
+            distribution.check_model(self.model)
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
@@ -361,10 +383,13 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), state, final_metrics, timings)
+        report = self._report(distribution.describe(self.model), state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
+        if not distribution.is_chief:
+            shutil.rmtree(self.run_dir.parent, ignore_errors=True)
+            self.run_dir = result.run_dir = chief_run_dir
         for logger in self.loggers:
             if hasattr(logger, "on_run_end"):
                 logger.on_run_end(result)
@@ -482,14 +507,14 @@ class Trainer:
                     transforms,
                 )
                 self.model.fit(
-                    batches,
+                    self.distribution.shard_batches(batches),
                     epochs=stop,
                     initial_epoch=epoch,
                     steps_per_epoch=batches.batches_per_epoch - skip,
                     shuffle=False,
                     validation_data=validation,
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
-                    verbose=self.config.train.verbose,
+                    verbose=self.config.train.verbose if self.distribution.is_chief else 0,
                 )
                 reached = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
                 if reached < stop:  # a callback (early stopping) ended the stage

@@ -1,20 +1,23 @@
-"""Built-in distributions: one device. ``auto`` picks it when nothing better is installed."""
+"""Built-in distributions: one device, and ``auto``, which picks the best registered one."""
 
 from __future__ import annotations
 
-from kplug.distribution import Distribution
+from kplug.distribution import Distribution, choose_auto
 from kplug.plugins import hookimpl
 
 
 class SingleDevice(Distribution):
-    """Train on the backend's default device."""
+    """Train on the backend's default device, in one process."""
 
     name = "single-device"
 
 
-def auto() -> Distribution:
-    """Choose the placement for this machine: a single device (kplug-distribute adds more)."""
-    return SingleDevice()
+def auto(plugins=None) -> Distribution:
+    """Choose the placement for this backend and the devices found (one device unless a plugin offers more)."""
+    if plugins is None:
+        return SingleDevice()
+    chosen = choose_auto(plugins)
+    return SingleDevice() if type(chosen) is Distribution else chosen
 
 
 @hookimpl

@@ -1,0 +1,85 @@
+"""Shared helpers: run training cases in a fresh process with a fixed device count."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+CASE = Path(__file__).with_name("case.py")
+REPO = Path(__file__).resolve().parents[3]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        if marker and backend not in marker.args:
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
+            )
+
+
+def run_cases(root: Path, cases: list[dict], backend: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``case.py`` in a new process (device counts are fixed when a backend starts)."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, **(env or {})}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        environment.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, str(CASE), str(root), json.dumps(cases)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")]
+    assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULTS ") :])
+
+
+def launch_cli(cwd: Path, argv: list[str], backend: str, **env: str) -> str:
+    """Run ``kplug ARGV`` (e.g. ``train run.yaml --nproc 2``) in ``cwd``; return its output."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, "KPLUG_LOAD_PLUGINS": "distribute", **env}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()", *argv],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    return output
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    """The arrays ``case.py`` saved, in model order."""
+    saved = np.load(path)
+    return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest absolute difference between two lists of weights of the same shapes."""
+    assert [x.shape for x in a] == [y.shape for y in b]
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(autouse=True)
+def _clean_process_env(monkeypatch, tmp_path):
+    """No test inherits a launched group's variables, and each runs in its own directory."""
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)

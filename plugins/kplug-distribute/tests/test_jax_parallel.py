@@ -1,0 +1,205 @@
+"""JAX data parallel and model parallel over 4 forced host devices, against one device.
+
+Everything runs in one fresh process with XLA_FLAGS=--xla_force_host_platform_device_count=4
+(the flag must be set before JAX starts), then each test checks one part of the results.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+import yaml
+from case import run_config
+from conftest import launch_cli, max_difference, run_cases, weights
+
+pytestmark = pytest.mark.backends("jax")
+
+MESH = {"batch": 2, "model": 2}
+TOLERANCE = 1e-5  # float32 sums in another order; measured 6e-8 here
+
+CASES = [
+    {"label": "single", "distribution": {"name": "single-device"}},
+    {"label": "dp", "distribution": {"name": "data-parallel"}},
+    {"label": "auto", "distribution": {"name": "auto"}},
+    {"label": "mp", "distribution": {"name": "model-parallel", "options": {"mesh": MESH}}},
+    {
+        "label": "mp_rules",
+        "distribution": {
+            "name": "model-parallel",
+            "options": {
+                "mesh": MESH,
+                "layout": {".*dense.*kernel": [None, "model"], "dense2/bias": ["model"]},
+            },
+        },
+    },
+    {
+        "label": "mp_from_single",
+        "distribution": {"name": "model-parallel", "options": {"mesh": MESH}},
+        "overrides": {"train": {"epochs": 1, "batch_size": 32, "verbose": 0}},
+        "init_from": "single",
+    },
+    {"label": "load_dp", "run": "dp"},
+    {"label": "single_kplug_order", "npz": True, "kplug_batch_order": True},  # last: it patches the order
+    {"label": "load_mp", "run": "mp"},
+    {
+        "label": "bad_mesh",
+        "distribution": {"name": "model-parallel", "options": {"mesh": {"batch": 3, "model": 1}}},
+    },
+    {
+        "label": "bad_rule",
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {"dense.*kernl": [None, "model"]}},
+        },
+    },
+    {
+        "label": "bad_rank",
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {".*dense1/kernel": ["model"]}},
+        },
+    },
+    {
+        "label": "bad_axis",
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {".*kernel": [None, "modle"]}},
+        },
+    },
+    {
+        "label": "bad_batch",
+        "distribution": {"name": "data-parallel"},
+        "overrides": {"train": {"batch_size": 30}},
+    },
+    {
+        "label": "bad_last_batch",
+        "distribution": {"name": "data-parallel"},
+        "overrides": {"train": {"batch_size": 32, "verbose": 0}, "limit": 230},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jax-cases")
+    return root, run_cases(root, CASES, "jax", {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+
+
+def test_data_parallel_equals_one_device(results):
+    root, found = results
+    assert found["dp"]["distribution"]["replicas"] == 4
+    assert found["dp"]["distribution"]["devices"] == ["cpu:0", "cpu:1", "cpu:2", "cpu:3"]
+    assert max_difference(weights(root / "single/weights.npz"), weights(root / "dp/weights.npz")) < TOLERANCE
+
+
+def test_auto_picks_data_parallel_on_several_devices(results):
+    root, found = results
+    assert found["auto"]["distribution"]["strategy"] == "data-parallel"
+    assert (
+        max_difference(weights(root / "single/weights.npz"), weights(root / "auto/weights.npz")) < TOLERANCE
+    )
+
+
+def test_model_parallel_shards_by_default_and_matches_the_loss_curve(results):
+    root, found = results
+    placement = found["mp"]["distribution"]
+    assert placement["mesh"] == MESH and placement["replicas"] == 2
+    assert placement["variables"]["dense1/kernel"] == "P(None, 'model')"
+    assert placement["variables"]["dense1/bias"] == "P(None,)"
+    assert placement["variables"]["classification/logits/kernel"] == "P(None, 'model')"
+    single, sharded = found["single"]["history"], found["mp"]["history"]
+    for name in ("loss", "val_loss"):
+        assert single[name] == pytest.approx(sharded[name], abs=TOLERANCE)
+    assert max_difference(weights(root / "single/weights.npz"), weights(root / "mp/weights.npz")) < TOLERANCE
+
+
+def test_model_parallel_layout_rules_from_config(results):
+    root, found = results
+    placement = found["mp_rules"]["distribution"]
+    assert placement["variables"]["dense2/kernel"] == "P(None, 'model')"
+    assert placement["variables"]["dense2/bias"] == "P('model',)"
+    assert placement["variables"]["classification/logits/kernel"] == "P(None, None)"  # no rule: whole
+    assert placement["rules_matched"] == {
+        "dense1/kernel": ".*dense.*kernel",
+        "dense2/kernel": ".*dense.*kernel",
+        "dense2/bias": "dense2/bias",
+    }
+    assert found["single"]["history"]["loss"] == pytest.approx(
+        found["mp_rules"]["history"]["loss"], abs=TOLERANCE
+    )
+
+
+def test_distributed_checkpoints_load_on_one_device(results):
+    root, _ = results
+    assert max_difference(weights(root / "dp/weights.npz"), weights(root / "load_dp.npz")) == 0.0
+    assert max_difference(weights(root / "mp/weights.npz"), weights(root / "load_mp.npz")) == 0.0
+
+
+def test_single_device_checkpoint_initialises_a_sharded_run(results):
+    _, found = results
+    init = found["mp_from_single"]["init"]
+    assert init["initialised"] == 6 and not init["left_new"] and not init["shape_mismatch"]
+    assert found["mp_from_single"]["history"]["loss"][0] < found["single"]["history"]["loss"][0]
+
+
+def _error(found, label):
+    outcome = found[label]
+    assert outcome.get("error") == "ConfigError", outcome
+    assert outcome["wrote"] is False  # refused before the run directory exists
+    return outcome["message"]
+
+
+def test_mesh_that_does_not_divide_the_devices(results):
+    message = _error(results[1], "bad_mesh")
+    assert "distribution.options.mesh = {'batch': 3, 'model': 1}" in message
+    assert "does not divide the 4 device(s)" in message
+
+
+def test_layout_rule_matching_nothing(results):
+    message = _error(results[1], "bad_rule")
+    assert "distribution.options.layout['dense.*kernl']: matches no variable" in message
+    assert "dense1/kernel" in message  # the paths it could have matched
+
+
+def test_layout_rule_of_the_wrong_rank(results):
+    message = _error(results[1], "bad_rank")
+    assert "layout['.*dense1/kernel'] = ['model']" in message and "has 2 dimension(s)" in message
+
+
+def test_layout_rule_naming_an_unknown_axis(results):
+    message = _error(results[1], "bad_axis")
+    assert "axis 'modle' is not in the mesh; axes: batch, model" in message
+
+
+def test_batch_not_divisible_by_replicas(results):
+    message = _error(results[1], "bad_batch")
+    assert "train.batch_size = 30" in message and "multiple of 4" in message
+
+
+def test_last_batch_not_divisible_by_replicas(results):
+    message = _error(results[1], "bad_last_batch")
+    assert "the validation split has 46 examples" in message and "last batch has 14" in message
+
+
+def test_two_processes_of_two_devices_equal_one_device(results, tmp_path):
+    """`kplug train --nproc 2`: jax.distributed over 2 processes x 2 host devices, gloo collectives."""
+    root, found = results
+    config = run_config(str(tmp_path / "two"), {"name": "auto"})  # auto: data-parallel in a process group
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    output = launch_cli(
+        tmp_path,
+        ["train", "run.yaml", "--nproc", "2"],
+        "jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    assert output.count("Run directory:") == 1  # rank 0 reports
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert report["distribution"]["strategy"] == "data-parallel"
+    assert report["distribution"]["processes"] == 2 and report["distribution"]["replicas"] == 4
+    two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False).get_weights()
+    difference = max_difference(weights(root / "single_kplug_order/weights.npz"), two)
+    print(f"2 processes x 2 devices vs one device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE

@@ -1,0 +1,139 @@
+"""torch DistributedDataParallel: `kplug train --nproc 2` (2 gloo processes) against one process.
+
+The reference is the same config trained by one process of a group of one
+(WORLD_SIZE=1), which reads the same global batches in the same order; with
+gradients synchronised the two processes, each on half of every batch, must end
+with the same weights and the same (averaged) training metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import keras
+import kplug
+import numpy as np
+import pytest
+import yaml
+from case import blobs
+from conftest import REPO, max_difference
+
+import kplug_distribute
+
+pytestmark = pytest.mark.backends("torch")
+
+TOLERANCE = 1e-5  # float32 sums in another order; measured 1.2e-7 here
+
+
+def _config(tmp_path, output, distribution="ddp"):
+    x, y = blobs()
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    return {
+        "name": "ddp",
+        "seed": 5,
+        "data": {
+            "source": "npz",
+            "options": {"path": str(tmp_path / "blobs.npz")},
+            "split": {"validation": 0.2},
+        },
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16, 8]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {
+            "epochs": 3,
+            "batch_size": 32,
+            "verbose": 0,
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+        },
+        "distribution": {"name": distribution},
+        "output": {"dir": str(output)},
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _metrics(run_dir):
+    with open(run_dir / "metrics.csv") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same run by 2 launched processes and by a group of one (this process)."""
+    tmp_path = tmp_path_factory.mktemp("ddp")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(tmp_path, tmp_path / "two")))
+    env = {**os.environ, "KERAS_BACKEND": "torch", "KPLUG_LOAD_PLUGINS": "distribute"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    scratch_before = set(Path(tempfile.gettempdir()).glob("kplug-rank*"))
+    launched = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from kplug.cli import entry_point; entry_point()",
+            "train",
+            "run.yaml",
+            "--nproc",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    group_of_one = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    previous = {name: os.environ.get(name) for name in [*group_of_one, "MASTER_PORT"]}
+    os.environ.update(group_of_one, MASTER_PORT=str(_free_port()))
+    try:
+        plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
+        one = kplug.fit(_config(tmp_path, tmp_path / "one"), plugins=plugins)
+    finally:
+        for name, value in previous.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    output, _ = launched.communicate(timeout=600)
+    assert launched.returncode == 0, output[-4000:]
+    return tmp_path, one, output, set(Path(tempfile.gettempdir()).glob("kplug-rank*")) - scratch_before
+
+
+def test_two_processes_equal_one(runs):
+    tmp_path, one, _, _ = runs
+    two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False)  # loads on one device
+    assert max_difference(one.model.get_weights(), two.get_weights()) < TOLERANCE
+
+
+def test_metrics_are_averaged_over_processes(runs):
+    tmp_path, one, _, _ = runs
+    for a, b in zip(_metrics(one.run_dir), _metrics(tmp_path / "two"), strict=True):
+        assert a == pytest.approx(b, abs=TOLERANCE)
+
+
+def test_report_names_the_group_and_only_rank_0_writes(runs):
+    tmp_path, one, output, scratch_left = runs
+    report = yaml.safe_load((tmp_path / "two" / "report.json").read_text())
+    assert report["distribution"]["strategy"] == "ddp"
+    assert report["distribution"]["processes"] == 2 and report["distribution"]["backend"] == "gloo"
+    assert one.report["distribution"]["processes"] == 1
+    assert output.count("Run directory:") == 1
+    assert not scratch_left  # rank 1 wrote to a scratch directory and removed it
+
+
+def test_ddp_outside_a_launched_group_is_refused(tmp_path, plugins):
+    with pytest.raises(kplug.ConfigError, match="not launched as one of a group"):
+        kplug.fit(_config(tmp_path, tmp_path / "alone"), plugins=plugins)
+    assert not (tmp_path / "alone").exists()
+
+
+@pytest.fixture
+def plugins():
+    return kplug.load_plugins([kplug_distribute], entry_points=False)
