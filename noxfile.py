@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`.
+"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`,
+`nox -s bench` (benchmarks; not run by default).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
 virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
@@ -53,5 +54,18 @@ def demo(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
-    session.run("ruff", "check", "kplug", "tests", "plugins", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "kplug", "tests", "plugins", "examples", "noxfile.py")
+    session.run("ruff", "check", "kplug", "tests", "plugins", "examples", "benchmarks", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "kplug", "tests", "plugins", "examples", "benchmarks", "noxfile.py"
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks on jax, tensorflow and torch: writes BENCHMARKS.md and benchmarks/results.json.
+
+    Not a default session (it takes minutes). Options go to benchmarks/run.py, e.g.
+    `nox -s bench -- --quick` or `nox -s bench -- --backends jax --repeats 7`.
+    """
+    install_kplug(session, ",".join(BACKENDS))
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -148,6 +148,7 @@ class Trainer:
         self.model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
+        self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
 
     # -- building -----------------------------------------------------------
 
@@ -248,8 +249,10 @@ class Trainer:
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
+            self._fit_seconds = 0.0
             state = self._run_stages(state, checkpoint)
             timings["train_seconds"] = time.perf_counter() - started
+            timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
@@ -309,6 +312,7 @@ class Trainer:
             checkpoint = None
             end = state.stage_start + stage.epochs
             if end > state.epoch:
+                fit_started = time.perf_counter()
                 self.model.fit(
                     x,
                     y,
@@ -319,6 +323,7 @@ class Trainer:
                     callbacks=self._callbacks(state),
                     verbose=self.config.train.verbose,
                 )
+                self._fit_seconds += time.perf_counter() - fit_started
             epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
             summary = {
                 "stage": index + 1,
