@@ -322,6 +322,16 @@ def write_markdown(results: dict[str, Any], path: Path, json_path: Path | None =
         f"- machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
         "- raw numbers: `" + (str(json_path.name) if json_path else "results.json") + "` (every repeat)",
+        "- torch intra-op threads (torch loop and Keras-on-torch): "
+        + ", ".join(f"{b}: {f.get('torch_threads', '?')}" for b, f in results["backends"].items()),
+        *(
+            [
+                f"- sections copied from an earlier run ({results['reused']['started']}, "
+                f"`{results['reused']['command']}`): {', '.join(results['reused']['sections'])}"
+            ]
+            if results.get("reused", {}).get("sections")
+            else []
+        ),
         "- 1-minute load average at each backend's start -> end: " + "; ".join(loads),
         "",
         "Noise: this machine's cores are shared with other jobs, so single timings vary a lot (see the "

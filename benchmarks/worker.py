@@ -50,6 +50,8 @@ class EpochClock(keras.callbacks.Callback):
         self.marks = [time.perf_counter()]
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        for value in (logs or {}).values():  # wait for the epoch's work (jax dispatches asynchronously)
+            float(value)
         self.marks.append(time.perf_counter())
 
     def epochs(self) -> list[float]:
@@ -86,7 +88,17 @@ def kplug_settings() -> dict[str, Any]:
 # -- the three ways to train --------------------------------------------------------------------------
 
 
+def fresh_compiler() -> None:
+    """torch.compile caches per code object and falls back to eager after 8 recompilations in one
+    process; every benchmark run builds a new model, so start each with an empty cache."""
+    if BACKEND == "torch":
+        import torch
+
+        torch._dynamo.reset()
+
+
 def run_plain(spec: Spec, x, y, batch: int, epochs: int, settings: dict[str, Any]) -> dict[str, Any]:
+    fresh_compiler()
     keras.utils.set_random_seed(0)
     model = plain_keras_model(spec)
     compile_plain(model, settings)
@@ -100,6 +112,7 @@ def run_plain(spec: Spec, x, y, batch: int, epochs: int, settings: dict[str, Any
 def run_kplug(
     spec: Spec, x, y, batch: int, epochs: int, out: Path, checkpoint_every: int | None = None
 ) -> dict[str, Any]:
+    fresh_compiler()
     EpochClock.made.clear()
     config = kplug_config(spec, x, y, batch, epochs, out, ["bench-epoch-clock"])
     if checkpoint_every is not None:
@@ -398,6 +411,13 @@ def section_rss(args) -> dict[str, Any]:
     return {"side": args.rss_side, "peak_rss_mb": peak / 1024, "rss_before_training_mb": before / 1024}
 
 
+def threads() -> int:
+    """torch's intra-op threads in this process (the torch loop, and Keras on torch)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 SECTIONS = {
     "settings": section_settings,
     "overhead": section_overhead,
@@ -422,13 +442,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scaling-factors", default="1,2,4,8")
     parser.add_argument("--matmul-size", type=int, default=1024)
     parser.add_argument("--rss-side", default="kplug", choices=["kplug", "plain", "torch_loop"])
+    parser.add_argument(
+        "--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.size = {"mlp": args.mlp_size, "cnn": args.cnn_size}
     args.scaling_batches = [int(b) for b in args.scaling_batches.split(",")]
     args.scaling_factors = [int(f) for f in args.scaling_factors.split(",")]
-    found: dict[str, Any] = {"backend": BACKEND, "load_before": os.getloadavg()}
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    found: dict[str, Any] = {"backend": BACKEND, "load_before": os.getloadavg(), "torch_threads": threads()}
     for section in args.sections.split(","):
         started = time.perf_counter()
         if section == "peak":
