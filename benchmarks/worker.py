@@ -353,21 +353,20 @@ def section_pipeline(args) -> dict[str, Any]:
 
 
 def training_batches(x, y, batch_size: int):
-    """An epoch of the batches kplug feeds ``Model.fit`` (kplug.batches when present, else Keras' own
-    array adapter, which is what ``fit(x, y)`` uses)."""
+    """An epoch of the batches kplug feeds ``Model.fit``: kplug.batches.TrainingBatches (a seeded
+    keras.utils.PyDataset) when this kplug has it, else Keras' own array adapter (``fit(x, y)``)."""
     try:
-        from kplug import batches as kplug_batches
+        from kplug.batches import TrainingBatches
     except ImportError:
-        kplug_batches = None
-    maker = getattr(kplug_batches, "training_batches", None) if kplug_batches else None
-    if maker is not None:
-        dataset = maker(x, y, batch_size=batch_size, seed=0)
+        TrainingBatches = None  # noqa: N806 - an older kplug that fits on arrays
+    if TrainingBatches is not None:
+        dataset = TrainingBatches(x, y, batch_size, seed=0)
 
         def epoch():
-            for index in range(len(dataset)):
+            for index in range(dataset.batches_per_epoch):
                 yield dataset[index]
 
-        return epoch, "kplug.batches (PyDataset)"
+        return epoch, "kplug.batches.TrainingBatches"
     from keras.src.trainers.data_adapters import get_data_adapter
 
     def epoch():
