@@ -162,14 +162,21 @@ def main(argv: list[str] | None = None) -> int:
                     out = Path(scratch) / f"{backend}-rss-{side}.json"
                     found = run_worker(backend, [*options, "--sections", "rss", "--rss-side", side], out)
                     results["rss"].setdefault(backend, {})[side] = found["rss"]
+            save(results, args)  # after every backend, so a stopped run keeps what it measured
     results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    if args.reuse:
-        reuse(results, json.loads(Path(args.reuse).read_text()))
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=1))
-    write_markdown(results, Path(args.markdown), json_path=Path(args.json))
+    save(results, args)
     print(f"wrote {args.markdown} and {args.json}")
     return 0
+
+
+def save(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write the JSON and the markdown of what has been measured so far."""
+    complete = json.loads(json.dumps(results))  # reuse() must not change what this run measured
+    if args.reuse:
+        reuse(complete, json.loads(Path(args.reuse).read_text()))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(complete, indent=1))
+    write_markdown(complete, Path(args.markdown), json_path=Path(args.json))
 
 
 if __name__ == "__main__":
