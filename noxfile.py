@@ -1,5 +1,5 @@
 """Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`,
-`nox -s bench` (benchmarks; not run by default).
+`nox -s docs` (the MkDocs site, warnings as errors), `nox -s bench` (benchmarks; not run by default).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
 virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
@@ -17,7 +17,7 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ["jax", "tensorflow", "torch"]
 CONSTRAINTS = ("-c", "constraints.txt")
-PLUGIN_PACKAGES = ["plugins/kplug-example"]
+PLUGIN_PACKAGES = ["plugins/kplug-example", "plugins/kplug-mlflow", "docs/tutorial/kplug-jsonl"]
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
@@ -32,7 +32,8 @@ def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """Run the core and plugin test suites on one Keras backend."""
-    install_kplug(session, backend, "test")
+    # tensorboard, tune and docs: so the logger, kplug tune and docs-site tests run on every backend
+    install_kplug(session, backend, "test,tensorboard,tune,docs")
     session.run(
         "pytest",
         "tests",
@@ -51,12 +52,46 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with MkDocs, warnings as errors."""
+    session.install(*CONSTRAINTS, "-e", ".[jax,docs]")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        *session.posargs,
+        env={"KERAS_BACKEND": "jax", "NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
-    session.run("ruff", "check", "kplug", "tests", "plugins", "examples", "benchmarks", "noxfile.py")
     session.run(
-        "ruff", "format", "--check", "kplug", "tests", "plugins", "examples", "benchmarks", "noxfile.py"
+        "ruff",
+        "check",
+        "kplug",
+        "tests",
+        "plugins",
+        "examples",
+        "benchmarks",
+        "docs/hooks",
+        "docs/tutorial",
+        "noxfile.py",
+    )
+    session.run(
+        "ruff",
+        "format",
+        "--check",
+        "kplug",
+        "tests",
+        "plugins",
+        "examples",
+        "benchmarks",
+        "docs/hooks",
+        "docs/tutorial",
+        "noxfile.py",
     )
 
 

@@ -158,6 +158,27 @@ def kplug_register_callbacks(register: Register) -> None:
     """
 
 
+@hookspec
+def kplug_register_loggers(register: Register) -> None:
+    """Register experiment loggers: callables returning a ``keras.callbacks.Callback``.
+
+    Loggers named in the config's ``loggers`` list are built once per run (not per
+    stage) and passed to every ``Model.fit`` call, so one log spans all stages; epoch
+    indices count over all stages. A factory may take ``run_dir`` (the run directory,
+    a ``Path``) and ``run_config`` (the ``RunConfig``), which kplug supplies; its other
+    parameters are the logger's options. It must not write anything when called (the
+    run directory may not exist yet): write from ``on_train_begin`` on. If the logger
+    has a method ``on_run_end(result)``, kplug calls it with the ``FitResult`` once the
+    run directory is complete (model, ``report.json``), e.g. to upload it.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_loggers(register):
+            register("csv-copy", lambda run_dir: keras.callbacks.CSVLogger(run_dir / "log.csv"))
+    """
+
+
 # ---------------------------------------------------------------------------
 # Lifecycle
 # ---------------------------------------------------------------------------

@@ -201,6 +201,7 @@ class Trainer:
         self.data: PreparedData | None = None
         # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
         self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
+        self.loggers: list[keras.callbacks.Callback] = []
         self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
 
     # -- building -----------------------------------------------------------
@@ -252,6 +253,7 @@ class Trainer:
             metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
+        callbacks += self.loggers  # built once per run, so one log spans every stage
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
         output = self.config.output
@@ -344,6 +346,7 @@ class Trainer:
             else:
                 state = checkpoint.state
             self._check_stages()
+            self.loggers = self._build_loggers()
             self._open_run_dir(checkpoint)
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
@@ -360,6 +363,9 @@ class Trainer:
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
+        for logger in self.loggers:
+            if hasattr(logger, "on_run_end"):
+                logger.on_run_end(result)
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
@@ -374,6 +380,10 @@ class Trainer:
         from kplug.prediction import predict
 
         return predict(self.run_dir, data=data, split=split, plugins=self.plugins)
+
+    def _build_loggers(self) -> list[keras.callbacks.Callback]:
+        """Build the config's loggers once for the whole run (they must not write yet)."""
+        return [chosen.build(run_dir=self.run_dir, run_config=self.config) for chosen in self.run.loggers]
 
     def _init_weights(self) -> dict[str, Any] | None:
         init = self.config.model.backbone.init
