@@ -339,7 +339,8 @@ def write_markdown(results: dict[str, Any], path: Path, json_path: Path | None =
         "`benchmarks/notes.md`.",
         "",
         f"- command: `{results['command']}` (worker options: `{' '.join(results['worker_options']) or 'defaults'}`)",
-        f"- run: {results['started']} to {results.get('finished', '?')} UTC",
+        f"- run: {results['started']} to {results.get('finished', '?')} UTC"
+        + (f" ({results['stopped']})" if results.get("stopped") else ""),
         f"- machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
         "- raw numbers: `" + (str(json_path.name) if json_path else "results.json") + "` (every repeat)",
