@@ -1,5 +1,5 @@
 """Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`,
-`nox -s docs` (the MkDocs site, warnings as errors).
+`nox -s docs` (the MkDocs site, warnings as errors), `nox -s bench` (benchmarks; not run by default).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
 virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
@@ -79,7 +79,16 @@ def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
     session.run(
-        "ruff", "check", "kplug", "tests", "plugins", "examples", "docs/hooks", "docs/tutorial", "noxfile.py"
+        "ruff",
+        "check",
+        "kplug",
+        "tests",
+        "plugins",
+        "examples",
+        "benchmarks",
+        "docs/hooks",
+        "docs/tutorial",
+        "noxfile.py",
     )
     session.run(
         "ruff",
@@ -89,7 +98,19 @@ def lint(session: nox.Session) -> None:
         "tests",
         "plugins",
         "examples",
+        "benchmarks",
         "docs/hooks",
         "docs/tutorial",
         "noxfile.py",
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks on jax, tensorflow and torch: writes BENCHMARKS.md and benchmarks/results.json.
+
+    Not a default session (it takes minutes). Options go to benchmarks/run.py, e.g.
+    `nox -s bench -- --quick` or `nox -s bench -- --backends jax --repeats 7`.
+    """
+    install_kplug(session, ",".join(BACKENDS))
+    session.run("python", "benchmarks/run.py", *session.posargs)

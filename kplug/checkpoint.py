@@ -208,16 +208,6 @@ class Checkpointer(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        done = batch + 1 + (self.first_batch if self._epoch == self.state.epoch else 0)
-        last = batch + 1 == (self.params or {}).get("steps")  # the epoch checkpoint covers it
-        if not self.every_steps or last or done % self.every_steps or done % self.accumulation:
-            return
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:  # mid-epoch, the jax trainer holds the current values outside the model
-            sync()
-        write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep)
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.every_epochs or (epoch + 1 - self.state.stage_start) % self.every_epochs:
             return
@@ -233,3 +223,18 @@ class Checkpointer(keras.callbacks.Callback):
             batch,
             self.state.step_offset,
         )
+
+
+class StepCheckpointer(Checkpointer):
+    """A ``Checkpointer`` that also writes every ``every_steps`` batches (a separate class: a
+    callback with batch hooks makes Keras dispatch every batch's callbacks)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        done = batch + 1 + (self.first_batch if self._epoch == self.state.epoch else 0)
+        last = batch + 1 == (self.params or {}).get("steps")  # the epoch checkpoint covers it
+        if not self.every_steps or last or done % self.every_steps or done % self.accumulation:
+            return
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # mid-epoch, the jax trainer holds the current values outside the model
+            sync()
+        write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep)

@@ -34,6 +34,7 @@ from kplug.batches import TrainingBatches
 from kplug.checkpoint import (
     Checkpoint,
     Checkpointer,
+    StepCheckpointer,
     TrainingState,
     latest_checkpoint,
     seed_layer_generators,
@@ -209,6 +210,7 @@ class Trainer:
         self.restored_trainable: list[str] = []
         self.precision: Precision = Precision()
         self.distribution: Distribution | None = None
+        self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
 
     # -- building -----------------------------------------------------------
 
@@ -268,8 +270,9 @@ class Trainer:
         output = self.config.output
         if output.checkpoint_every or output.checkpoint_every_steps:
             # last, so an epoch checkpoint is written only after the epoch's metrics row
+            checkpointer = StepCheckpointer if output.checkpoint_every_steps else Checkpointer
             callbacks.append(
-                Checkpointer(
+                checkpointer(
                     self.run_dir,
                     state,
                     first_batch,
@@ -377,8 +380,10 @@ class Trainer:
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
+            self._fit_seconds = 0.0
             state = self._run_stages(state, checkpoint)
             timings["train_seconds"] = time.perf_counter() - started
+            timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
@@ -496,6 +501,7 @@ class Trainer:
             epoch, skip = state.epoch, state.batch
             while epoch < end:
                 stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
+                fit_started = time.perf_counter()
                 batches = TrainingBatches(
                     x,
                     y,
@@ -516,6 +522,7 @@ class Trainer:
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
                     verbose=self.config.train.verbose if self.distribution.is_chief else 0,
                 )
+                self._fit_seconds += time.perf_counter() - fit_started
                 reached = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
                 if reached < stop:  # a callback (early stopping) ended the stage
                     break

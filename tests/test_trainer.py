@@ -89,6 +89,7 @@ def test_run_directory_holds_everything(blobs, plugins):
     assert report["data"] == {"train": 192, "validation": 48, "test": 0, "labels": {"label": ["0", "1", "2"]}}
     assert report["metrics"]["split"] == "validation" and "accuracy" in report["metrics"]
     assert report["timings"]["train_seconds"] > 0
+    assert 0 < report["timings"]["fit_seconds"] < report["timings"]["train_seconds"]  # Model.fit calls only
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert float(rows[-1]["loss"]) == pytest.approx(result.history["loss"][-1], rel=1e-6)

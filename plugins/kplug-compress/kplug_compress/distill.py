@@ -36,11 +36,12 @@ from kplug import rundir
 from kplug.assembly import build_model, compile_model
 from kplug.config import RunConfig, Strict, dump_config, format_validation_error, read_config_file
 from kplug.errors import CheckpointError, ConfigError
+from kplug.freezing import apply_stage_trainable
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.optimizers import build_optimizer, learning_rate_schedule
 from kplug.plugins import Plugins, kplug_version
 from kplug.trainer import Trainer, dtype_policy
-from kplug.transfer import init_from_checkpoint, load_model_file, set_trainable
+from kplug.transfer import init_from_checkpoint, load_model_file
 from pydantic import Field, PositiveFloat
 
 SECTION = "distill"
@@ -125,7 +126,7 @@ def _evaluate(model: keras.Model, trainer: Trainer, split: str | None) -> dict[s
     compile_model(model, trainer.heads, trainer.run)
     y = head_targets(trainer.run, examples, trainer.data.label_maps)
     values = model.evaluate(
-        examples.features, y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True
+        trainer.data.inputs(split), y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True
     )
     return {"split": split, **{k: float(v) for k, v in values.items()}}
 
@@ -141,16 +142,16 @@ def _fit_stages(trainer: Trainer, teacher: keras.Model, settings: DistillConfig)
     config, student = trainer.config, trainer.model
     (head,) = trainer.heads.values()
     splits, maps = trainer.data.splits, trainer.data.label_maps
-    x, y = splits.train.features, head_targets(trainer.run, splits.train, maps)
+    x, y = trainer.data.inputs("train"), head_targets(trainer.run, splits.train, maps)
     validation = (
-        (splits.validation.features, head_targets(trainer.run, splits.validation, maps))
+        (trainer.data.inputs("validation"), head_targets(trainer.run, splits.validation, maps))
         if len(splits.validation)
         else None
     )
     summaries = []
     for index, stage in enumerate(config.train.resolved_stages()):
         batch_size = stage.batch_size or config.train.batch_size
-        trainable = set_trainable(student, stage.trainable)
+        trainable = apply_stage_trainable(student, stage, f"train.stages[{index}]")
         distiller = Distiller(
             teacher,
             student,
@@ -221,9 +222,7 @@ def distill(
     teacher = load_teacher(settings.teacher, trainer.data, config.model.heads[0].target)
     distribution = trainer.run.distribution.build()
     with dtype_policy(trainer.run.precision.build()), distribution.scope():
-        trainer.model, trainer.heads = build_model(
-            trainer.run, trainer.data.input_shape, trainer.data.input_dtype, trainer.data.label_maps
-        )
+        trainer.model, trainer.heads = build_model(trainer.run, trainer.data.spec, trainer.data.label_maps)
         if config.model.backbone.init is not None:
             init_from_checkpoint(
                 trainer.model, config.model.backbone.init.from_, config.model.backbone.init.map

@@ -187,7 +187,7 @@ def quantize_run(
 
     def inputs(name: str) -> tuple[np.ndarray, Any]:
         examples = getattr(data.splits, name)
-        return examples.features, head_targets(loaded.run, examples, data.label_maps)
+        return data.inputs(name), head_targets(loaded.run, examples, data.label_maps)
 
     x_eval, y_eval = inputs(split)
     batch_size = loaded.run.config.train.batch_size

@@ -1,0 +1,383 @@
+"""Turn the raw benchmark JSON into BENCHMARKS.md (tables, the command, the machine and the noise)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+NOTES = HERE / "notes.md"
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _spread(values: list[float]) -> str:
+    """min–max as a percentage around the median: the run-to-run noise."""
+    if len(values) < 2:
+        return "—"
+    middle = statistics.median(values)
+    return f"{100 * (min(values) / middle - 1):+.0f}% / {100 * (max(values) / middle - 1):+.0f}%"
+
+
+def overhead_section(results: dict[str, Any]) -> list[str]:
+    rows, native = [], []
+    for backend, found in results["backends"].items():
+        overhead = found.get("overhead")
+        if not overhead:
+            continue
+        for model in ("mlp", "cnn"):
+            if model not in overhead:
+                continue
+            item = overhead[model]
+            sides = item["sides"]
+            plain, ours, bare = sides["plain"], sides["kplug"], sides.get("kplug_no_epoch_checkpoint")
+            rows.append(
+                [
+                    backend,
+                    model,
+                    f"{item['size']} x {item['epochs']} ep, batch {item['batch_size']}",
+                    _f(plain["fit_seconds"]),
+                    _f(ours["fit_seconds"]),
+                    f"**{item['ratio_fit']:.3f}**",
+                    _spread(item["ratio_fit_per_repeat"]),
+                    _f(plain["steady_epoch_seconds"], 4),
+                    _f(ours["steady_epoch_seconds"], 4),
+                    _f(item["ratio_steady"]),
+                    _f(bare["fit_seconds"] / plain["fit_seconds"]) if bare else "—",
+                    _f(bare["steady_epoch_seconds"] / plain["steady_epoch_seconds"]) if bare else "—",
+                ]
+            )
+            loop = sides["torch_loop"]
+            native.append(
+                [
+                    backend,
+                    model,
+                    f"{loop['samples_per_second']:.0f}",
+                    f"{plain['samples_per_second']:.0f}",
+                    f"{ours['samples_per_second']:.0f}",
+                    f"**{item['kplug_vs_torch_loop']:.2f}**",
+                    _spread(loop["steady_epoch_all"]),
+                ]
+            )
+    if not rows:
+        return []
+    settings = {b: f.get("overhead", {}).get("settings") for b, f in results["backends"].items()}
+    lines = [
+        "## 1. kplug against plain Keras (same process, alternating)",
+        "",
+        "Fit time = wall time of the `Model.fit` call(s): plain Keras timed around `model.fit`, kplug by "
+        "`report.json` `timings.fit_seconds` (data reading, model building, final save and evaluation "
+        "excluded on both sides). Steady epoch = median epoch time after the first (no tracing/compiling). "
+        "Medians over the repeats; *spread* is the min / max per-repeat kplug/plain ratio around its median. "
+        "The last two columns are kplug with `output.checkpoint_every: 0` (no per-epoch checkpoint).",
+        "",
+        f"Compile settings on both sides (kplug's defaults): `{json.dumps(settings)}`.",
+        "",
+    ]
+    lines += _table(
+        [
+            "backend",
+            "model",
+            "data",
+            "plain fit s",
+            "kplug fit s",
+            "kplug/plain fit",
+            "spread",
+            "plain epoch s",
+            "kplug epoch s",
+            "kplug/plain epoch",
+            "no-ckpt/plain fit",
+            "no-ckpt/plain epoch",
+        ],
+        rows,
+    )
+    lines += [
+        "## 2. Against a hand-written PyTorch loop",
+        "",
+        "torch.nn, same architecture, Adam 1e-3, same data and batch size, shuffled each epoch, run in the "
+        "same process as the Keras sides (alternating). Samples/s from the steady epoch time. "
+        "*ratio* = kplug samples/s / torch-loop samples/s (> 1: kplug faster). The torch loop runs in each "
+        "backend's process, so its numbers also show the run-to-run noise.",
+        "",
+    ]
+    lines += _table(
+        [
+            "backend",
+            "model",
+            "torch loop samples/s",
+            "plain Keras samples/s",
+            "kplug samples/s",
+            "kplug / loop",
+            "loop epoch spread",
+        ],
+        native,
+    )
+    return lines
+
+
+def settings_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for backend, found in results["backends"].items():
+        sweep = found.get("settings")
+        chosen = json.dumps(found.get("overhead", {}).get("settings", None), sort_keys=True)
+        if not sweep:
+            continue
+        for model, candidates in sweep.items():
+            best = min(candidates.values(), key=lambda c: c["steady_epoch_seconds"])["steady_epoch_seconds"]
+            for key, item in candidates.items():
+                mark = " (kplug default)" if key == chosen else ""
+                rows.append(
+                    [
+                        backend,
+                        model,
+                        f"`{key}`{mark}",
+                        _f(item["steady_epoch_seconds"], 4),
+                        f"{item['steady_epoch_seconds'] / best:.2f}",
+                        _f(item["fit_seconds"]),
+                    ]
+                )
+    if not rows:
+        return []
+    lines = [
+        "## 3. Compile settings per backend (plain Keras)",
+        "",
+        "Each candidate `Model.compile` setting, alternating, median over repeats. *vs best* is the steady "
+        "epoch time relative to the fastest candidate for that backend and model; *fit s* includes "
+        "tracing/compiling (torch.compile's is large). Keras' own defaults: jax XLA, tensorflow no XLA on CPU, "
+        "torch eager; `steps_per_execution` must be 1 on torch.",
+        "",
+    ]
+    return lines + _table(["backend", "model", "settings", "steady epoch s", "vs best", "fit s"], rows)
+
+
+def peak_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for backend, found in results["backends"].items():
+        peak = found.get("peak")
+        if not peak:
+            continue
+        row = [backend, f"{peak['numpy']:.1f}", f"{peak[backend]:.1f}"]
+        for model in ("mlp", "cnn"):
+            item = found.get("overhead", {}).get(model)
+            if item is None:
+                row += ["—", "—"]
+                continue
+            achieved = item["train_flops_per_sample"] * item["sides"]["kplug"]["samples_per_second"] / 1e9
+            row += [f"{achieved:.1f}", f"{100 * achieved / peak[backend]:.1f}%"]
+        rows.append(row)
+    if not rows:
+        return []
+    lines = [
+        "## 4. The machine's limit",
+        "",
+        "Best float32 GFLOP/s of one square matmul (numpy, and the backend's own op, in that backend's "
+        "process), and the GFLOP/s kplug's training step reaches (analytic FLOPs: matmuls and convolutions, "
+        "forward x 3 for forward + backward, times steady samples/s) as a fraction of the backend's peak. "
+        "FLOPs per training example: "
+        + ", ".join(
+            f"{m} {item['train_flops_per_sample'] / 1e6:.2f} MFLOP"
+            for m, item in next(
+                (f["overhead"] for f in results["backends"].values() if f.get("overhead")), {}
+            ).items()
+            if m != "settings"
+        )
+        + ".",
+        "",
+    ]
+    return lines + _table(
+        [
+            "backend",
+            "numpy GFLOP/s",
+            "backend GFLOP/s",
+            "MLP train GFLOP/s",
+            "MLP % of peak",
+            "CNN train GFLOP/s",
+            "CNN % of peak",
+        ],
+        rows,
+    )
+
+
+def pipeline_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for backend, found in results["backends"].items():
+        pipeline = found.get("pipeline")
+        if not pipeline:
+            continue
+        model_rate = max(
+            (
+                item["sides"]["kplug"]["samples_per_second"]
+                for m, item in found.get("overhead", {}).items()
+                if m != "settings"
+            ),
+            default=None,
+        )
+        rows.append(
+            [
+                backend,
+                f"{pipeline['read_samples_per_second']:.0f}",
+                f"{pipeline['batch_samples_per_second']:.0f} ({pipeline['batches_by']})",
+                "—" if model_rate is None else f"{model_rate:.0f}",
+                "—"
+                if model_rate is None
+                else f"**{pipeline['batch_samples_per_second'] / model_rate:.0f}x**",
+            ]
+        )
+    if not rows:
+        return []
+    lines = [
+        "## 5. Input pipeline against the model",
+        "",
+        "*read*: kplug reading the shipped MNIST IDX files, selecting and splitting (`prepare_data`), once per "
+        "run. *batches*: one epoch of the shuffled training batches fed to `Model.fit`, every epoch. *model*: "
+        "kplug's fastest steady training samples/s on that backend (section 1). Target: batches at least 5x "
+        "the model.",
+        "",
+    ]
+    return lines + _table(
+        ["backend", "read samples/s", "batches samples/s", "model samples/s", "batches / model"], rows
+    )
+
+
+def rss_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for backend, sides in results.get("rss", {}).items():
+        for side, item in sides.items():
+            rows.append(
+                [backend, side, f"{item['peak_rss_mb']:.0f}", f"{item['rss_before_training_mb']:.0f}"]
+            )
+    if not rows:
+        return []
+    lines = [
+        "## 6. Peak resident memory",
+        "",
+        "One MLP training run in a fresh process per row (`ru_maxrss`); *before training* is after imports "
+        "and data loading, so the difference is what training adds.",
+        "",
+    ]
+    return lines + _table(["backend", "run", "peak RSS MB", "before training MB"], rows)
+
+
+def scaling_section(results: dict[str, Any]) -> list[str]:
+    data_rows, batch_rows = [], []
+    for backend, found in results["backends"].items():
+        scaling = found.get("scaling")
+        if not scaling:
+            continue
+        base = scaling["data"]["1"]["steady_epoch_seconds"]
+        for factor, item in scaling["data"].items():
+            data_rows.append(
+                [
+                    backend,
+                    f"{factor}x ({item['size']})",
+                    _f(item["steady_epoch_seconds"], 4),
+                    f"{item['steady_epoch_seconds'] / base:.2f}",
+                ]
+            )
+        for batch, item in scaling["batch"].items():
+            batch_rows.append(
+                [backend, batch, _f(item["steady_epoch_seconds"], 4), f"{item['samples_per_second']:.0f}"]
+            )
+    if not data_rows:
+        return []
+    lines = [
+        "## 7. Scaling (kplug, MLP)",
+        "",
+        "Steady epoch time as the data grows (batch size as in section 1); linear means the last column "
+        "reads 1, 2, 4, 8. One run per row.",
+        "",
+    ]
+    lines += _table(["backend", "data", "epoch s", "relative"], data_rows)
+    lines += ["Steady epoch time as the batch size grows (1x data):", ""]
+    return lines + _table(["backend", "batch size", "epoch s", "samples/s"], batch_rows)
+
+
+def text_section(results: dict[str, Any]) -> list[str]:
+    lines = ["## MiniLM (text)", ""]
+    rows = []
+    for backend, found in results["backends"].items():
+        text = found.get("text")
+        if not text:
+            continue
+        for side, item in text["sides"].items():
+            rate = "—" if "skipped" in item else f"{item['samples_per_second']:.1f}"
+            rows.append([backend, side, rate, item.get("skipped", "")])
+    if not rows:
+        skipped = results.get("text", {}).get("skipped") or "the `text` section was not among --sections"
+        return lines + [f"Not run: {skipped}.", ""]
+    lines += [
+        "all-MiniLM-L6-v2 fine-tuning, sequence length 64, batch 32, AdamW 5e-5: transformers' own PyTorch "
+        "model with a plain loop against kplug-text's `minilm-l6`; steady samples/s.",
+        "",
+    ]
+    return lines + _table(["backend", "side", "samples/s", "skipped because"], rows)
+
+
+def write_markdown(results: dict[str, Any], path: Path, json_path: Path | None = None) -> None:
+    """Write BENCHMARKS.md for ``results`` (the JSON that benchmarks/run.py collects)."""
+    info = results["machine"]
+    loads = [
+        f"{backend}: {found['load_before'][0]:.1f} -> {found['load_after'][0]:.1f}"
+        for backend, found in results["backends"].items()
+        if "load_before" in found
+    ]
+    lines = [
+        "# kplug benchmarks",
+        "",
+        "Generated by `benchmarks/run.py` (`nox -s bench`); do not edit by hand — notes come from "
+        "`benchmarks/notes.md`.",
+        "",
+        f"- command: `{results['command']}` (worker options: `{' '.join(results['worker_options']) or 'defaults'}`)",
+        f"- run: {results['started']} to {results.get('finished', '?')} UTC"
+        + (f" ({results['stopped']})" if results.get("stopped") else ""),
+        f"- machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v),
+        "- raw numbers: `" + (str(json_path.name) if json_path else "results.json") + "` (every repeat)",
+        "- torch intra-op threads (torch loop and Keras-on-torch): "
+        + ", ".join(f"{b}: {f.get('torch_threads', '?')}" for b, f in results["backends"].items()),
+        *(
+            [
+                f"- sections copied from an earlier run ({results['reused']['started']}, "
+                f"`{results['reused']['command']}`): {', '.join(results['reused']['sections'])}"
+            ]
+            if results.get("reused", {}).get("sections")
+            else []
+        ),
+        "- 1-minute load average at each backend's start -> end: " + "; ".join(loads),
+        "",
+        "Noise: this machine's cores are shared with other jobs, so single timings vary a lot (see the "
+        "*spread* columns: per-repeat ratio extremes around the median). All comparisons alternate their "
+        "sides inside one process, with the order rotating every repeat, so contention hits every side "
+        "alike; compare ratios, not absolute times.",
+        "",
+    ]
+    for section in (
+        overhead_section,
+        settings_section,
+        peak_section,
+        pipeline_section,
+        rss_section,
+        scaling_section,
+    ):
+        lines += section(results)
+    lines += text_section(results)
+    if NOTES.exists():
+        lines += [NOTES.read_text().strip(), ""]
+    path.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    # Re-render the markdown from a saved JSON: python benchmarks/report.py results.json BENCHMARKS.md
+    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    write_markdown(json.loads(source.read_text()), target, json_path=source)
