@@ -63,14 +63,15 @@ def load_encoder(
     then moved into kplug-text's subclass of the same architecture, which sets (and saves) the
     feed-forward activation: ``activation`` if given, else the checkpoint's own ``hidden_act``.
     """
+    positions = checkpoint.max_sequence_length()
+    if positions is not None and sequence_length > positions:
+        raise ConfigError(
+            f"{OPTION}.sequence_length = {sequence_length}: the checkpoint at {checkpoint.path} has "
+            f"{positions} positions; use at most that."
+        )
     loaded_class, encoder_class, _ = ENCODERS[family]
     loaded = loaded_class.from_preset(str(checkpoint.path))
     config = loaded.get_config()
-    if sequence_length > config["max_sequence_length"]:
-        raise ConfigError(
-            f"{OPTION}.sequence_length = {sequence_length}: the checkpoint at {checkpoint.path} has "
-            f"{config['max_sequence_length']} positions; use at most that."
-        )
     chosen = activation or checkpoint.activation() or config.get("activation")
     config.update(activation=chosen, dropout=dropout, name="encoder")
     encoder = encoder_class.from_config(config)

@@ -32,11 +32,19 @@ class Checkpoint:
         path: the directory.
         hf_config: the Hugging Face ``config.json`` (``None`` for a keras-hub preset).
         tokenizer_config: the Hugging Face ``tokenizer_config.json`` (empty if absent).
+        preset_config: a keras-hub preset's ``config.json`` (``None`` for Hugging Face files).
     """
 
     path: Path
     hf_config: dict[str, Any] | None
     tokenizer_config: dict[str, Any] = field(default_factory=dict)
+    preset_config: dict[str, Any] | None = None
+
+    def max_sequence_length(self) -> int | None:
+        """How many positions the checkpoint's position embedding has (``None`` if not stated)."""
+        if self.hf_config is not None:
+            return self.hf_config.get("max_position_embeddings")
+        return (self.preset_config or {}).get("config", {}).get("max_sequence_length")
 
     @property
     def model_type(self) -> str | None:
@@ -101,7 +109,7 @@ def read_checkpoint(path: str | Path, option: str) -> Checkpoint:
         )
     config = _load_json(config_file)
     if "model_type" not in config:
-        return Checkpoint(directory, None)
+        return Checkpoint(directory, None, preset_config=config)
     tokenizer_file = directory / "tokenizer_config.json"
     tokenizer_config = _load_json(tokenizer_file) if tokenizer_file.is_file() else {}
     return Checkpoint(directory, config, tokenizer_config)

@@ -105,7 +105,8 @@ class TextPreprocessor:
         segments = _segments(features)
         dataset = tf.data.Dataset.from_tensor_slices(tuple(segments))
         dataset = dataset.batch(self.batch_size).map(
-            lambda *texts: self.packer(texts if len(texts) > 1 else texts[0]),
+            # keyword x: keras-hub reads a positional tuple as (x, y)
+            lambda *texts: self.packer(x=texts if len(texts) > 1 else texts[0]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
