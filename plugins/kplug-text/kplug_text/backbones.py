@@ -18,7 +18,6 @@ from pydantic import PositiveInt
 from kplug_text.checkpoints import Checkpoint, minilm_path, read_checkpoint
 from kplug_text.encoders import BertEncoder, DistilBertEncoder, SequencePooling
 from kplug_text.preprocessing import (
-    Padding,
     TextPreprocessor,
     Truncate,
     build_preprocessor,
@@ -152,11 +151,10 @@ def _family_preprocessor(
     lowercase: bool | None,
     sequence_length: int,
     truncate: str,
-    padding: str,
 ) -> TextPreprocessor:
     checkpoint = _checkpoint(family, path)
     tokenizer = build_tokenizer(family, checkpoint, vocabulary, lowercase, OPTION)
-    return build_preprocessor(family, tokenizer, sequence_length, truncate, padding)
+    return build_preprocessor(family, tokenizer, sequence_length, truncate)
 
 
 def bert(
@@ -165,7 +163,6 @@ def bert(
     lowercase: bool | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
     pooling: BertPooling = "cls",
     activation: Activation | None = None,
     dropout: float = 0.1,
@@ -184,10 +181,8 @@ def bert(
         lowercase: lowercase and strip accents before tokenising; unset: the checkpoint's
             ``do_lower_case`` (True without a checkpoint).
         sequence_length: tokens per example, ``[CLS]`` and ``[SEP]`` included; longer texts are
-            truncated, shorter ones padded.
+            truncated, shorter ones padded to it.
         truncate: how a pair of segments is cut to fit: ``round_robin`` or ``waterfall``.
-        padding: ``max_length`` (every example to ``sequence_length``) or ``longest`` (to the
-            longest example of each data split, fewer padding tokens to compute).
         pooling: ``cls`` (the ``[CLS]`` token), ``mean`` (over real tokens), ``max``, or
             ``pooler`` (BERT's tanh dense layer on ``[CLS]``).
         activation: the feed-forward activation; unset: the checkpoint's ``hidden_act``
@@ -214,10 +209,9 @@ def bert_preprocessor(
     lowercase: bool | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
 ) -> TextPreprocessor:
     """The ``bert`` backbone's tokeniser: text to ``token_ids``, ``segment_ids``, ``padding_mask``."""
-    return _family_preprocessor("bert", path, vocabulary, lowercase, sequence_length, truncate, padding)
+    return _family_preprocessor("bert", path, vocabulary, lowercase, sequence_length, truncate)
 
 
 def distilbert(
@@ -226,7 +220,6 @@ def distilbert(
     lowercase: bool | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
     pooling: Pooling = "cls",
     activation: Activation | None = None,
     dropout: float = 0.1,
@@ -256,17 +249,15 @@ def distilbert_preprocessor(
     lowercase: bool | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
 ) -> TextPreprocessor:
     """The ``distilbert`` backbone's tokeniser: text to ``token_ids`` and ``padding_mask``."""
-    return _family_preprocessor("distilbert", path, vocabulary, lowercase, sequence_length, truncate, padding)
+    return _family_preprocessor("distilbert", path, vocabulary, lowercase, sequence_length, truncate)
 
 
 def minilm_l6(
     path: str | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
     pooling: BertPooling = "mean",
     activation: Activation | None = None,
     dropout: float = 0.1,
@@ -279,13 +270,12 @@ def minilm_l6(
     Args:
         path: a directory with the all-MiniLM-L6-v2 Hugging Face files; unset: the installed
             package's files.
-        sequence_length, truncate, padding, pooling, activation, dropout: as for ``bert``.
+        sequence_length, truncate, pooling, activation, dropout: as for ``bert``.
     """
     return bert(
         path=str(path or minilm_path()),
         sequence_length=sequence_length,
         truncate=truncate,
-        padding=padding,
         pooling=pooling,
         activation=activation,
         dropout=dropout,
@@ -296,9 +286,8 @@ def minilm_l6_preprocessor(
     path: str | None = None,
     sequence_length: PositiveInt = 128,
     truncate: Truncate = "round_robin",
-    padding: Padding = "max_length",
 ) -> TextPreprocessor:
     """The ``minilm-l6`` backbone's tokeniser (its own uncased WordPiece vocabulary)."""
     return bert_preprocessor(
-        path=str(path or minilm_path()), sequence_length=sequence_length, truncate=truncate, padding=padding
+        path=str(path or minilm_path()), sequence_length=sequence_length, truncate=truncate
     )

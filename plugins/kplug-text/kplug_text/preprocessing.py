@@ -18,7 +18,6 @@ from kplug.errors import ConfigError, DataError
 from kplug_text.checkpoints import Checkpoint
 
 Truncate = Literal["round_robin", "waterfall"]
-Padding = Literal["max_length", "longest"]
 
 # (tokenizer class, classifier preprocessor class) per family
 FAMILIES = {
@@ -74,16 +73,17 @@ class TextPreprocessor:
     Features are an array of N strings (one segment) or N x 2 strings (a pair of segments,
     e.g. premise and hypothesis), as kplug's csv/tsv readers return with ``text: true``.
 
+    Every example is padded (or truncated) to ``sequence_length`` tokens, so every split,
+    and any data given to ``kplug evaluate`` / ``kplug predict``, has the shape the model
+    was built with.
+
     Args:
         packer: a keras-hub text classifier preprocessor (tokenizer + packer).
-        padding: ``"max_length"`` pads every example to ``sequence_length``; ``"longest"``
-            trims the padding columns no example of this call uses.
         batch_size: examples tokenised per tf.data batch.
     """
 
-    def __init__(self, packer: Any, padding: Padding = "max_length", batch_size: int = 512) -> None:
+    def __init__(self, packer: Any, batch_size: int = 512) -> None:
         self.packer = packer
-        self.padding = padding
         self.batch_size = batch_size
 
     @property
@@ -117,11 +117,7 @@ class TextPreprocessor:
         width = self.sequence_length
         if not parts:
             return {key: np.zeros((0, width), "int32") for key in self.input_names()}
-        arrays = {key: np.concatenate(values) for key, values in parts.items()}
-        if self.padding == "longest":
-            used = int(arrays["padding_mask"].sum(axis=1).max())
-            arrays = {key: value[:, :used] for key, value in arrays.items()}
-        return arrays
+        return {key: np.concatenate(values) for key, values in parts.items()}
 
     def input_names(self) -> list[str]:
         """The keys this preprocessor returns."""
@@ -158,13 +154,9 @@ def _not_text(values: np.ndarray) -> str:
 
 
 def build_preprocessor(
-    family: str,
-    tokenizer: Any,
-    sequence_length: int,
-    truncate: Truncate,
-    padding: Padding,
+    family: str, tokenizer: Any, sequence_length: int, truncate: Truncate
 ) -> TextPreprocessor:
     """A ``TextPreprocessor`` packing ``tokenizer``'s output as the family's backbone expects."""
     packer_class = FAMILIES[family][1]
     packer = packer_class(tokenizer=tokenizer, sequence_length=sequence_length, truncate=truncate)
-    return TextPreprocessor(packer, padding)
+    return TextPreprocessor(packer)

@@ -26,7 +26,7 @@ def run_config(output: Path, vocabulary: str, **overrides: Any) -> dict[str, Any
         "model": {
             "backbone": {
                 "name": "bert",
-                "options": {"vocabulary": vocabulary, "pooling": "mean", "padding": "longest", **TINY},
+                "options": {"vocabulary": vocabulary, "pooling": "mean", **TINY},
             },
             "heads": [{"name": "classification", "id": "sentiment"}],
         },
