@@ -16,7 +16,7 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ["jax", "tensorflow", "torch"]
 CONSTRAINTS = ("-c", "constraints.txt")
-PLUGIN_PACKAGES = ["plugins/kplug-example"]
+PLUGIN_PACKAGES = ["plugins/kplug-example", "plugins/kplug-text"]
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
@@ -24,7 +24,8 @@ def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
     wanted = ",".join(filter(None, [backend, extras]))
     session.install(*CONSTRAINTS, "-e", f".[{wanted}]")
     for package in PLUGIN_PACKAGES:
-        session.install(*CONSTRAINTS, "-e", package)
+        # a plugin's [test] extra holds what its tests need (kplug-text: the parity reference)
+        session.install(*CONSTRAINTS, "-e", f"{package}[test]" if "test" in extras else package)
 
 
 @nox.session
