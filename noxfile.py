@@ -24,9 +24,10 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-precision",
     "plugins/kplug-compress",
     "plugins/kplug-distribute",
+    "plugins/kplug-text",
 ]
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
-PLUGIN_EXTRAS = {"plugins/kplug-compress": "export"}
+PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test"}
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:

@@ -69,11 +69,13 @@ def _read_label_maps(path: Path, run: ResolvedRun) -> dict[str, LabelMap]:
 
 
 def _check_outputs(model: keras.Model, heads: dict[str, Head], path: Path) -> None:
-    shapes = (
-        model.output_shape
-        if isinstance(model.output_shape, dict)
-        else {next(iter(heads)): model.output_shape}
-    )
+    if len(heads) == 1:
+        shapes = {next(iter(heads)): model.output_shape}
+    else:  # Keras 3.15 gives a dict-output model's shapes as a list in output_names order
+        outputs = model.output_shape
+        shapes = (
+            outputs if isinstance(outputs, dict) else dict(zip(model.output_names, outputs, strict=False))
+        )
     for head_id, head in heads.items():
         shape = shapes.get(head_id)
         if shape is None or shape[-1] != head.output_units():

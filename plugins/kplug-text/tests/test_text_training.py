@@ -1,0 +1,118 @@
+"""kplug.fit on text: tokenised by the backbone's preprocessor, trained, saved, predicted with label names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kplug
+import numpy as np
+import pytest
+from text_data import DATA, read_column
+
+TINY = {"num_layers": 1, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64, "sequence_length": 24}
+
+
+def run_config(output: Path, vocabulary: str, **overrides: Any) -> dict[str, Any]:
+    """A tiny random-init BERT on 96 SST-2 phrases (header ``sentence<TAB>label``)."""
+    config: dict[str, Any] = {
+        "name": "tiny-text",
+        "seed": 5,
+        "data": {
+            "source": "tsv",
+            "options": {"path": str(DATA / "sst2_sample.tsv"), "label": "label", "text": True},
+            "split": {"validation": 0.25},
+        },
+        "model": {
+            "backbone": {
+                "name": "bert",
+                "options": {"vocabulary": vocabulary, "pooling": "mean", **TINY},
+            },
+            "heads": [{"name": "classification", "id": "sentiment"}],
+        },
+        "train": {
+            "epochs": 4,
+            "batch_size": 16,
+            "verbose": 0,
+            "optimizer": {"name": "adamw", "learning_rate": 3e-3},
+        },
+        "output": {"dir": str(output), "overwrite": True},
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def test_a_few_steps_of_fine_tuning_lower_the_loss(
+    plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    result = kplug.fit(run_config(tmp_path / "run", vocabulary), plugins=plugins)
+    losses = result.history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+    assert result.model.get_layer("backbone").get_layer("encoder").num_layers == 1
+
+
+def test_predict_returns_label_names_and_probabilities(
+    plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    data = {
+        "source": "tsv",
+        "options": {
+            "path": str(DATA / "agnews_sample.tsv"),
+            "header": False,
+            "features": [0],
+            "label": 1,
+            "text": True,
+        },
+        "split": {"test": 0.25},
+    }
+    config = run_config(tmp_path / "run", vocabulary, data=data)
+    config["model"]["heads"] = [{"name": "classification", "id": "topic"}]
+    config["train"]["epochs"] = 2
+    result = kplug.fit(config, plugins=plugins)
+    records = kplug.predict(result.run_dir, split="test", plugins=plugins)
+    assert len(records) == result.report["data"]["test"] > 0
+    names = {"World", "Sports", "Business", "Sci/Tech"}
+    for record in records:
+        assert record["topic"]["label"] in names
+        probabilities = record["topic"]["probabilities"]
+        assert len(probabilities) == 4 and abs(sum(probabilities) - 1.0) < 1e-4
+    # a new file through the run's own reader and tokenizer
+    fresh = kplug.predict(result.run_dir, data=str(DATA / "agnews_sample.tsv"), plugins=plugins)
+    assert len(fresh) == 48 and fresh[0]["topic"]["label"] in names
+
+
+def sentiment_targets() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """SST-2 phrases with two made-up targets: tags (sentiment, plus "long") and length / 100."""
+    texts = read_column(DATA / "sst2_sample.tsv")
+    positive = read_column(DATA / "sst2_sample.tsv", column=1) == "1"
+    long = np.char.str_len(texts) > 60
+    tags = np.where(positive, "positive", "negative").astype(object)
+    tags[long] = tags[long] + "|long"
+    return texts, {"tags": tags, "length": (np.char.str_len(texts) / 100.0).astype("float32")}
+
+
+@pytest.mark.parametrize("head", ["multi-label", "regression"])
+def test_multi_label_and_regression_heads_on_text(
+    head: str, plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    texts, targets = sentiment_targets()
+    target = "tags" if head == "multi-label" else "length"
+    data = {"source": "arrays", "options": {"x": texts, "targets": targets}, "split": {"validation": 0.25}}
+    config = run_config(tmp_path / "run", vocabulary, data=data)
+    config["model"]["heads"] = [{"name": head, "id": target, "target": target}]
+    config["train"]["epochs"] = 3
+    result = kplug.fit(config, plugins=plugins)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    record = kplug.predict(result.run_dir, data={"x": texts[:2]}, plugins=plugins)[0]
+    if head == "multi-label":
+        assert set(record["tags"]["label"]) <= {"long", "negative", "positive"}
+        assert len(record["tags"]["probabilities"]) == 3
+    else:
+        assert len(record["length"]["value"]) == 1
+
+
+def test_numeric_features_are_refused(plugins: kplug.Plugins, vocabulary: str, tmp_path: Path) -> None:
+    data = {"source": "arrays", "options": {"x": np.zeros((20, 3), "float32"), "y": np.arange(20) % 2}}
+    with pytest.raises(kplug.DataError, match="text features"):
+        kplug.fit(run_config(tmp_path / "run", vocabulary, data=data), plugins=plugins)
