@@ -45,13 +45,9 @@ def tests(session: nox.Session, backend: str) -> None:
     """Run the core and plugin test suites on one Keras backend."""
     # tensorboard, tune and docs: so the logger, kplug tune and docs-site tests run on every backend
     install_kplug(session, backend, "test,tensorboard,tune,docs")
-    session.run(
-        "pytest",
-        "tests",
-        *[f"{package}/tests" for package in PLUGIN_PACKAGES],
-        *session.posargs,
-        env={"KERAS_BACKEND": backend},
-    )
+    # one pytest per package: each suite has its own conftest (helpers imported as `conftest`)
+    for suite in ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]:
+        session.run("pytest", suite, *session.posargs, env={"KERAS_BACKEND": backend})
 
 
 @nox.session
