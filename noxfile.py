@@ -16,7 +16,7 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ["jax", "tensorflow", "torch"]
 CONSTRAINTS = ("-c", "constraints.txt")
-PLUGIN_PACKAGES = ["plugins/kplug-example"]
+PLUGIN_PACKAGES = ["plugins/kplug-example", "plugins/kplug-vision"]
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:

@@ -32,7 +32,9 @@ class RandomApply(keras.layers.Layer):
         seed: seed of the per-image draws.
     """
 
-    def __init__(self, layer: keras.layers.Layer, probability: float = 0.5, seed: int | None = None, **kwargs):
+    def __init__(
+        self, layer: keras.layers.Layer, probability: float = 0.5, seed: int | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.layer = layer
         self.probability = probability
@@ -143,7 +145,10 @@ def with_probability(layer: keras.layers.Layer, probability: float, name: str) -
     return RandomApply(layer, probability, name=f"{name}_p")
 
 
-def flip(mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal", probability: Probability = 1.0) -> keras.layers.Layer:
+def flip(
+    mode: Literal["horizontal", "vertical", "horizontal_and_vertical"] = "horizontal",
+    probability: Probability = 1.0,
+) -> keras.layers.Layer:
     """Random horizontal and/or vertical flips (keras.layers.RandomFlip).
 
     Args:

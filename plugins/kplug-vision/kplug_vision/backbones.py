@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 import keras
 import pydantic
-
 from kplug.errors import CheckpointError, ConfigError
+
 from kplug_vision.preprocessing import (
     Normalization,
     Scaling,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from kplug.errors import DataError
 from kplug.examples import Examples
 

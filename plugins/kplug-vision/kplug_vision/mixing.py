@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import numpy as np
 import pydantic
-
 from kplug.errors import DataError
 
 Probability = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
@@ -32,9 +31,7 @@ def _mix_labels(y: Labels, weight: np.ndarray, partner: np.ndarray) -> Labels:
     return w * labels + (1.0 - w) * labels[partner]
 
 
-def _sample_weights(
-    rng: np.random.Generator, batch: int, alpha: float, probability: float
-) -> np.ndarray:
+def _sample_weights(rng: np.random.Generator, batch: int, alpha: float, probability: float) -> np.ndarray:
     """Per-example share of the example's own content: Beta(alpha, alpha), or 1 when not mixed."""
     weight = rng.beta(alpha, alpha, size=batch)
     mixed = rng.random(batch) < probability

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import keras
-
 from kplug.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -74,9 +73,7 @@ def scaling(normalization: Normalization, input_max: float) -> Scaling | None:
         return None if input_max == 255.0 else Scaling(255.0 / input_max, 0.0)
     if normalization == "none":
         return None
-    raise ConfigError(
-        f"normalization = {normalization!r}: choose imagenet, inception, unit, bytes or none."
-    )
+    raise ConfigError(f"normalization = {normalization!r}: choose imagenet, inception, unit, bytes or none.")
 
 
 def image_size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:

@@ -5,19 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import kplug
 import numpy as np
 import pytest
-
-import kplug
-import kplug_vision
 from kplug.builtin.datasets import read_idx_file
+
+import kplug_vision
 
 MNIST = Path(__file__).resolve().parents[3] / "examples" / "data" / "mnist"
 
 # The smallest network of each family: trains a step on CPU in seconds.
 TINY_BACKBONES = {
     "resnet": {"blocks": [1], "stem_filters": 8, "image_size": 32},
-    "vit": {"patch_size": 8, "num_layers": 1, "num_heads": 2, "hidden_dim": 16, "mlp_dim": 32, "image_size": 32},
+    "vit": {
+        "patch_size": 8,
+        "num_layers": 1,
+        "num_heads": 2,
+        "hidden_dim": 16,
+        "mlp_dim": 32,
+        "image_size": 32,
+    },
     "efficientnet": {"width_coefficient": 0.1, "depth_coefficient": 0.1, "stages": 2, "image_size": 32},
     "mobilenetv3": {"alpha": 0.25, "minimalistic": True, "image_size": 32},
     "convnext": {"depths": [1, 1, 1, 1], "projection_dims": [8, 8, 16, 16], "image_size": 32},

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kplug
 import numpy as np
 import pytest
 from PIL import Image
 
-import kplug
 from kplug_vision.datasets import image_arrays, image_folder
 
 
-def write_folder(root: Path, images: np.ndarray, labels: np.ndarray, per_class: int = 4) -> dict[str, np.ndarray]:
+def write_folder(
+    root: Path, images: np.ndarray, labels: np.ndarray, per_class: int = 4
+) -> dict[str, np.ndarray]:
     """PNG files of a few digits of each of three classes: root/<digit>/<n>.png."""
     written = {}
     for digit in (3, 5, 7):

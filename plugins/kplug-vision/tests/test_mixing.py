@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import kplug
 import numpy as np
 import pytest
 
-import kplug
 from kplug_vision.mixing import make_cutmix, make_mixup
 
 

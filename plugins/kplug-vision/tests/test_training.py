@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import kplug
 import numpy as np
 import pytest
 from conftest import TINY_BACKBONES
 from test_datasets import write_folder
-
-import kplug
 
 
 def test_entry_point_registers_every_component(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +32,11 @@ def test_fine_tunes_from_an_image_folder_with_augmentation(
     config = {
         "name": "folder",
         "seed": 1,
-        "data": {"source": "image-folder", "options": {"path": str(tmp_path / "digits")}, "split": {"validation": 0.25, "stratify": True}},
+        "data": {
+            "source": "image-folder",
+            "options": {"path": str(tmp_path / "digits")},
+            "split": {"validation": 0.25, "stratify": True},
+        },
         "model": {
             "backbone": {"name": "resnet", "options": TINY_BACKBONES["resnet"]},
             "heads": [{"name": "classification"}],
