@@ -9,7 +9,7 @@ import keras
 from kplug.errors import ConfigError, DataError, PluginError
 from kplug.head import Head
 from kplug.labels import LabelMap
-from kplug.resolve import ChosenHead, ResolvedRun, call_factory, first_line
+from kplug.resolve import Chosen, ChosenHead, ResolvedRun, call_factory, first_line
 from kplug.transfer import STRUCTURAL_LAYERS
 
 
@@ -36,8 +36,10 @@ def build_head(chosen: ChosenHead, label_map: LabelMap, index: int) -> Head:
     return head
 
 
-def _build_backbone(run: ResolvedRun, input_shape: tuple[int, ...]) -> keras.layers.Layer:
-    backbone = run.backbone.build(input_shape=input_shape)
+def _build_backbone(run: ResolvedRun, spec: Any) -> keras.layers.Layer:
+    # a single input's shape, or {name: shape} for a backbone fed by a preprocessor's dict
+    shapes = {k: v[0] for k, v in spec.items()} if isinstance(spec, dict) else spec[0]
+    backbone = run.backbone.build(input_shape=shapes)
     if not isinstance(backbone, keras.layers.Layer):
         raise PluginError(
             f"Backbone '{run.backbone.component.name}' ({run.backbone.component.provider}) returned "
@@ -47,9 +49,18 @@ def _build_backbone(run: ResolvedRun, input_shape: tuple[int, ...]) -> keras.lay
     return backbone
 
 
+def _model_inputs(spec: Any) -> Any:
+    if isinstance(spec, dict):
+        return {name: keras.Input(shape, dtype=dtype, name=name) for name, (shape, dtype) in spec.items()}
+    shape, dtype = spec
+    return keras.Input(shape, dtype=dtype, name="inputs")
+
+
 def _build_augment(run: ResolvedRun) -> keras.layers.Layer | None:
     layers = []
     for index, chosen in enumerate(run.augmentations):
+        if is_batch_augmentation(chosen):
+            continue
         layer = chosen.build()
         if not isinstance(layer, keras.layers.Layer):
             raise PluginError(
@@ -60,12 +71,35 @@ def _build_augment(run: ResolvedRun) -> keras.layers.Layer | None:
     return keras.Sequential(layers, name="augment") if layers else None
 
 
+def is_batch_augmentation(chosen: Chosen) -> bool:
+    """Whether an augmentation transforms whole training batches (with labels) in the input pipeline."""
+    return bool(chosen.component.extras.get("batch"))
+
+
+def build_batch_transforms(run: ResolvedRun) -> list[Any]:
+    """The run's batch augmentations (MixUp-style ``transform(x, y, rng) -> (x, y)``), in config order."""
+    transforms = []
+    for chosen in run.augmentations:
+        if is_batch_augmentation(chosen):
+            transform = chosen.build()
+            if not callable(transform):
+                raise PluginError(
+                    f"Augmentation '{chosen.component.name}' ({chosen.where}) is registered with batch=True "
+                    f"but returned {type(transform).__name__}; it must return transform(x, y, rng) -> (x, y)."
+                )
+            transforms.append(transform)
+    return transforms
+
+
 def build_model(
-    run: ResolvedRun, input_shape: tuple[int, ...], input_dtype: str, label_maps: dict[str, LabelMap]
+    run: ResolvedRun, spec: Any, label_maps: dict[str, LabelMap]
 ) -> tuple[keras.Model, dict[str, Head]]:
     """Build the run's model: inputs -> augment -> backbone -> one output per head.
 
-    One head gives a single-output model; several give a dict of outputs by head id.
+    ``spec`` is ``(shape, dtype)`` of one example's input, or a dict of them by input
+    name when the backbone's preprocessor produces several inputs (e.g. token ids and
+    a padding mask). One head gives a single-output model; several give a dict of
+    outputs by head id.
 
     Returns:
         The model and its heads by id.
@@ -77,16 +111,20 @@ def build_model(
             raise ConfigError(f"model.heads[{index}].id = {head_id!r} is reserved; choose another id.")
         heads[head_id] = build_head(chosen, label_maps[chosen.config.target], index)
     augment = _build_augment(run)
-    backbone = _build_backbone(run, input_shape)
+    backbone = _build_backbone(run, spec)
     try:
-        inputs = keras.Input(input_shape, dtype=input_dtype, name="inputs")
+        inputs = _model_inputs(spec)
         features: Any = augment(inputs) if augment is not None else inputs
         features = backbone(features)
     except ValueError as error:
+        shown = (
+            ", ".join(f"{k}: shape {s} {d}" for k, (s, d) in spec.items())
+            if isinstance(spec, dict)
+            else f"shape {spec[0]}, dtype {spec[1]}"
+        )
         raise DataError(
             f"model.backbone: {run.backbone.component.name} cannot take the features of "
-            f"data.source {run.dataset.component.name} (one example: shape {input_shape}, "
-            f"dtype {input_dtype}): {first_line(error)}"
+            f"data.source {run.dataset.component.name} (one example: {shown}): {first_line(error)}"
         ) from None
     outputs = {}
     for index, (head_id, head) in enumerate(heads.items()):
@@ -101,16 +139,33 @@ def build_model(
     return model, heads
 
 
+def _soft_loss(head_id: str, head: Head, run: ResolvedRun) -> Any:
+    loss = head.soft_loss(run.config.train.label_smoothing)
+    if loss is None:
+        mixing = ", ".join(c.component.name for c in run.augmentations if is_batch_augmentation(c))
+        raise ConfigError(
+            f"augment: {mixing} mixes the labels of a batch, but head '{head_id}' "
+            f"({type(head).__name__}) cannot learn from mixed (soft) labels. Remove the batch "
+            f"augmentation or use a head that supports soft labels (classification, multi-label, regression)."
+        )
+    return loss
+
+
 def compile_model(
-    model: keras.Model, heads: dict[str, Head], run: ResolvedRun, optimizer: Any = None
+    model: keras.Model, heads: dict[str, Head], run: ResolvedRun, optimizer: Any = None, soft: bool = False
 ) -> None:
     """Compile ``model`` with every head's loss, metrics and loss weight.
 
-    One head compiles single-output; several compile per output name.
+    One head compiles single-output; several compile per output name. ``soft``
+    compiles for one-hot (possibly mixed) class targets.
     """
     label_smoothing = run.config.train.label_smoothing
-    losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
-    metrics = {head_id: head.metrics() for head_id, head in heads.items()}
+    if soft:
+        losses = {head_id: _soft_loss(head_id, head, run) for head_id, head in heads.items()}
+        metrics = {head_id: head.soft_metrics() for head_id, head in heads.items()}
+    else:
+        losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
+        metrics = {head_id: head.metrics() for head_id, head in heads.items()}
     if len(heads) == 1:
         model.compile(
             optimizer=optimizer, loss=next(iter(losses.values())), metrics=next(iter(metrics.values()))

@@ -1,7 +1,9 @@
 """Checkpoints written atomically at every epoch and stage boundary, and finding the one to resume.
 
-A checkpoint is a directory ``checkpoints/epoch00005-stage01`` holding ``model.keras``
-(weights and optimizer state) and ``state.json`` (where training stands). It is written
+A checkpoint is a directory ``checkpoints/epoch00005-batch000000-stage01`` holding
+``model.keras`` (weights and optimizer state), ``rng.npz`` (the random-generator states
+of dropout and augmentation layers, which Keras does not save) and ``state.json``
+(where training stands, down to the batch within an epoch). It is written
 under a temporary name and renamed into place, so a checkpoint directory on disk is
 always complete; a killed run leaves at most a ``.partial-*`` directory, which is ignored
 and removed on resume.
@@ -19,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from kplug.rundir import CHECKPOINT_DIR, MODEL_FILE
 
 STATE_FILE = "state.json"
-NAME = re.compile(r"^epoch(\d{5})-stage(\d{2})$")
+RNG_FILE = "rng.npz"
+NAME = re.compile(r"^epoch(\d{5})-batch(\d{6})-stage(\d{2})$")
 KEEP = 2
 
 
@@ -38,6 +42,8 @@ class TrainingState:
         epoch: epochs finished over all stages.
         stages: the report of every finished stage.
         init: the init-from-checkpoint report of the run.
+        batch: batches of epoch ``epoch`` already trained (0 at an epoch boundary).
+        step_offset: the optimizer step at which the stage began (its schedule counts from there).
     """
 
     stage: int
@@ -45,6 +51,8 @@ class TrainingState:
     epoch: int
     stages: list[dict[str, Any]] = field(default_factory=list)
     init: dict[str, Any] | None = None
+    batch: int = 0
+    step_offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,23 +67,82 @@ class Checkpoint:
         """The ``.keras`` file with weights and optimizer state."""
         return self.path / MODEL_FILE
 
+    def restore_rng(self, model: keras.Model) -> None:
+        """Put the model's random-generator states back (dropout, noise and augmentation layers)."""
+        path = self.path / RNG_FILE
+        if not path.is_file():
+            return
+        with np.load(path, allow_pickle=False) as saved:
+            states = [saved[name] for name in sorted(saved.files) if name.startswith("state")]
+            backend_state = saved[TORCH_RNG] if TORCH_RNG in saved.files else None
+        variables = rng_variables(model)
+        if len(states) == len(variables):
+            for variable, value in zip(variables, states, strict=True):
+                variable.assign(value)
+        if backend_state is not None and keras.backend.backend() == "torch":
+            import torch
 
-def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState) -> Checkpoint:
-    """Write a checkpoint atomically and keep only the newest few."""
+            torch.set_rng_state(torch.from_numpy(backend_state))
+
+
+TORCH_RNG = "torch_cpu_rng"
+
+
+def seed_layer_generators(model: keras.Model, seed: int) -> None:
+    """Give unseeded random layers (Dropout, ...) a seed derived from the run's seed.
+
+    On torch, Keras draws the masks of an unseeded Dropout from torch's global
+    generator, which torch's DataLoader also advances whenever an iterator is made, so
+    a resumed run would draw different masks. A seeded generator keeps its state in a
+    layer variable, which checkpoints save. (Keras 3 has no public setter for this.)
+    """
+    if keras.backend.backend() != "torch":
+        return
+    for index, layer in enumerate(model._flatten_layers(include_self=False)):
+        generator = getattr(layer, "seed_generator", None)
+        if (
+            isinstance(generator, keras.random.SeedGenerator)
+            and getattr(generator, "_initial_seed", 0) is None
+        ):
+            generator._initial_seed = (seed * 1_000_003 + index) % (2**31 - 1)
+
+
+def rng_states(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every random state training draws from, as arrays.
+
+    Layers' seed generators, plus torch's global generator: Keras' torch backend
+    draws unseeded dropout masks from it.
+    """
+    states = {f"state{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(rng_variables(model))}
+    if keras.backend.backend() == "torch":
+        import torch
+
+        states[TORCH_RNG] = torch.get_rng_state().numpy()
+    return states
+
+
+def rng_variables(model: keras.Model) -> list[keras.Variable]:
+    """The model's random-generator state variables, in a stable order."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, keep: int = KEEP) -> Checkpoint:
+    """Write a checkpoint atomically and keep only the newest ``keep``."""
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=root, prefix=".partial-"))
     try:
         model.save(partial / MODEL_FILE)
+        np.savez(partial / RNG_FILE, **rng_states(model))
         (partial / STATE_FILE).write_text(json.dumps(state.__dict__, default=str))
-        final = root / f"epoch{state.epoch:05d}-stage{state.stage:02d}"
+        final = root / f"epoch{state.epoch:05d}-batch{state.batch:06d}-stage{state.stage:02d}"
         if final.exists():
             shutil.rmtree(final)
         os.replace(partial, final)
     finally:
         if partial.exists():
             shutil.rmtree(partial)
-    for old in complete_checkpoints(root)[:-KEEP]:
+    for old in complete_checkpoints(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return Checkpoint(final, state)
 
@@ -104,28 +171,65 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return None
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Write a checkpoint at the end of every ``every``-th epoch of a stage."""
+class Checkpointer(keras.callbacks.Callback):
+    """Write a checkpoint every ``every_epochs`` epochs and every ``every_steps`` batches of a stage.
+
+    Args:
+        run_dir: the run directory.
+        state: where the stage started (its index, first epoch, finished stages, ...).
+        first_batch: batches of the first epoch trained before this ``fit`` (a mid-epoch resume).
+        every_epochs: epoch interval (0: none).
+        every_steps: batch interval (0: none).
+        accumulation: micro-batches per optimizer update; a step checkpoint is written only
+            at a window boundary, where no gradient is half accumulated.
+        keep: how many of the newest checkpoints to keep.
+    """
 
     def __init__(
         self,
         run_dir: Path,
-        stage: int,
-        stage_start: int,
-        finished: list[dict[str, Any]],
-        init: Any,
-        every: int = 1,
-    ):
+        state: TrainingState,
+        first_batch: int = 0,
+        every_epochs: int = 1,
+        every_steps: int = 0,
+        accumulation: int = 1,
+        keep: int = KEEP,
+    ) -> None:
         super().__init__()
-        self.every = every
+        self.keep = keep
         self.run_dir = run_dir
-        self.stage = stage
-        self.stage_start = stage_start
-        self.finished = finished
-        self.init = init
+        self.state = state
+        self.first_batch = first_batch
+        self.every_epochs = every_epochs
+        self.every_steps = every_steps
+        self.accumulation = accumulation
+        self._epoch = state.epoch
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        done = batch + 1 + (self.first_batch if self._epoch == self.state.epoch else 0)
+        last = batch + 1 == (self.params or {}).get("steps")  # the epoch checkpoint covers it
+        if not self.every_steps or last or done % self.every_steps or done % self.accumulation:
+            return
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # mid-epoch, the jax trainer holds the current values outside the model
+            sync()
+        write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if (epoch + 1 - self.stage_start) % self.every:
+        if not self.every_epochs or (epoch + 1 - self.state.stage_start) % self.every_epochs:
             return
-        state = TrainingState(self.stage, self.stage_start, epoch + 1, list(self.finished), self.init)
-        write_checkpoint(self.run_dir, self.model, state)
+        write_checkpoint(self.run_dir, self.model, self._state(epoch + 1, 0), self.keep)
+
+    def _state(self, epoch: int, batch: int) -> TrainingState:
+        return TrainingState(
+            self.state.stage,
+            self.state.stage_start,
+            epoch,
+            list(self.state.stages),
+            self.state.init,
+            batch,
+            self.state.step_offset,
+        )

@@ -33,14 +33,27 @@ class ComponentConfig(Strict):
 
 
 class SplitConfig(Strict):
-    """Deterministic (seeded) train / validation / test split."""
+    """Deterministic (seeded) train / validation / test split, by fraction or by count."""
 
-    validation: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for validation.")
-    test: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction held out for testing.")
+    validation: float = Field(
+        0.0, ge=0.0, description="Held out for validation: a fraction below 1, or a number of examples."
+    )
+    test: float = Field(
+        0.0, ge=0.0, description="Held out for testing: a fraction below 1, or a number of examples."
+    )
     stratify: bool = Field(True, description="Keep class proportions in every split.")
+
+    @pydantic.field_validator("validation", "test")
+    @classmethod
+    def _fraction_or_count(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction below 1 or a whole number of examples")
+        return value
 
     @pydantic.model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitConfig:
+        if self.validation >= 1 or self.test >= 1:
+            return self  # counts are checked against the data
         if self.validation + self.test >= 1.0:
             raise ValueError(
                 f"validation ({self.validation}) + test ({self.test}) must be below 1 "
@@ -49,22 +62,55 @@ class SplitConfig(Strict):
         return self
 
 
+class SourceConfig(Strict):
+    """One of several data sources merged into one data set."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Kept per example in target 'source'."
+    )
+    source: str = Field(description="Registered dataset component.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+
+
 class DataConfig(Strict):
     """Where the examples come from and how they are selected and split."""
 
-    source: str = Field(description="Registered dataset component, e.g. idx, csv, npz, arrays.")
+    source: str | None = Field(None, description="Registered dataset component, e.g. idx, csv, npz, arrays.")
     options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="Several sources merged into one data set (instead of source/options); each "
+        "example keeps its source's name in the target 'source'.",
+    )
     where: dict[str, list[Any]] = Field(
         default_factory=dict, description="Keep only rows whose target has one of these values."
     )
     limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
     split: SplitConfig = Field(default_factory=SplitConfig)
 
+    @pydantic.model_validator(mode="after")
+    def _one_source_or_several(self) -> DataConfig:
+        if (self.source is None) == (not self.sources):
+            raise ValueError("give either source (with options) or sources (a list to merge), not both")
+        if self.sources and self.options:
+            raise ValueError("options belong to each entry of sources when sources are merged")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {names}")
+        return self
+
 
 class InitConfig(Strict):
-    """Initialise weights from an earlier run directory or a .keras model file."""
+    """Initialise weights from an earlier run, a model or weights file, or named arrays."""
 
-    from_: str = Field(alias="from", description="Run directory or .keras model file.")
+    from_: str = Field(
+        alias="from",
+        description="Run directory, .keras model, .weights.h5 file, .npz archive or directory of .npy files.",
+    )
+    strict: bool = Field(
+        False,
+        description="Fail when a variable is skipped (shape mismatch) or a backbone variable stays new.",
+    )
     map: dict[str, str] = Field(
         default_factory=dict,
         description="Regex assignment map, target variable path -> source path "
@@ -143,15 +189,62 @@ class ScheduleConfig(Strict):
     final_fraction: float = Field(0.0, ge=0.0, le=1.0, description="End rate as a fraction of the start.")
 
 
+class OptimizerOverride(Strict):
+    """Optimizer settings a stage changes; unset fields keep ``train.optimizer``'s."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] | None = None
+    weight_decay: NonNegativeFloat | None = None
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    clipnorm: PositiveFloat | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+
+
+Pattern = Annotated[str, Field(min_length=1)]
+
+
 class StageConfig(Strict):
-    """One `Model.fit` call with its own trainable set, epochs, batch size and rate."""
+    """One `Model.fit` call with its own trainable set, epochs, batch size, rates and optimizer."""
 
     epochs: PositiveInt
     batch_size: PositiveInt | None = Field(None, description="Defaults to train.batch_size.")
     learning_rate: PositiveFloat | None = Field(None, description="Defaults to the optimizer's.")
-    trainable: Literal["all"] | Annotated[list[str], Field(min_length=1)] = Field(
-        "all", description="'all', or glob patterns over layer paths such as 'heads/*'."
+    trainable: Literal["all"] | Annotated[list[Pattern], Field(min_length=1)] = Field(
+        "all",
+        description="'all', or patterns over layer paths: globs such as 'heads/*', or regexes "
+        "written 're:backbone/block[34].*'.",
     )
+    frozen: list[Pattern] = Field(
+        default_factory=list, description="Patterns of layers frozen after `trainable` is applied."
+    )
+    train_last_blocks: int | None = Field(
+        None,
+        ge=0,
+        description="Train only the backbone's last N blocks (its top-level layers with weights) "
+        "and the heads; 0 trains the heads only.",
+    )
+    batchnorm: Literal["inference", "train"] = Field(
+        "inference",
+        description="Frozen BatchNormalization layers: 'inference' (Keras' fine-tuning convention: "
+        "moving statistics, no updates) or 'train' (batch statistics, moving averages updated; "
+        "gamma/beta stay frozen).",
+    )
+    optimizer: OptimizerOverride | None = Field(None, description="Optimizer settings changed in this stage.")
+    schedule: ScheduleConfig | None = Field(None, description="Defaults to train.schedule.")
+    learning_rates: dict[Pattern, PositiveFloat] | None = Field(
+        None, description="Defaults to train.learning_rates."
+    )
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0, description="Defaults to train.layer_decay.")
+    optimizer_state: Literal["auto", "carry", "reset"] = Field(
+        "auto",
+        description="Keep the previous stage's optimizer state (moments, step count) for variables "
+        "trained in both: 'auto' carries it when the optimizer settings are unchanged.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_to_choose_trainable(self) -> StageConfig:
+        if self.train_last_blocks is not None and self.trainable != "all":
+            raise ValueError("set either trainable patterns or train_last_blocks, not both")
+        return self
 
 
 class TrainConfig(Strict):
@@ -165,13 +258,42 @@ class TrainConfig(Strict):
     )
     batch_size: PositiveInt = 32
     stages: list[StageConfig] = Field(default_factory=list)
+    learning_rates: dict[Pattern, PositiveFloat] = Field(
+        default_factory=dict,
+        description="Discriminative learning rates: layer-path pattern -> rate (first match wins), "
+        "e.g. {'backbone/*': 1e-5, 'heads/*': 1e-3}; other layers use the stage's rate.",
+    )
+    layer_decay: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Layer-wise rate decay: the heads train at the stage's rate, the backbone's "
+        "top block at rate * decay, the one below at rate * decay^2, ...",
+    )
     verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
 
     @pydantic.model_validator(mode="after")
     def _epochs_or_stages(self) -> TrainConfig:
         if self.stages and self.epochs is not None:
             raise ValueError("train.epochs is used only when train.stages is empty; set epochs in each stage")
+        for index in range(len(self.stages)):
+            try:
+                self.stage_optimizer(index)
+            except pydantic.ValidationError as error:
+                message = error.errors()[0]["msg"].replace("Value error, ", "")
+                raise ValueError(f"stages[{index}].optimizer: {message}") from None
         return self
+
+    def stage_optimizer(self, index: int) -> OptimizerConfig:
+        """The optimizer settings of stage ``index``: ``train.optimizer`` with the stage's changes."""
+        stages = self.resolved_stages()
+        override = stages[index].optimizer
+        if override is None:
+            return self.optimizer
+        changes = override.model_dump(exclude_none=True)
+        if changes.get("name", self.optimizer.name) in ("adam", "adamw") and "momentum" not in changes:
+            changes["momentum"] = 0.0
+        return OptimizerConfig.model_validate({**self.optimizer.model_dump(), **changes})
 
     def resolved_stages(self) -> list[StageConfig]:
         """The stages to run: the configured ones, or one stage from ``epochs``."""
@@ -199,6 +321,10 @@ class OutputConfig(Strict):
     checkpoint_every: int = Field(
         1, ge=0, description="Write a checkpoint every N epochs (0: only at stage ends)."
     )
+    checkpoint_every_steps: int = Field(
+        0, ge=0, description="Also write a checkpoint every N batches within an epoch (0: never)."
+    )
+    keep_checkpoints: PositiveInt = Field(2, description="How many of the newest checkpoints to keep.")
 
 
 class RunConfig(Strict):

@@ -32,6 +32,30 @@ def read_examples(component: Component, options: dict[str, Any]) -> Examples:
     return examples
 
 
+def merge_examples(parts: dict[str, Examples]) -> Examples:
+    """Concatenate the examples of several sources; target ``source`` names each row's source."""
+    first_name, first = next(iter(parts.items()))
+    for name, part in parts.items():
+        if part.features.shape[1:] != first.features.shape[1:]:
+            raise DataError(
+                f"data.sources: '{name}' has features of shape {part.features.shape[1:]}, "
+                f"'{first_name}' {first.features.shape[1:]}; merged sources need the same shape."
+            )
+        if set(part.targets) != set(first.targets):
+            raise DataError(
+                f"data.sources: '{name}' has targets {sorted(part.targets)}, '{first_name}' "
+                f"{sorted(first.targets)}; merged sources need the same targets."
+            )
+    names = {
+        t: first.label_names[t]
+        for t in first.label_names
+        if all(p.label_names.get(t) == first.label_names[t] for p in parts.values())
+    }
+    targets = {t: np.concatenate([p.targets[t] for p in parts.values()]) for t in first.targets}
+    targets["source"] = np.concatenate([np.full(len(p), name) for name, p in parts.items()])
+    return Examples(np.concatenate([p.features for p in parts.values()]), targets, names)
+
+
 def _matches(values: np.ndarray, wanted: list[Any]) -> np.ndarray:
     numeric = values.dtype.kind in "iuf" and all(
         isinstance(w, (int, float)) and not isinstance(w, bool) for w in wanted
@@ -75,6 +99,12 @@ def split_examples(
 ) -> SplitExamples:
     """Split examples per ``data.split`` with the run seed."""
     split = config.split
+    held_out = sum(int(n) for n in (split.validation, split.test) if n >= 1)
+    if held_out >= len(examples):
+        raise DataError(
+            f"data.split holds out {held_out} examples (validation {split.validation:g}, test "
+            f"{split.test:g}) but there are only {len(examples)}; leave some for training."
+        )
     indices = split_indices(
         len(examples), split.validation, split.test, seed, strata if split.stratify else None
     )

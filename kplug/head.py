@@ -47,6 +47,14 @@ class Head:
         """Keras metrics reported for this head."""
         return []
 
+    def soft_loss(self, label_smoothing: float = 0.0) -> Any:
+        """The loss for soft targets (one-hot class rows mixed by MixUp/CutMix); ``None``: unsupported."""
+        return None
+
+    def soft_metrics(self) -> list[Any]:
+        """Metrics for soft targets (same names as ``metrics``)."""
+        return self.metrics()
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Map logits to what ``predict`` reports as probabilities."""
         return logits

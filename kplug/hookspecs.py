@@ -45,6 +45,10 @@ def kplug_register_backbones(register: Register) -> None:
     accepts it. It returns a ``keras.Model`` (or layer) that maps inputs to
     features; kplug puts the heads on top.
 
+    Register ``preprocessor=make`` for raw features that need preprocessing (text):
+    ``make(**options)`` returns ``preprocess(features) -> array | dict[str, array]``,
+    applied once to every split before training; dict keys become the model's inputs.
+
     Example::
 
         @kplug.hookimpl
@@ -76,6 +80,10 @@ def kplug_register_augmentations(register: Register) -> None:
     The layer is placed in front of the backbone and must change its input only
     when called with ``training=True`` (Keras' random preprocessing layers do
     this already), so evaluation and prediction see clean inputs.
+
+    Register with ``batch=True`` for augmentations that mix labels (MixUp, CutMix):
+    the factory then returns ``transform(x, y, rng) -> (x, y)``, applied to each
+    training batch in kplug's input pipeline with one-hot class targets.
 
     Example::
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kplug.data import SplitExamples, read_examples, select_examples, split_examples
-from kplug.errors import DataError
+from kplug.data import SplitExamples, merge_examples, read_examples, select_examples, split_examples
+from kplug.errors import ConfigError, DataError, PluginError
 from kplug.examples import Examples
 from kplug.labels import LabelMap, build_label_map
-from kplug.resolve import ChosenHead, ResolvedRun
+from kplug.options import accepts_argument
+from kplug.resolve import ChosenHead, ResolvedRun, first_line
+
+# What a model takes: one array, or a dict of arrays by input name (e.g. token_ids, padding_mask).
+ModelInputs = np.ndarray | dict[str, np.ndarray]
+Preprocess = Callable[[np.ndarray], ModelInputs]
 
 
 def target_kind(head: ChosenHead) -> str:
@@ -46,32 +52,90 @@ def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap
     return maps
 
 
-def head_targets(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap]) -> Any:
-    """Encoded targets: one array for a single head, a dict by head id for several."""
-    targets = {
-        head.config.output_name: label_maps[head.config.target].encode(examples.targets[head.config.target])
-        for head in run.heads
-    }
+def head_targets(
+    run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap], one_hot: bool = False
+) -> Any:
+    """Encoded targets: one array for a single head, a dict by head id for several.
+
+    With ``one_hot``, class ids become one-hot float rows (for batch augmentations
+    such as MixUp that mix labels).
+    """
+    targets = {}
+    for head in run.heads:
+        label_map = label_maps[head.config.target]
+        encoded = label_map.encode(examples.targets[head.config.target])
+        if one_hot and label_map.kind == "class":
+            encoded = np.eye(label_map.num_classes, dtype="float32")[encoded]
+        targets[head.config.output_name] = encoded
     return next(iter(targets.values())) if len(targets) == 1 else targets
+
+
+def build_preprocessor(run: ResolvedRun) -> Preprocess | None:
+    """The backbone's preprocessor (e.g. a tokenizer), built from the backbone options it accepts.
+
+    A backbone registered with ``preprocessor=make`` gets ``make(**options)`` called once;
+    the returned function maps the raw features of N examples to the model inputs of N
+    examples (an array, or a dict of arrays by input name).
+    """
+    make = run.backbone.component.extras.get("preprocessor")
+    if make is None:
+        return None
+    options = {k: v for k, v in run.backbone.options.items() if accepts_argument(make, k)}
+    try:
+        return make(**options)
+    except (ValueError, TypeError, OSError) as error:
+        raise ConfigError(
+            f"model.backbone: the preprocessor of '{run.backbone.component.name}' could not be built "
+            f"from its options ({options}): {first_line(error)}"
+        ) from None
+
+
+def model_inputs(preprocess: Preprocess | None, features: np.ndarray, where: str) -> ModelInputs:
+    """Apply the backbone's preprocessor (if any) to raw features."""
+    if preprocess is None:
+        return features
+    try:
+        inputs = preprocess(features)
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise DataError(
+            f"{where}: the backbone's preprocessor rejected the features: {first_line(error)}"
+        ) from None
+    rows = {len(v) for v in inputs.values()} if isinstance(inputs, dict) else {len(inputs)}
+    if rows != {len(features)}:
+        raise PluginError(
+            f"{where}: the backbone's preprocessor returned {sorted(rows)} rows for {len(features)} examples."
+        )
+    return inputs
+
+
+def input_spec(inputs: ModelInputs) -> Any:
+    """``(shape without batch axis, dtype)`` of the model input, or a dict of them by input name."""
+    if isinstance(inputs, dict):
+        return {name: input_spec(value) for name, value in inputs.items()}
+    dtype = inputs.dtype
+    return tuple(inputs.shape[1:]), "string" if dtype.kind in "USO" else str(dtype)
 
 
 @dataclass
 class PreparedData:
-    """Split examples and the label maps that encode their targets."""
+    """Split examples, the label maps that encode their targets and the model inputs of each split."""
 
     splits: SplitExamples
     label_maps: dict[str, LabelMap]
+    preprocess: Preprocess | None = None
+    _inputs: dict[str, ModelInputs] = field(default_factory=dict)
+
+    def inputs(self, split: str) -> ModelInputs:
+        """Model inputs of a split (``train``, ``validation`` or ``test``), preprocessed once."""
+        if split not in self._inputs:
+            features = getattr(self.splits, split).features
+            self._inputs[split] = model_inputs(self.preprocess, features, f"data ({split} split)")
+        return self._inputs[split]
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example's features."""
-        return tuple(self.splits.train.features.shape[1:])
-
-    @property
-    def input_dtype(self) -> str:
-        """Feature dtype as the model's input dtype."""
-        dtype = self.splits.train.features.dtype
-        return "string" if dtype.kind in "US" else str(dtype)
+    def spec(self) -> Any:
+        """Shape and dtype of one example's model input (a dict of them for several inputs)."""
+        return input_spec(self.inputs("train"))
 
 
 def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap]) -> np.ndarray | None:
@@ -83,8 +147,11 @@ def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap
 
 def prepare_data(run: ResolvedRun) -> PreparedData:
     """Read, select, label-map and split the run's examples."""
-    examples = read_examples(run.dataset.component, run.dataset.options)
+    if run.merged:
+        examples = merge_examples({n: read_examples(c.component, c.options) for n, c in run.merged.items()})
+    else:
+        examples = read_examples(run.dataset.component, run.dataset.options)
     examples = select_examples(examples, run.config.data, run.config.seed)
     label_maps = build_label_maps(run, examples)
     splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
-    return PreparedData(splits, label_maps)
+    return PreparedData(splits, label_maps, build_preprocessor(run))

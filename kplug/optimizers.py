@@ -56,12 +56,70 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="kplug")
+class OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A stage's schedule counted from the optimizer step at which the stage began.
+
+    Used when a stage keeps the previous stage's optimizer state (and so its step count).
+    """
+
+    def __init__(self, schedule: Any, offset: int) -> None:
+        self.schedule = schedule
+        self.offset = offset
+
+    def __call__(self, step):
+        local = keras.ops.maximum(keras.ops.cast(step, "float32") - self.offset, 0.0)
+        if isinstance(self.schedule, (int, float)):
+            return keras.ops.cast(self.schedule, "float32") + 0.0 * local
+        return self.schedule(local)
+
+    def get_config(self) -> dict[str, Any]:
+        schedule = self.schedule
+        if not isinstance(schedule, (int, float)):
+            schedule = keras.saving.serialize_keras_object(schedule)
+        return {"schedule": schedule, "offset": self.offset}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OffsetSchedule:
+        schedule = config["schedule"]
+        if isinstance(schedule, dict):
+            schedule = keras.saving.deserialize_keras_object(schedule)
+        return cls(schedule, config["offset"])
+
+
+def _slots(optimizer: keras.optimizers.Optimizer, model_variable: keras.Variable) -> dict[str, Any]:
+    # Keras names a slot "<variable path with _>_<slot>", e.g. dense_kernel_momentum
+    prefix = model_variable.path.replace("/", "_") + "_"
+    return {v.name[len(prefix) :]: v for v in optimizer.variables if v.name.startswith(prefix)}
+
+
+def carry_optimizer_state(
+    previous: keras.optimizers.Optimizer, current: keras.optimizers.Optimizer, variables: list[keras.Variable]
+) -> int:
+    """Copy the step count and the slots (moments) of every variable both optimizers update.
+
+    ``current`` must be built. Returns the number of variables whose state was carried.
+    """
+    current._iterations.assign(previous._iterations)
+    carried = 0
+    for variable in variables:
+        old, new = _slots(previous, variable), _slots(current, variable)
+        if old and set(old) == set(new) and all(old[k].shape == new[k].shape for k in new):
+            for name, slot in new.items():
+                slot.assign(old[name])
+            carried += 1
+    return carried
+
+
 def build_optimizer(config: OptimizerConfig, learning_rate: Any) -> keras.optimizers.Optimizer:
     """Create the configured optimizer with ``learning_rate`` (a float or a schedule)."""
     common: dict[str, Any] = {
         "learning_rate": learning_rate,
         "clipnorm": config.clipnorm,
-        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        # Keras accumulates over 2 or more steps; 1 means no accumulation
+        "gradient_accumulation_steps": config.gradient_accumulation_steps
+        if (config.gradient_accumulation_steps or 1) > 1
+        else None,
     }
     if config.name != "adamw" and config.weight_decay:
         common["weight_decay"] = config.weight_decay

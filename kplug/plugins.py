@@ -105,7 +105,11 @@ def _register_entry_points(
         except Exception as error:  # a broken plugin must not take the others down
             failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
             continue
-        _register(manager, plugin, entry_point.name)
+        try:
+            _register(manager, plugin, entry_point.name)
+        except PluginError as error:
+            failures.append(PluginFailure(entry_point.name, str(error)))
+            continue
         dist = entry_point.dist
         providers[entry_point.name] = f"{dist.name} {dist.version}" if dist else entry_point.name
 
@@ -127,6 +131,29 @@ def _validation_error(manager: pluggy.PluginManager, error: pluggy.PluginValidat
         f"Plugin '{name}' implements a hook that does not match kplug's hook specifications: "
         f"{error}. Hooks and their arguments are listed in kplug/hookspecs.py and docs/plugin-hooks.md."
     )
+
+
+def _drop_unknown_hooks(
+    manager: pluggy.PluginManager, installed: set[str], failures: list[PluginFailure]
+) -> None:
+    """Unregister installed plugins that implement hooks kplug does not specify, and report them."""
+    for name in sorted(installed):
+        plugin = manager.get_plugin(name)
+        unknown = [
+            caller.name
+            for caller in manager.get_hookcallers(plugin) or []
+            if not caller.has_spec() and not caller.name.startswith("_")
+        ]
+        if unknown:
+            manager.unregister(plugin)
+            installed.discard(name)
+            failures.append(
+                PluginFailure(
+                    name,
+                    f"implements hook(s) kplug does not know: {', '.join(unknown)} (a newer or older "
+                    f"plugin than this kplug?). Hooks are listed in kplug/hookspecs.py.",
+                )
+            )
 
 
 def _register_extras(
@@ -210,6 +237,7 @@ def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> P
     if entry_points:
         _register_entry_points(manager, providers, failures)
     installed = set(providers) - set(DEFAULT_PLUGINS)
+    _drop_unknown_hooks(manager, installed, failures)
     _register_extras(manager, providers, plugins)
     try:
         manager.check_pending()

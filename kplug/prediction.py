@@ -17,7 +17,7 @@ from kplug.data import read_examples
 from kplug.errors import CheckpointError, DataError
 from kplug.examples import Examples
 from kplug.head import Head
-from kplug.inputs import PreparedData, head_targets, prepare_data
+from kplug.inputs import PreparedData, build_preprocessor, head_targets, model_inputs, prepare_data
 from kplug.labels import LabelMap
 from kplug.options import validate_options
 from kplug.plugins import Plugins, get_plugins
@@ -125,6 +125,8 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
             )
         return examples
     examples = read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+    if loaded.run.backbone.component.extras.get("preprocessor") is not None:
+        return examples  # raw features (e.g. text): the preprocessor checks them
     expected = tuple(loaded.model.input_shape[1:])
     found = tuple(examples.features.shape[1:])
     if len(found) != len(expected) or any(
@@ -151,7 +153,8 @@ def predict(
     """
     loaded = load_run(run_dir, plugins)
     examples = _read(loaded, data, split)
-    outputs = loaded.model.predict(examples.features, batch_size=batch_size, verbose=0)
+    inputs = model_inputs(build_preprocessor(loaded.run), examples.features, "--data")
+    outputs = loaded.model.predict(inputs, batch_size=batch_size, verbose=0)
     if not isinstance(outputs, dict):
         outputs = {next(iter(loaded.heads)): outputs}
     per_head: dict[str, dict[str, list[Any]]] = {}
@@ -204,7 +207,6 @@ def evaluate(
             )
     targets = head_targets(loaded.run, examples, loaded.label_maps)
     compile_model(loaded.model, loaded.heads, loaded.run)
-    values = loaded.model.evaluate(
-        examples.features, targets, batch_size=batch_size, verbose=0, return_dict=True
-    )
+    inputs = model_inputs(build_preprocessor(loaded.run), examples.features, "--data")
+    values = loaded.model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}

@@ -65,6 +65,7 @@ class ResolvedRun:
     config: RunConfig
     plugins: Plugins
     dataset: Chosen
+    merged: dict[str, Chosen]
     backbone: Chosen
     heads: list[ChosenHead]
     augmentations: list[Chosen]
@@ -103,6 +104,11 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
             an unknown or mistyped option, or a component that does not support
             the active backend.
     """
+    data = config.data
+    merged = {
+        item.name: choose(plugins, "dataset", item.source, item.options, f"data.sources[{i}]", "source")
+        for i, item in enumerate(data.sources)
+    }
     heads = []
     for i, head in enumerate(config.model.heads):
         chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
@@ -110,7 +116,10 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
     return ResolvedRun(
         config=config,
         plugins=plugins,
-        dataset=choose(plugins, "dataset", config.data.source, config.data.options, "data", "source"),
+        dataset=next(iter(merged.values()))
+        if merged
+        else choose(plugins, "dataset", data.source, data.options, "data", "source"),
+        merged=merged,
         backbone=choose(
             plugins, "backbone", config.model.backbone.name, config.model.backbone.options, "model.backbone"
         ),

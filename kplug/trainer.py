@@ -8,6 +8,7 @@ learning rate. Plugin lifecycle hooks run only at fit and epoch boundaries.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import platform
 import time
@@ -20,16 +21,32 @@ import keras
 import numpy as np
 
 from kplug import metrics, rundir
-from kplug.assembly import build_model, compile_model, logged_metric_names
-from kplug.checkpoint import Checkpoint, EpochCheckpoint, TrainingState, latest_checkpoint, write_checkpoint
-from kplug.config import RunConfig, StageConfig, dump_config, load_config, parse_config
+from kplug.assembly import (
+    build_batch_transforms,
+    build_model,
+    compile_model,
+    is_batch_augmentation,
+    logged_metric_names,
+)
+from kplug.batches import TrainingBatches
+from kplug.checkpoint import (
+    Checkpoint,
+    Checkpointer,
+    TrainingState,
+    latest_checkpoint,
+    seed_layer_generators,
+    write_checkpoint,
+)
+from kplug.config import RunConfig, dump_config, load_config, parse_config, read_config_file
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
+from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
-from kplug.optimizers import build_optimizer, learning_rate_schedule
+from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
+from kplug.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
 from kplug.resolve import ResolvedRun, resolve
-from kplug.transfer import init_from_checkpoint, set_trainable
+from kplug.transfer import init_from_checkpoint
 
 
 @dataclass
@@ -91,6 +108,38 @@ def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
     return config
 
 
+# Fields that may differ when a run is resumed: where it writes and how it reports.
+RESUMABLE_CHANGES = ("output.", "train.verbose", "callbacks")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _check_same_run(saved: Path, config: RunConfig) -> None:
+    """Refuse to resume a run directory with a config that trains something else."""
+    before = _flatten(read_config_file(saved))
+    now = _flatten(config.to_dict())
+    changed = [
+        key
+        for key in sorted(set(before) | set(now))
+        if not key.startswith(RESUMABLE_CHANGES) and before.get(key) != now.get(key)
+    ]
+    if changed:
+        shown = "; ".join(
+            f"{key}: {before.get(key)!r} in the run, {now.get(key)!r} now" for key in changed[:6]
+        )
+        raise ConfigError(
+            f"--resume {str(saved.parent)!r}: the config differs from the one the run was started with "
+            f"({shown}). Resume with the run's own config (kplug train --resume RUN_DIR) or start a new run."
+        )
+
+
 class Trainer:
     """Train one run described by a config.
 
@@ -137,6 +186,8 @@ class Trainer:
                 update={"output": parsed.output.model_copy(update={"dir": str(output)})}
             )
         self.config = _configure(parsed, self.plugins)
+        if self.resume_dir is not None and not from_run_dir:
+            _check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
         source = self.run.dataset.component
         if self.resume_dir is not None and from_run_dir and source.extras.get("in_memory"):
@@ -148,31 +199,73 @@ class Trainer:
         self.model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
+        # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
+        self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
 
     # -- building -----------------------------------------------------------
 
-    def _inputs(self, split: str) -> tuple[np.ndarray, Any]:
+    def _targets(self, split: str) -> Any:
         examples = getattr(self.data.splits, split)
-        return examples.features, head_targets(self.run, examples, self.data.label_maps)
+        return head_targets(self.run, examples, self.data.label_maps, one_hot=self.soft_targets)
 
-    def _compile(self, stage: StageConfig, steps: int) -> None:
+    def split_data(self, split: str) -> tuple[Any, Any]:
+        """Model inputs and encoded targets of ``train``, ``validation`` or ``test`` (after ``fit`` starts)."""
+        return self.data.inputs(split), self._targets(split)
+
+    def _stage_where(self, index: int) -> str:
+        return f"train.stages[{index}]" if self.config.train.stages else "train"
+
+    def _compile_stage(self, index: int, offset: int) -> tuple[keras.optimizers.Optimizer, dict[str, float]]:
+        """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
         train = self.config.train
-        rate = learning_rate_schedule(
-            train.schedule, stage.learning_rate or train.optimizer.learning_rate, steps
+        stage = train.resolved_stages()[index]
+        optimizer_config = train.stage_optimizer(index)
+        base_rate = stage.learning_rate or optimizer_config.learning_rate
+        updates = self._updates_per_epoch(index) * stage.epochs
+        rate = learning_rate_schedule(stage.schedule or train.schedule, base_rate, updates)
+        if offset:
+            rate = OffsetSchedule(rate, offset)
+        optimizer = build_optimizer(optimizer_config, rate)
+        compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
+        learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
+        layer_decay = train.layer_decay if stage.layer_decay is None else stage.layer_decay
+        multipliers = rate_multipliers(
+            self.model, base_rate, learning_rates, layer_decay, self._stage_where(index)
         )
-        compile_model(self.model, self.heads, self.run, build_optimizer(train.optimizer, rate))
+        apply_rate_multipliers(optimizer, self.model, multipliers)
+        optimizer.build(self.model.trainable_variables)
+        return optimizer, multipliers
 
-    def _callbacks(self, state: TrainingState) -> list[keras.callbacks.Callback]:
+    def _batch_size(self, index: int) -> int:
+        return self.config.train.resolved_stages()[index].batch_size or self.config.train.batch_size
+
+    def _accumulation(self, index: int) -> int:
+        return self.config.train.stage_optimizer(index).gradient_accumulation_steps or 1
+
+    def _updates_per_epoch(self, index: int) -> int:
+        batches = math.ceil(len(self.data.splits.train) / self._batch_size(index))
+        return math.ceil(batches / self._accumulation(index))
+
+    def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
             metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
-        every = self.config.output.checkpoint_every
-        if every:  # last, so a checkpoint is written only after the epoch's metrics row
+        output = self.config.output
+        if output.checkpoint_every or output.checkpoint_every_steps:
+            # last, so an epoch checkpoint is written only after the epoch's metrics row
             callbacks.append(
-                EpochCheckpoint(self.run_dir, state.stage, state.stage_start, state.stages, state.init, every)
+                Checkpointer(
+                    self.run_dir,
+                    state,
+                    first_batch,
+                    output.checkpoint_every,
+                    output.checkpoint_every_steps,
+                    self._accumulation(state.stage),
+                    output.keep_checkpoints,
+                )
             )
         return callbacks
 
@@ -190,9 +283,16 @@ class Trainer:
         return checkpoint
 
     def _check_stages(self) -> None:
-        """Fail on a bad trainable pattern or callback option before anything is written."""
-        for stage in self.config.train.resolved_stages():
-            set_trainable(self.model, stage.trainable)
+        """Fail on a bad trainable pattern, rate rule or callback option before anything is written."""
+        train = self.config.train
+        for index, stage in enumerate(train.resolved_stages()):
+            where = self._stage_where(index)
+            apply_stage_trainable(self.model, stage, where)
+            learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
+            base_rate = stage.learning_rate or train.stage_optimizer(index).learning_rate
+            rate_multipliers(
+                self.model, base_rate, learning_rates, stage.layer_decay or train.layer_decay, where
+            )
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
         for index, chosen in enumerate(self.run.callbacks):
@@ -236,9 +336,8 @@ class Trainer:
         distribution = self.run.distribution.build()
         policy = self.run.precision.build()
         with dtype_policy(policy), distribution.scope():
-            self.model, self.heads = build_model(
-                self.run, self.data.input_shape, self.data.input_dtype, self.data.label_maps
-            )
+            self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
+            seed_layer_generators(self.model, config.seed)
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
@@ -277,59 +376,130 @@ class Trainer:
         init = self.config.model.backbone.init
         if init is None:
             return None
-        return init_from_checkpoint(self.model, init.from_, init.map).summary()
+        report = init_from_checkpoint(self.model, init.from_, init.map, init.strict)
+        print(report.describe())
+        return report.summary()
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
-        """Load a checkpoint's weights (and optimizer state when the model is compiled)."""
+    def _restore(self, checkpoint: Checkpoint) -> keras.optimizers.Optimizer:
+        """Rebuild the stage that wrote ``checkpoint`` and load its weights, optimizer and RNG state."""
+        state = checkpoint.state
+        mid_stage = state.epoch > state.stage_start or state.batch > 0
+        writer = state.stage if mid_stage else state.stage - 1
+        apply_stage_trainable(
+            self.model, self.config.train.resolved_stages()[writer], self._stage_where(writer)
+        )
+        optimizer, _ = self._compile_stage(writer, state.step_offset)
         try:
             self.model.load_weights(checkpoint.model_file)
         except Exception as error:
             raise CheckpointError(
                 f"{checkpoint.model_file}: cannot restore this checkpoint into the run's model "
-                f"({type(error).__name__}: {error})."
+                f"({type(error).__name__}: {error}). Was the run directory written by another config?"
             ) from None
+        checkpoint.restore_rng(self.model)
+        return optimizer
+
+    def _start_stage(
+        self, index: int, previous: keras.optimizers.Optimizer | None, trained_before: set[int]
+    ) -> tuple[int, dict[str, Any]]:
+        """Set the stage's trainable layers and compile it; carry optimizer state when it makes sense.
+
+        Returns:
+            The optimizer step the stage's schedule counts from, and the report entries.
+        """
+        train = self.config.train
+        stage = train.resolved_stages()[index]
+        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        now = {id(v) for v in self.model.trainable_variables}
+        same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
+        carry = previous is not None and (
+            stage.optimizer_state == "carry"
+            or (stage.optimizer_state == "auto" and same_settings and now <= trained_before)
+        )
+        offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
+        optimizer, multipliers = self._compile_stage(index, offset)
+        carried = carry_optimizer_state(previous, optimizer, self.model.trainable_variables) if carry else 0
+        base_rate = stage.learning_rate or train.stage_optimizer(index).learning_rate
+        report = {
+            "trainable": trainable,
+            "optimizer": train.stage_optimizer(index).name,
+            "learning_rate": base_rate,
+            "optimizer_state": f"carried for {carried} variables" if carry else "fresh",
+        }
+        if any(m != 1.0 for m in multipliers.values()):
+            report["learning_rates"] = summarise_rates(multipliers, base_rate)
+        return offset, report
 
     def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
-        x, y = self._inputs("train")
-        validation = self._inputs("validation") if len(self.data.splits.validation) else None
+        x, y = self.split_data("train")
+        validation = self.split_data("validation") if len(self.data.splits.validation) else None
+        transforms = build_batch_transforms(self.run)
         stages = self.config.train.resolved_stages()
+        previous, trained_before = None, set()
+        if checkpoint is not None:
+            previous = self._restore(checkpoint)
+            trained_before = {id(v) for v in self.model.trainable_variables}
         for index in range(state.stage, len(stages)):
             stage = stages[index]
-            batch_size = stage.batch_size or self.config.train.batch_size
-            mid_stage = checkpoint is not None and state.epoch > state.stage_start
-            if checkpoint is not None and not mid_stage:
-                self._restore(checkpoint)  # a stage boundary: weights only, the stage gets a new optimizer
-            trainable = set_trainable(self.model, stage.trainable)
-            self._compile(stage, math.ceil(len(x) / batch_size) * stage.epochs)
-            if mid_stage:
-                self.model.optimizer.build(self.model.trainable_variables)
-                self._restore(checkpoint)  # weights and this stage's optimizer state
-            if checkpoint is None:
-                state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init)
-            checkpoint = None
+            resuming_here = checkpoint is not None and index == state.stage
+            if resuming_here and (state.epoch > state.stage_start or state.batch > 0):
+                stage_report = self._resumed_stage_report(index, state)
+            else:
+                offset, stage_report = self._start_stage(index, previous, trained_before)
+                state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
             end = state.stage_start + stage.epochs
-            if end > state.epoch:
-                self.model.fit(
+            epoch, skip = state.epoch, state.batch
+            while epoch < end:
+                stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
+                batches = TrainingBatches(
                     x,
                     y,
-                    batch_size=batch_size,
-                    epochs=end,
-                    initial_epoch=state.epoch,
+                    self._batch_size(index),
+                    self.config.seed,
+                    epoch,
+                    skip,
+                    self._accumulation(index),
+                    transforms,
+                )
+                self.model.fit(
+                    batches,
+                    epochs=stop,
+                    initial_epoch=epoch,
+                    steps_per_epoch=batches.batches_per_epoch - skip,
+                    shuffle=False,
                     validation_data=validation,
-                    callbacks=self._callbacks(state),
+                    callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
                     verbose=self.config.train.verbose,
                 )
+                reached = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
+                if reached < stop:  # a callback (early stopping) ended the stage
+                    break
+                epoch, skip = reached, 0
             epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
             summary = {
                 "stage": index + 1,
                 "epochs": epoch - state.stage_start,
-                "batch_size": batch_size,
-                "trainable": trainable,
+                "batch_size": self._batch_size(index),
+                **stage_report,
                 "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
             }
-            state = TrainingState(index + 1, epoch, epoch, [*state.stages, summary], state.init)
-            write_checkpoint(self.run_dir, self.model, state)
+            state = TrainingState(
+                index + 1, epoch, epoch, [*state.stages, summary], state.init, 0, state.step_offset
+            )
+            write_checkpoint(self.run_dir, self.model, state, self.config.output.keep_checkpoints)
+            previous = self.model.optimizer
+            trained_before = {id(v) for v in self.model.trainable_variables}
+            checkpoint = None
         return state
+
+    def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
+        stage = self.config.train.resolved_stages()[index]
+        return {
+            "trainable": apply_stage_trainable(self.model, stage, self._stage_where(index)),
+            "optimizer": self.config.train.stage_optimizer(index).name,
+            "learning_rate": stage.learning_rate or self.config.train.stage_optimizer(index).learning_rate,
+            "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
+        }
 
     def _final_metrics(self) -> dict[str, float]:
         split = (
@@ -341,7 +511,7 @@ class Trainer:
         )
         if split is None:
             return {}
-        x, y = self._inputs(split)
+        x, y = self.split_data(split)
         batch_size = self.config.train.batch_size
         values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"split": split, **{k: float(v) for k, v in values.items()}}

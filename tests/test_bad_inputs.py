@@ -125,7 +125,7 @@ TRAIN_CASES = {
     ),
     "trainable pattern matching nothing": (
         {"train": {"stages": [{"epochs": 1, "trainable": ["head/*"]}]}},
-        "trainable pattern 'head/*' matches no layer",
+        "trainable: pattern 'head/*' matches no layer",
     ),
     "csv without the label column": (
         {"data": {"source": "csv", "options": {"path": "inputs/table.csv", "label": "target"}}},

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
 from conftest import blob_config
 
 import kplug
@@ -84,9 +91,9 @@ def test_partial_checkpoints_are_ignored_and_old_ones_pruned(tmp_path):
     for epoch in range(1, 5):
         write_checkpoint(tmp_path, model, TrainingState(0, 0, epoch))
     (tmp_path / "checkpoints" / ".partial-abc").mkdir()
-    (tmp_path / "checkpoints" / "epoch00009-stage00").mkdir()  # no files: incomplete
+    (tmp_path / "checkpoints" / "epoch00009-batch000000-stage00").mkdir()  # no files: incomplete
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert "epoch00001-stage00" not in names and "epoch00004-stage00" in names
+    assert "epoch00001-batch000000-stage00" not in names and "epoch00004-batch000000-stage00" in names
     assert latest_checkpoint(tmp_path).state.epoch == 4
     assert not (tmp_path / "checkpoints" / ".partial-abc").exists()
 
@@ -156,3 +163,134 @@ def test_resumed_run_equals_the_uninterrupted_one_when_batches_are_whole(blobs):
                 keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=0, atol=1e-6
             )
         np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+
+
+class InterruptOnce(keras.callbacks.Callback):
+    """Presses Ctrl-C after one batch of one epoch, the first time only."""
+
+    fired = False
+
+    def __init__(self, epoch: int = 0, batch: int = 0):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not InterruptOnce.fired and (self.current, batch) == (self.epoch, self.batch):
+            InterruptOnce.fired = True
+            raise KeyboardInterrupt
+
+
+class InterruptPlugin:
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("interrupt-once", InterruptOnce)
+
+
+def shuffled_dropout_config(x, y, run_dir, interrupt=None):
+    config = blob_config(x, y)
+    config["model"]["backbone"]["options"] = {"units": [16], "dropout": 0.3}
+    config["augment"] = [{"name": "gaussian-noise", "options": {"stddev": 0.05}}]
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 16,  # 192 rows: 12 shuffled batches per epoch
+        "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 2, "learning_rate": 3e-4}],
+    }
+    config["output"] = {"dir": str(run_dir), "checkpoint_every_steps": 5}
+    if interrupt is not None:
+        config["callbacks"] = [{"name": "interrupt-once", "options": interrupt}]
+    return config
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [{"epoch": 0, "batch": 7}, {"epoch": 1, "batch": 11}, {"epoch": 3, "batch": 2}],
+    ids=["mid-epoch", "end-of-stage", "early-in-last-epoch"],
+)
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(blobs, interrupt):
+    """Shuffled batches, dropout and noise: data order and RNG state come back with the checkpoint."""
+    x, y = blobs
+    plugins = kplug.load_plugins([InterruptPlugin()], entry_points=False)
+    never = {"epoch": 99, "batch": 0}
+    straight = kplug.fit(shuffled_dropout_config(x, y, "runs/straight", never), plugins=plugins)
+
+    InterruptOnce.fired = False
+    config = shuffled_dropout_config(x, y, "runs/cut", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(config, plugins=plugins)
+    resumed = kplug.fit(config, resume="runs/cut", plugins=plugins)
+    for ours, theirs in zip(resumed.model.weights, straight.model.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), atol=1e-6, rtol=1e-5
+        )
+    assert len(resumed.history["loss"]) == 4
+
+
+def test_resume_refuses_a_different_config(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    kplug.fit(config, plugins=plugins)
+    changed = blob_config(x, y)
+    changed["train"] = {**changed["train"], "batch_size": 8}
+    with pytest.raises(kplug.ConfigError, match=r"train.batch_size: 32 in the run, 8 now"):
+        kplug.fit(changed, resume="runs/blobs", plugins=plugins)
+
+
+OTHER_BACKEND = {"jax": "torch", "torch": "tensorflow", "tensorflow": "jax"}
+
+
+def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path, plugins):
+    """Train on one backend in a subprocess, continue it (and init from it) on this one."""
+    x, y = blobs
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    config = {
+        "name": "portable",
+        "seed": 3,
+        "data": {"source": "npz", "options": {"path": str(tmp_path / "blobs.npz")}, "split": {"test": 0.25}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {
+            "verbose": 0,
+            "batch_size": 32,
+            "stages": [{"epochs": 1, "trainable": ["heads/*"]}, {"epochs": 2}],
+        },
+        "output": {"dir": str(tmp_path / "runs/portable"), "keep_checkpoints": 10},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    other = OTHER_BACKEND[keras.backend.backend()]
+    env = {**os.environ, "KERAS_BACKEND": other, "KPLUG_LOAD_PLUGINS": "none"}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "kplug"), "train", "run.yaml"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = tmp_path / "runs/portable"
+    assert json.loads((run_dir / "report.json").read_text())["backend"] == other
+
+    # init a fresh model here from the other backend's run: same predictions
+    trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    init = {
+        **config,
+        "model": {
+            **config["model"],
+            "backbone": {**config["model"]["backbone"], "init": {"from": str(run_dir)}},
+        },
+    }
+    init["train"] = {"verbose": 0, "stages": [{"epochs": 1, "trainable": ["heads/*"], "learning_rate": 1e-9}]}
+    init["output"] = {"dir": str(tmp_path / "runs/init")}
+    model = kplug.fit(init, plugins=plugins).model
+    np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-4)
+
+    # resume the other backend's run here from its mid-run checkpoint
+    for late in sorted((run_dir / "checkpoints").iterdir())[2:]:
+        shutil.rmtree(late)
+    result = kplug.fit(config, resume=run_dir, plugins=plugins)
+    assert result.report["backend"] == keras.backend.backend() and len(result.history["loss"]) == 3
+    assert result.metrics["accuracy"] > 0.8

@@ -118,3 +118,43 @@ def test_csv_without_label_column_reads_unlabeled(tmp_path):
     (tmp_path / "new.csv").write_text("a,b\n1,2\n")
     examples = table(str(tmp_path / "new.csv"))
     assert examples.targets == {} and examples.features.tolist() == [[1, 2]]
+
+
+def test_merged_sources_keep_a_source_column(tmp_path):
+    import kplug
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", x=rng.normal(size=(30, 4)).astype("float32"), y=np.arange(30) % 2)
+    np.savez(tmp_path / "b.npz", x=rng.normal(size=(20, 4)).astype("float32"), y=np.arange(20) % 2)
+    config = {
+        "data": {
+            "sources": [
+                {"name": "a", "source": "npz", "options": {"path": str(tmp_path / "a.npz")}},
+                {"name": "b", "source": "npz", "options": {"path": str(tmp_path / "b.npz")}},
+            ],
+            "where": {"source": ["b"]},
+            "split": {"test": 4},
+        },
+        "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+        "train": {"epochs": 1, "verbose": 0},
+    }
+    result = kplug.fit(config, plugins=kplug.load_plugins(entry_points=False))
+    assert result.report["data"]["train"] == 16 and result.report["data"]["test"] == 4
+    config["data"]["options"] = {"path": "x"}
+    with pytest.raises(kplug.ConfigError, match="options belong to each entry of sources"):
+        kplug.fit(config)
+    config["data"]["options"] = {}
+    config["data"]["source"] = "npz"
+    with pytest.raises(kplug.ConfigError, match="either source .* or sources"):
+        kplug.fit(config)
+
+
+def test_merge_needs_matching_shapes_and_targets():
+    from kplug.data import merge_examples
+    from kplug.examples import Examples
+
+    a = Examples(np.zeros((3, 2)), {"label": np.zeros(3)})
+    with pytest.raises(DataError, match="'b' has features of shape \\(3,\\)"):
+        merge_examples({"a": a, "b": Examples(np.zeros((2, 3)), {"label": np.zeros(2)})})
+    merged = merge_examples({"a": a, "b": Examples(np.ones((2, 2)), {"label": np.ones(2)})})
+    assert merged.targets["source"].tolist() == ["a", "a", "a", "b", "b"]

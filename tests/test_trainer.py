@@ -11,10 +11,11 @@ import pytest
 from conftest import blob_config
 
 import kplug
+from kplug.batches import epoch_order
 
 
 def plain_keras_run(x, y, seed, epochs, batch_size):
-    """The same model, data and seed trained with plain Keras Model.fit."""
+    """The same model, data, seed and batch order trained with plain Keras Model.fit."""
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
@@ -29,8 +30,12 @@ def plain_keras_run(x, y, seed, epochs, batch_size):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-    return model, history.history
+    losses = []
+    for epoch in range(epochs):  # kplug's documented order: a seeded permutation per epoch
+        order = epoch_order(seed, epoch, len(x))
+        history = model.fit(x[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        losses += history.history["loss"]
+    return model, {"loss": losses}
 
 
 def test_parity_with_plain_keras_fit(blobs, plugins):
@@ -245,3 +250,56 @@ def test_configure_plugins_build_on_each_other(blobs):
     plugins = kplug.load_plugins([adds("terminate-on-nan"), adds("early-stopping")], entry_points=False)
     trainer = kplug.Trainer(blob_config(x, y), plugins=plugins)
     assert [c.name for c in trainer.config.callbacks] == ["terminate-on-nan", "early-stopping"]
+
+
+def test_stages_carry_optimizer_state_and_grow_the_batch(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 16,
+        "stages": [
+            {"epochs": 1, "trainable": ["heads/*"]},
+            {"epochs": 1, "trainable": ["heads/*"], "batch_size": 32},  # same variables: state carries
+            {"epochs": 1, "batch_size": 64, "learning_rate": 1e-4},  # unfreezing: fresh state
+            {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "momentum": 0.9}},
+        ],
+    }
+    report = kplug.fit(config, plugins=plugins).report["stages"]
+    assert [s["batch_size"] for s in report] == [16, 32, 64, 64]
+    assert [s["optimizer_state"] for s in report] == ["fresh", "carried for 2 variables", "fresh", "fresh"]
+    assert [s["optimizer"] for s in report] == ["adam", "adam", "adam", "sgd"]
+    assert report[2]["learning_rate"] == 1e-4 and report[0]["trainable"] == ["heads/classification"]
+
+
+def test_stage_optimizer_conflicts_are_config_errors(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {"stages": [{"epochs": 1, "optimizer": {"momentum": 0.9}}]}
+    with pytest.raises(kplug.ConfigError, match=r"stages\[0\].optimizer: .*momentum applies to sgd"):
+        kplug.fit(config, plugins=plugins)
+    config["train"] = {"stages": [{"epochs": 0}]}
+    with pytest.raises(kplug.ConfigError, match=r"train.stages\[0\].epochs = 0"):
+        kplug.fit(config, plugins=plugins)
+
+
+def test_incremental_training_keeps_the_old_head_unchanged(blobs, plugins):
+    """Freeze a trained model, add a head for a new task, train only it: old predictions do not move."""
+    x, y = blobs
+    first = kplug.fit(blob_config(x, y), plugins=plugins)
+    parity = (x[:, 0] > 0).astype("int64")
+    config = blob_config(x, y)
+    config["data"]["options"] = {"x": x, "targets": {"label": y, "parity": parity}}
+    config["model"]["heads"] = [
+        {"name": "classification", "id": "classification"},
+        {"name": "classification", "id": "parity", "target": "parity"},
+    ]
+    config["model"]["backbone"]["init"] = {"from": str(first.run_dir)}
+    config["train"] = {"verbose": 0, "stages": [{"epochs": 3, "trainable": ["heads/parity"]}]}
+    config["output"] = {"dir": "runs/incremental"}
+    second = kplug.fit(config, plugins=plugins)
+    assert second.report["init"]["left_new"] == ["heads/parity/logits/kernel", "heads/parity/logits/bias"]
+    old = first.model.predict(x, verbose=0)
+    new = second.model.predict(x, verbose=0)
+    np.testing.assert_allclose(new["classification"], old, atol=1e-6)
+    assert set(second.history) >= {"parity_accuracy", "classification_accuracy"}

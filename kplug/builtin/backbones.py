@@ -32,12 +32,21 @@ def small_cnn(
     dense_units: int = 64,
     dropout: float = 0.0,
     pooling: Literal["flatten", "average"] = "flatten",
+    batch_norm: bool = False,
 ) -> keras.Model:
-    """A small convolutional network for images (e.g. 28x28 digits): conv blocks, then a dense embedding."""
+    """A small convolutional network for images (e.g. 28x28 digits): conv blocks, then a dense embedding.
+
+    With ``batch_norm`` each convolution is followed by BatchNormalization (``bn<block>``).
+    """
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for block, width in enumerate(filters or [16, 32], start=1):
-        x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{block}")(x)
+        if batch_norm:
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{block}")(x)
+            x = keras.layers.Activation("relu", name=f"relu{block}")(x)
+        else:
+            x = keras.layers.Conv2D(width, 3, padding="same", activation="relu", name=f"conv{block}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
     if pooling == "average":
         x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)

@@ -67,6 +67,12 @@ class ClassificationHead(Head):
     def metrics(self) -> list[Any]:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
+    def soft_loss(self, label_smoothing: float = 0.0) -> Any:
+        return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+
+    def soft_metrics(self) -> list[Any]:
+        return [keras.metrics.CategoricalAccuracy(name="accuracy")]
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return _softmax(logits)
 
@@ -91,6 +97,9 @@ class MultiLabelHead(Head):
 
     def loss(self, label_smoothing: float = 0.0) -> Any:
         return keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+
+    def soft_loss(self, label_smoothing: float = 0.0) -> Any:
+        return self.loss(label_smoothing)
 
     def metrics(self) -> list[Any]:
         # logit > 0 is probability > 0.5
@@ -117,6 +126,9 @@ class RegressionHead(Head):
 
     def loss(self, label_smoothing: float = 0.0) -> Any:
         return keras.losses.MeanSquaredError()
+
+    def soft_loss(self, label_smoothing: float = 0.0) -> Any:
+        return self.loss(label_smoothing)
 
     def metrics(self) -> list[Any]:
         return [keras.metrics.MeanAbsoluteError(name="mae")]
