@@ -8,6 +8,8 @@ import kplug
 import numpy as np
 import pytest
 from conftest import TINY_BACKBONES
+from kplug.assembly import build_batch_transforms
+from kplug.batches import TrainingBatches
 from test_datasets import write_folder
 
 
@@ -60,3 +62,40 @@ def test_fine_tunes_from_an_image_folder_with_augmentation(
     np.testing.assert_array_equal(
         [r[head]["probabilities"] for r in records], [r[head]["probabilities"] for r in again]
     )
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_mixing_trains_with_soft_labels_and_label_smoothing(
+    plugins: kplug.Plugins, tmp_path: Path, digits, name: str
+) -> None:
+    images, labels = digits
+    config = {
+        "name": name,
+        "seed": 2,
+        "data": {
+            "source": "image-arrays",
+            "options": {"x": images[:96], "y": labels[:96]},
+            "split": {"validation": 0.25},
+        },
+        "model": {
+            "backbone": {"name": "small-cnn", "options": {"filters": [8], "dense_units": 16}},
+            "heads": [{"name": "classification"}],
+        },
+        "augment": [{"name": name, "options": {"alpha": 0.4, "probability": 0.8}}, {"name": "flip"}],
+        "train": {"epochs": 2, "batch_size": 16, "verbose": 0, "label_smoothing": 0.1},
+        "output": {"dir": str(tmp_path / "run")},
+    }
+    trainer = kplug.Trainer(config, plugins=plugins)
+    result = trainer.fit()
+    assert np.isfinite(result.history["loss"]).all()
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    # the mixing happens in kplug's input pipeline, not in the model ...
+    assert [layer.name for layer in result.model.get_layer("augment").layers] == ["flip"]
+    # ... where training batches carry mixed images and soft labels that sum to one
+    x, y = trainer.split_data("train")
+    batches = TrainingBatches(x, y, 16, 2, 0, 0, 1, build_batch_transforms(trainer.run))
+    mixed_x, soft = batches[0][:2]
+    assert soft.shape == (16, 10) and soft.dtype == np.float32
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0, rtol=1e-5)
+    assert ((soft > 0) & (soft < 1)).any(axis=1).sum() >= 4
+    assert mixed_x.shape == (16, 28, 28, 1)

@@ -27,6 +27,7 @@ AUGMENT = [
     {"name": "rotation", "options": {"factor": 0.03, "fill_mode": "constant"}},
 ]
 
+
 def run_config(name: str, augment: list[dict[str, Any]], epochs: int, output: Path) -> dict[str, Any]:
     """A small ResNet (keras-hub ResNetBackbone, 2 stages) on 600 training digits; 1,000 held out."""
     return {
