@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`.
+"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`,
+`nox -s docs` (the MkDocs site, warnings as errors).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
 virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
@@ -16,7 +17,16 @@ nox.options.error_on_missing_interpreters = True
 
 BACKENDS = ["jax", "tensorflow", "torch"]
 CONSTRAINTS = ("-c", "constraints.txt")
-PLUGIN_PACKAGES = ["plugins/kplug-example", "plugins/kplug-vision"]
+PLUGIN_PACKAGES = [
+    "plugins/kplug-example",
+    "plugins/kplug-mlflow",
+    "docs/tutorial/kplug-jsonl",
+    "plugins/kplug-precision",
+    "plugins/kplug-compress",
+    "plugins/kplug-vision",
+]
+# Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
+PLUGIN_EXTRAS = {"plugins/kplug-compress": "export"}
 
 
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
@@ -24,14 +34,16 @@ def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
     wanted = ",".join(filter(None, [backend, extras]))
     session.install(*CONSTRAINTS, "-e", f".[{wanted}]")
     for package in PLUGIN_PACKAGES:
-        session.install(*CONSTRAINTS, "-e", package)
+        optional = PLUGIN_EXTRAS.get(package)
+        session.install(*CONSTRAINTS, "-e", f"{package}[{optional}]" if optional else package)
 
 
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """Run the core and plugin test suites on one Keras backend."""
-    install_kplug(session, backend, "test")
+    # tensorboard, tune and docs: so the logger, kplug tune and docs-site tests run on every backend
+    install_kplug(session, backend, "test,tensorboard,tune,docs")
     session.run(
         "pytest",
         "tests",
@@ -50,8 +62,34 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with MkDocs, warnings as errors."""
+    session.install(*CONSTRAINTS, "-e", ".[jax,docs]")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        *session.posargs,
+        env={"KERAS_BACKEND": "jax", "NO_MKDOCS_2_WARNING": "1"},
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
-    session.run("ruff", "check", "kplug", "tests", "plugins", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "kplug", "tests", "plugins", "examples", "noxfile.py")
+    session.run(
+        "ruff", "check", "kplug", "tests", "plugins", "examples", "docs/hooks", "docs/tutorial", "noxfile.py"
+    )
+    session.run(
+        "ruff",
+        "format",
+        "--check",
+        "kplug",
+        "tests",
+        "plugins",
+        "examples",
+        "docs/hooks",
+        "docs/tutorial",
+        "noxfile.py",
+    )

@@ -18,6 +18,7 @@ from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, Pl
 from kplug.examples import Examples
 from kplug.head import Head
 from kplug.plugins import Plugins, hookimpl, load_plugins
+from kplug.precision import Precision
 from kplug.prediction import evaluate, predict
 from kplug.trainer import FitResult, Trainer, fit
 
@@ -32,6 +33,7 @@ __all__ = [
     "KplugError",
     "PluginError",
     "Plugins",
+    "Precision",
     "RunConfig",
     "Trainer",
     "evaluate",

@@ -1,4 +1,4 @@
-"""The ``kplug`` command line: train, evaluate, predict, plugins, doctor.
+"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init, and commands plugins add.
 
 Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
 unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
@@ -94,6 +94,35 @@ def _predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from kplug.tune import format_summary, tune
+
+    try:
+        result = tune(args.config, trials=args.trials, output=args.output)
+    except KeyboardInterrupt:
+        print(
+            "kplug: interrupted. Run the same kplug tune command again to continue the search.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(format_summary(result.rows))
+    print(f"Search folder: {result.output} (summary.csv, study.db, trial-*/)")
+    if result.best_config_path is not None:
+        print(
+            f"Best: {result.metric} {result.best_value:.6g} in {result.best_run_dir}; "
+            f"its config: {result.best_config_path}"
+        )
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from kplug.starter import write_starter
+
+    path = write_starter(args.task, args.output, force=args.force)
+    print(f"Wrote {path} ({args.task}); edit it, then: kplug train {path}")
+    return EXIT_OK
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from kplug.plugins import get_plugins
 
@@ -117,8 +146,12 @@ def _doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if not facts["failures"] else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``kplug`` command."""
+def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``kplug`` command, with the commands plugins add.
+
+    Args:
+        plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+    """
     parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
     )
     train.set_defaults(handler=_train)
+
+    tune = commands.add_parser("tune", help="search the config's tune.space with Optuna")
+    tune.add_argument("config", help="run config with a tune section")
+    tune.add_argument("--trials", type=int, required=True, help="finished trials the search should have")
+    tune.add_argument("--output", help="search folder (default runs/<name>-tune); run again to continue")
+    tune.set_defaults(handler=_tune)
 
     for name, handler, help_text in (
         ("evaluate", _evaluate, "evaluate a finished run"),
@@ -148,20 +187,55 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--output", help="write predictions here instead of stdout")
         command.set_defaults(handler=handler)
 
+    from kplug.starter import TASKS
+
+    init = commands.add_parser("init", help="write a starter config with every field explained")
+    init.add_argument(
+        "--task", choices=list(TASKS), default="image-classification", help="what the model learns"
+    )
+    init.add_argument("--output", default="run.yaml", help="the config file to write (default run.yaml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.set_defaults(handler=_init)
+
     commands.add_parser("plugins", help="list every component and its provider").set_defaults(
         handler=_plugins
     )
     commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
         handler=_doctor
     )
+    _add_plugin_commands(commands, plugins)
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> None:
+    """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``)."""
+    from kplug.errors import PluginError
+    from kplug.plugins import get_plugins
+
+    try:
+        loaded = get_plugins(plugins)
+    except KplugError:
+        return  # kplug's own commands still work; the ones that load plugins report the error
+    for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
+        try:
+            implementation.function(commands=commands)
+        except argparse.ArgumentError as error:
+            raise PluginError(
+                f"kplug_add_commands of {implementation.plugin_name}: {error.message}; "
+                f"kplug's own commands and other plugins' keep their names."
+            ) from None
+
+
+def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
     """Run the CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser(plugins)
+    except KplugError as error:
+        print(f"kplug: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except KplugError as error:

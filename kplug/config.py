@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from kplug.errors import ConfigError, did_you_mean
+from kplug.search_space import TuneConfig
 
 
 class Strict(BaseModel):
@@ -327,6 +328,11 @@ class OutputConfig(Strict):
     keep_checkpoints: PositiveInt = Field(2, description="How many of the newest checkpoints to keep.")
 
 
+def _component_by_name(value: Any) -> Any:
+    """Let a list entry be a bare component name: ``tensorboard`` means ``{name: tensorboard}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
 class RunConfig(Strict):
     """Everything that describes one training run."""
 
@@ -339,7 +345,12 @@ class RunConfig(Strict):
     precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
     distribution: DistributionConfig = Field(default_factory=DistributionConfig)
     callbacks: list[ComponentConfig] = Field(default_factory=list)
+    loggers: list[Annotated[ComponentConfig, pydantic.BeforeValidator(_component_by_name)]] = Field(
+        default_factory=list,
+        description="Experiment loggers (e.g. tensorboard, mlflow): a name or {name, options}.",
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
+    tune: TuneConfig | None = Field(None, description="Search space for `kplug tune` (ignored by train).")
 
     def run_dir(self) -> Path:
         """The run directory this config writes to."""

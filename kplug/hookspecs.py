@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     import keras
 
     from kplug.config import RunConfig
@@ -112,10 +114,13 @@ def kplug_register_distributions(register: Register) -> None:
 
 @hookspec
 def kplug_register_precision_policies(register: Register) -> None:
-    """Register precision policies: callables returning a Keras dtype policy name.
+    """Register precision policies: callables returning a Keras dtype policy or a ``kplug.Precision``.
 
     The returned value (e.g. ``"mixed_bfloat16"`` or a ``keras.DTypePolicy``)
-    is set with ``keras.config.set_dtype_policy`` before the model is built.
+    is set with ``keras.config.set_dtype_policy`` before the model is built. A
+    ``kplug.Precision`` carries that policy plus two calls: ``configure_model(model)``
+    once the model is built (e.g. to keep some layers in float32) and
+    ``wrap_optimizer(optimizer)`` for each stage's optimizer (e.g. loss scaling).
 
     Example::
 
@@ -158,6 +163,47 @@ def kplug_register_callbacks(register: Register) -> None:
     """
 
 
+@hookspec
+def kplug_register_loggers(register: Register) -> None:
+    """Register experiment loggers: callables returning a ``keras.callbacks.Callback``.
+
+    Loggers named in the config's ``loggers`` list are built once per run (not per
+    stage) and passed to every ``Model.fit`` call, so one log spans all stages; epoch
+    indices count over all stages. A factory may take ``run_dir`` (the run directory,
+    a ``Path``) and ``run_config`` (the ``RunConfig``), which kplug supplies; its other
+    parameters are the logger's options. It must not write anything when called (the
+    run directory may not exist yet): write from ``on_train_begin`` on. If the logger
+    has a method ``on_run_end(result)``, kplug calls it with the ``FitResult`` once the
+    run directory is complete (model, ``report.json``), e.g. to upload it.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_loggers(register):
+            register("csv-copy", lambda run_dir: keras.callbacks.CSVLogger(run_dir / "log.csv"))
+    """
+
+
+@hookspec
+def kplug_add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``kplug`` command line.
+
+    Called once when the ``kplug`` parser is built. ``commands`` is the parser's
+    subparsers object: add a parser, its arguments and ``set_defaults(handler=...)``.
+    The handler receives the parsed ``argparse.Namespace`` and returns the exit code;
+    a ``KplugError`` it raises is printed as ``kplug: error: ...`` with exit code 2,
+    like kplug's own commands. A name another plugin (or kplug) already uses is an error.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_add_commands(commands):
+            export = commands.add_parser("export", help="export a finished run")
+            export.add_argument("run_dir")
+            export.set_defaults(handler=lambda args: export_run(args.run_dir) or 0)
+    """
+
+
 # ---------------------------------------------------------------------------
 # Lifecycle
 # ---------------------------------------------------------------------------
@@ -191,6 +237,22 @@ def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
         @kplug.hookimpl
         def kplug_on_fit_start(trainer, model):
             print(f"training {model.count_params()} parameters")
+    """
+
+
+@hookspec
+def kplug_on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+    """Called at the start of every stage, after its trainable set is applied, before it compiles.
+
+    ``stage`` is the 0-based index into ``trainer.config.train.resolved_stages()``. A
+    plugin may change which variables train in this stage here (the optimizer is built
+    afterwards, from ``model.trainable_variables``); e.g. LoRA keeps base kernels frozen.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_on_stage_start(trainer, model, stage):
+            print(f"stage {stage + 1}: {len(model.trainable_variables)} trainable variables")
     """
 
 

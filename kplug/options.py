@@ -17,7 +17,7 @@ import pydantic
 from kplug.errors import ConfigError, did_you_mean
 
 # Arguments that kplug supplies itself when the factory accepts them; users do not set them.
-INJECTED_ARGUMENTS = frozenset({"input_shape"})
+INJECTED_ARGUMENTS = frozenset({"input_shape", "run_dir", "run_config"})
 
 
 def _signature_target(factory: Callable[..., Any]) -> Callable[..., Any]:

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "kplug.builtin.precision",
     "kplug.builtin.datasets",
     "kplug.builtin.callbacks",
+    "kplug.builtin.loggers",
 )
 
 

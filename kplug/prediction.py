@@ -42,7 +42,9 @@ def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) ->
         if not (path / name).is_file():
             raise CheckpointError(f"{str(path)!r} is not a finished kplug run directory: {name} is missing.")
     plugins = get_plugins(plugins)
-    run = resolve(load_config(path / rundir.CONFIG_FILE), plugins)
+    config = load_config(path / rundir.CONFIG_FILE)
+    # loggers only record training: evaluating needs no logger plugin installed
+    run = resolve(config.model_copy(update={"loggers": []}), plugins)
     maps = _read_label_maps(path / rundir.LABELS_FILE, run)
     heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
     model = load_model_file(path / rundir.MODEL_FILE)

@@ -25,6 +25,7 @@ KIND_HOOKS = {
     "precision": "kplug_register_precision_policies",
     "dataset": "kplug_register_datasets",
     "callback": "kplug_register_callbacks",
+    "logger": "kplug_register_loggers",
 }
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -72,6 +72,7 @@ class ResolvedRun:
     precision: Chosen
     distribution: Chosen
     callbacks: list[Chosen]
+    loggers: list[Chosen] = field(default_factory=list)
 
 
 def choose(
@@ -132,4 +133,5 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
             plugins, "distribution", config.distribution.name, config.distribution.options, "distribution"
         ),
         callbacks=_choose_list(plugins, "callback", config.callbacks, "callbacks"),
+        loggers=_choose_list(plugins, "logger", config.loggers, "loggers"),
     )

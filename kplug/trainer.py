@@ -44,6 +44,7 @@ from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
+from kplug.precision import Precision, as_precision, layer_dtypes
 from kplug.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
 from kplug.resolve import ResolvedRun, resolve
 from kplug.transfer import init_from_checkpoint
@@ -201,6 +202,9 @@ class Trainer:
         self.data: PreparedData | None = None
         # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
         self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
+        self.loggers: list[keras.callbacks.Callback] = []
+        self.restored_trainable: list[str] = []
+        self.precision: Precision = Precision()
 
     # -- building -----------------------------------------------------------
 
@@ -225,14 +229,15 @@ class Trainer:
         rate = learning_rate_schedule(stage.schedule or train.schedule, base_rate, updates)
         if offset:
             rate = OffsetSchedule(rate, offset)
-        optimizer = build_optimizer(optimizer_config, rate)
+        optimizer = self.precision.wrap_optimizer(build_optimizer(optimizer_config, rate))
         compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
         learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
         layer_decay = train.layer_decay if stage.layer_decay is None else stage.layer_decay
         multipliers = rate_multipliers(
             self.model, base_rate, learning_rates, layer_decay, self._stage_where(index)
         )
-        apply_rate_multipliers(optimizer, self.model, multipliers)
+        # a loss-scale wrapper (float16) delegates the update to its inner optimizer
+        apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
         optimizer.build(self.model.trainable_variables)
         return optimizer, multipliers
 
@@ -251,6 +256,7 @@ class Trainer:
             metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1)
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
+        callbacks += self.loggers  # built once per run, so one log spans every stage
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
         output = self.config.output
@@ -334,15 +340,17 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.run.distribution.build()
-        policy = self.run.precision.build()
-        with dtype_policy(policy), distribution.scope():
+        self.precision = as_precision(self.run.precision.build())
+        with dtype_policy(self.precision.policy), distribution.scope():
             self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
+            self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
             seed_layer_generators(self.model, config.seed)
             if checkpoint is None:
                 state = TrainingState(0, 0, 0, [], self._init_weights())
             else:
                 state = checkpoint.state
             self._check_stages()
+            self.loggers = self._build_loggers()
             self._open_run_dir(checkpoint)
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
@@ -353,10 +361,13 @@ class Trainer:
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(), policy, state, final_metrics, timings)
+        report = self._report(distribution.describe(), state, final_metrics, timings)
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
+        for logger in self.loggers:
+            if hasattr(logger, "on_run_end"):
+                logger.on_run_end(result)
         self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
         return result
 
@@ -372,6 +383,10 @@ class Trainer:
 
         return predict(self.run_dir, data=data, split=split, plugins=self.plugins)
 
+    def _build_loggers(self) -> list[keras.callbacks.Callback]:
+        """Build the config's loggers once for the whole run (they must not write yet)."""
+        return [chosen.build(run_dir=self.run_dir, run_config=self.config) for chosen in self.run.loggers]
+
     def _init_weights(self) -> dict[str, Any] | None:
         init = self.config.model.backbone.init
         if init is None:
@@ -385,9 +400,7 @@ class Trainer:
         state = checkpoint.state
         mid_stage = state.epoch > state.stage_start or state.batch > 0
         writer = state.stage if mid_stage else state.stage - 1
-        apply_stage_trainable(
-            self.model, self.config.train.resolved_stages()[writer], self._stage_where(writer)
-        )
+        self.restored_trainable = self._apply_stage(writer)
         optimizer, _ = self._compile_stage(writer, state.step_offset)
         try:
             self.model.load_weights(checkpoint.model_file)
@@ -399,6 +412,13 @@ class Trainer:
         checkpoint.restore_rng(self.model)
         return optimizer
 
+    def _apply_stage(self, index: int) -> list[str]:
+        """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
+        stage = self.config.train.resolved_stages()[index]
+        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        self.plugins.manager.hook.kplug_on_stage_start(trainer=self, model=self.model, stage=index)
+        return trainable
+
     def _start_stage(
         self, index: int, previous: keras.optimizers.Optimizer | None, trained_before: set[int]
     ) -> tuple[int, dict[str, Any]]:
@@ -409,7 +429,7 @@ class Trainer:
         """
         train = self.config.train
         stage = train.resolved_stages()[index]
-        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        trainable = self._apply_stage(index)
         now = {id(v) for v in self.model.trainable_variables}
         same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
         carry = previous is not None and (
@@ -495,7 +515,7 @@ class Trainer:
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
         stage = self.config.train.resolved_stages()[index]
         return {
-            "trainable": apply_stage_trainable(self.model, stage, self._stage_where(index)),
+            "trainable": self.restored_trainable,
             "optimizer": self.config.train.stage_optimizer(index).name,
             "learning_rate": stage.learning_rate or self.config.train.stage_optimizer(index).learning_rate,
             "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
@@ -519,7 +539,6 @@ class Trainer:
     def _report(
         self,
         placement: dict[str, Any],
-        policy: Any,
         state: TrainingState,
         metrics: dict[str, Any],
         timings: dict[str, float],
@@ -535,7 +554,9 @@ class Trainer:
                 "plugins": self.plugins.versions(),
             },
             "seed": self.config.seed,
-            "precision": str(getattr(policy, "name", policy)),
+            "precision": self.precision.name,
+            "precision_settings": self.precision.describe(),
+            "layer_dtypes": layer_dtypes(self.model),
             "distribution": placement,
             "data": {
                 "train": len(splits.train),

@@ -256,6 +256,7 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
         "train": {
             "verbose": 0,
             "batch_size": 32,
+            "optimizer": {"learning_rate": 0.02},
             "stages": [{"epochs": 1, "trainable": ["heads/*"]}, {"epochs": 2}],
         },
         "output": {"dir": str(tmp_path / "runs/portable"), "keep_checkpoints": 10},

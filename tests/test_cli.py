@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kplug
 from kplug.cli import main
 
 
@@ -134,3 +135,40 @@ def test_console_script_exit_code_and_stderr(tmp_path):
     assert "data.options: idx has no option" not in done.stderr
     assert "kplug: error: data.options.images = '<missing>': Field required" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class HelloCommand:
+    """A throwaway plugin adding `kplug hello NAME`."""
+
+    @staticmethod
+    @kplug.hookimpl
+    def kplug_add_commands(commands):
+        hello = commands.add_parser("hello", help="greet")
+        hello.add_argument("name")
+        hello.set_defaults(handler=HelloCommand.run)
+
+    @staticmethod
+    def run(args):
+        if args.name == "nobody":
+            raise kplug.ConfigError("hello NAME: 'nobody' is nobody.")
+        print(f"hello {args.name}")
+        return 0
+
+
+def test_plugins_add_commands(capsys):
+    plugins = kplug.load_plugins([HelloCommand()], entry_points=False)
+    assert main(["hello", "kplug"], plugins=plugins) == 0
+    assert capsys.readouterr().out == "hello kplug\n"
+    assert main(["hello", "nobody"], plugins=plugins) == 2
+    assert "kplug: error: hello NAME: 'nobody' is nobody." in capsys.readouterr().err
+
+
+def test_a_plugin_command_cannot_take_a_builtin_name(capsys):
+    class Clash:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_add_commands(commands):
+            commands.add_parser("train")
+
+    assert main(["plugins"], plugins=kplug.load_plugins([Clash()], entry_points=False)) == 2
+    assert "kplug_add_commands of" in capsys.readouterr().err

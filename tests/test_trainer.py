@@ -138,7 +138,7 @@ def test_stages_freeze_and_transfer_to_a_new_head(blobs, plugins):
     np.testing.assert_array_equal(frozen_after_stage_one["kernel"], before)  # frozen: bit-identical
     after = keras.ops.convert_to_numpy(result.model.get_layer("backbone").weights[0])
     assert not np.array_equal(after, before)  # stage two trained everything
-    assert result.report["init"]["initialised"] == 2
+    assert len(result.report["init"]["initialised"]) == 2
     assert result.report["init"]["left_new"] == ["heads/is_two/logits/kernel", "heads/is_two/logits/bias"]
     assert [s["trainable"] for s in result.report["stages"]] == [
         ["heads/is_two"],
@@ -164,6 +164,11 @@ def test_lifecycle_hooks_run_at_boundaries(blobs):
 
         @staticmethod
         @kplug.hookimpl
+        def kplug_on_stage_start(trainer, model, stage):
+            calls.append(("stage", stage, getattr(model, "optimizer", None) is None))
+
+        @staticmethod
+        @kplug.hookimpl
         def kplug_on_epoch_end(trainer, epoch, logs):
             calls.append(("epoch", epoch, "loss" in logs))
 
@@ -176,6 +181,7 @@ def test_lifecycle_hooks_run_at_boundaries(blobs):
     assert calls == [
         "configure",
         ("start", True),
+        ("stage", 0, True),
         ("epoch", 0, True),
         ("epoch", 1, True),
         ("epoch", 2, True),
@@ -303,3 +309,23 @@ def test_incremental_training_keeps_the_old_head_unchanged(blobs, plugins):
     new = second.model.predict(x, verbose=0)
     np.testing.assert_allclose(new["classification"], old, atol=1e-6)
     assert set(second.history) >= {"parity_accuracy", "classification_accuracy"}
+
+
+def test_stage_start_hook_decides_what_trains_in_the_stage(blobs):
+    x, y = blobs
+    before = {}
+
+    class FreezeFirstDense:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_stage_start(trainer, model, stage):
+            dense = model.get_layer("backbone").get_layer("dense1")
+            dense.kernel.trainable = False  # after the stage's trainable set, before compile
+            before["kernel"] = keras.ops.convert_to_numpy(dense.kernel).copy()
+
+    result = kplug.fit(
+        blob_config(x, y), plugins=kplug.load_plugins([FreezeFirstDense()], entry_points=False)
+    )
+    dense = result.model.get_layer("backbone").get_layer("dense1")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.kernel), before["kernel"])
+    assert not np.array_equal(keras.ops.convert_to_numpy(dense.bias), np.zeros(dense.bias.shape))

@@ -1,0 +1,98 @@
+"""LoRA: only adapters train in adapted layers, the merged model is a plain model that predicts the same."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+import kplug
+import numpy as np
+import pytest
+from conftest import digits_config
+from kplug.transfer import iter_layers, load_model_file
+
+from kplug_compress.export import export_run
+
+
+def lora_config(output: Path, source: Path, **options) -> dict:
+    """Fine-tune the digits backbone (initialised from ``source``) with LoRA adapters and a new head."""
+    config = digits_config(output, callbacks=[{"name": "lora", "options": {"rank": 2, **options}}])
+    config["model"]["backbone"]["init"] = {"from": str(source), "map": {"backbone/(.*)": "backbone/\\1"}}
+    config["train"]["optimizer"]["learning_rate"] = 1e-2
+    return config
+
+
+def layer_at(model: keras.Model, path: str) -> keras.layers.Layer:
+    return dict(iter_layers(model))[path]
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, plugins, digits_run) -> kplug.FitResult:
+    return kplug.fit(
+        lora_config(tmp_path_factory.mktemp("lora") / "run", digits_run.run_dir), plugins=plugins
+    )
+
+
+def test_only_adapters_train(lora_run: kplug.FitResult, digits_run: kplug.FitResult) -> None:
+    source = load_model_file(digits_run.run_dir / "model.keras")
+    dense = layer_at(lora_run.model, "backbone/embedding")
+    assert dense.lora_enabled and dense.lora_rank == 2
+    # the base kernel and bias are bit-identical to the initialising run's; the adapters moved
+    before = layer_at(source, "backbone/embedding")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(dense._kernel), keras.ops.convert_to_numpy(before.kernel)
+    )
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(dense.bias), keras.ops.convert_to_numpy(before.bias)
+    )
+    assert np.abs(keras.ops.convert_to_numpy(dense.lora_kernel_b)).max() > 0  # initialised to zeros
+    # layers without adapters outside `train` are frozen too
+    conv = keras.ops.convert_to_numpy(layer_at(lora_run.model, "backbone/conv1").kernel)
+    np.testing.assert_array_equal(conv, keras.ops.convert_to_numpy(layer_at(source, "backbone/conv1").kernel))
+    trainable = {v.path for v in lora_run.model.trainable_variables}
+    assert {p for p in trainable if not p.startswith("digits")} == {
+        "embedding/lora_kernel_a",
+        "embedding/lora_kernel_b",
+    }, trainable
+    assert lora_run.metrics["accuracy"] > 0.4  # 5 classes: chance is 0.2
+    assert lora_run.report["lora"]["layers"] == ["backbone/embedding"]
+    assert lora_run.report["lora"]["adapter_parameters"] == 2 * (
+        dense.kernel.shape[0] + dense.kernel.shape[1]
+    )
+
+
+def test_merged_model_is_plain_and_predicts_the_same(
+    lora_run: kplug.FitResult, plugins: kplug.Plugins
+) -> None:
+    path = lora_run.run_dir / "model.keras"
+    with zipfile.ZipFile(path) as archive:
+        assert "lora" not in archive.read("config.json").decode()
+    merged = load_model_file(path)
+    assert not any(getattr(layer, "lora_enabled", False) for _, layer in iter_layers(merged))
+    images = np.random.default_rng(0).random((16, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(merged(images)),
+        keras.ops.convert_to_numpy(lora_run.model(images)),
+        atol=1e-5,
+    )
+    assert json.loads((lora_run.run_dir / "report.json").read_text())["lora"]["rank"] == 2
+    # kplug's own evaluate reads the merged model
+    assert kplug.evaluate(lora_run.run_dir, plugins=plugins)["accuracy"] == pytest.approx(
+        lora_run.metrics["accuracy"], abs=1e-6
+    )
+
+
+def test_merged_model_exports(lora_run: kplug.FitResult) -> None:
+    assert export_run(lora_run.run_dir, "keras").max_abs_diff < 1e-6
+
+
+def test_targets_that_match_nothing(tmp_path, plugins, digits_run) -> None:
+    with pytest.raises(kplug.ConfigError, match=r"targets = \['heads/none'\].*backbone/embedding"):
+        kplug.fit(lora_config(tmp_path / "run", digits_run.run_dir, targets=["heads/none"]), plugins=plugins)
+
+
+def test_bad_rank(tmp_path, plugins, digits_run) -> None:
+    with pytest.raises(kplug.ConfigError, match="rank = 0"):
+        kplug.fit(lora_config(tmp_path / "run", digits_run.run_dir, rank=0), plugins=plugins)
