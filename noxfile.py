@@ -25,6 +25,7 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-compress",
     "plugins/kplug-distribute",
     "plugins/kplug-text",
+    "plugins/kplug-vision",
 ]
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
 PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test"}
