@@ -88,7 +88,7 @@ def test_process_shards_make_up_each_global_batch():
     batches = ArrayBatches(x, y, batch_size=8, seed=3)
     again = ArrayBatches(x, y, batch_size=8, seed=3)
     shards = [ProcessShard(ArrayBatches(x, y, batch_size=8, seed=3), rank, 2) for rank in range(2)]
-    assert len(batches) == 3 and len(shards[0]) == 3
+    assert len(batches) == 3 and shards[0].num_batches == 3
     for index in range(3):
         whole_x, whole_y = batches[index]
         np.testing.assert_array_equal(whole_y, again[index][1])  # same order in every process

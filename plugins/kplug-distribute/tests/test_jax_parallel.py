@@ -140,7 +140,7 @@ def test_distributed_checkpoints_load_on_one_device(results):
 def test_single_device_checkpoint_initialises_a_sharded_run(results):
     _, found = results
     init = found["mp_from_single"]["init"]
-    assert init["initialised"] == 6 and not init["left_new"] and not init["shape_mismatch"]
+    assert len(init["initialised"]) == 6 and not init["left_new"] and not init["skipped"]
     assert found["mp_from_single"]["history"]["loss"][0] < found["single"]["history"]["loss"][0]
 
 
