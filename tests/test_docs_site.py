@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 
 from kplug.config import RunConfig
-from tests.conftest import REPO
 
 pytest.importorskip("mkdocs")
 pytest.importorskip("material")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import keras
 import pytest
+from conftest import blob_config
 
 import kplug
-from tests.conftest import blob_config
 
 pytest.importorskip("tensorboard")
 pytest.importorskip("tensorflow")

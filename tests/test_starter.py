@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 import yaml
+from conftest import REPO
 
 import kplug
 from kplug.cli import main
 from kplug.resolve import resolve
 from kplug.starter import TASKS, starter_config
-from tests.conftest import REPO
 
 
 @pytest.mark.parametrize("task", list(TASKS))

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import blob_config
 
 import kplug
 from kplug.cli import main
 from kplug.config import load_config
-from tests.conftest import blob_config
 
 optuna = pytest.importorskip("optuna")
 from kplug.tune import tune  # noqa: E402
