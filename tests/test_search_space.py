@@ -42,7 +42,7 @@ def test_with_value_copies_only_the_containers_on_the_path() -> None:
     ],
 )
 def test_bad_search_spaces_are_config_errors(blobs, space, message) -> None:
-    from tests.conftest import blob_config
+    from conftest import blob_config
 
     x, y = blobs
     with pytest.raises(kplug.ConfigError, match=message):
@@ -50,7 +50,7 @@ def test_bad_search_spaces_are_config_errors(blobs, space, message) -> None:
 
 
 def test_train_ignores_the_tune_section(blobs, plugins) -> None:
-    from tests.conftest import blob_config
+    from conftest import blob_config
 
     x, y = blobs
     space = {"train.batch_size": {"type": "categorical", "choices": [8, 16]}}
