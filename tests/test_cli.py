@@ -77,8 +77,8 @@ BAD_INPUTS = {
         "Label 9 of target 'label' is out of range",
     ),
     "unknown backbone": (
-        {"model.backbone": {"name": "resnet5"}},
-        "Unknown backbone 'resnet5'. Registered backbones: mlp, small-cnn",
+        {"model.backbone": {"name": "no-such-net"}},
+        "Unknown backbone 'no-such-net'. Registered backbones: ",  # installed plugins add more
     ),
     "negative learning rate": (
         {"train.optimizer": {"learning_rate": -0.001}},
