@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -238,7 +239,19 @@ def test_resume_refuses_a_different_config(blobs, plugins):
         kplug.fit(changed, resume="runs/blobs", plugins=plugins)
 
 
-OTHER_BACKEND = {"jax": "torch", "torch": "tensorflow", "tensorflow": "jax"}
+OTHER_BACKENDS = {
+    "jax": ("torch", "tensorflow"),
+    "torch": ("tensorflow", "jax"),
+    "tensorflow": ("jax", "torch"),
+}
+
+
+def other_installed_backend() -> str:
+    """Another Keras backend installed in this environment (nox installs one per session)."""
+    for name in OTHER_BACKENDS[keras.backend.backend()]:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    pytest.skip("no second Keras backend is installed here")
 
 
 def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path, plugins):
@@ -262,7 +275,7 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
         "output": {"dir": str(tmp_path / "runs/portable"), "keep_checkpoints": 10},
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    other = OTHER_BACKEND[keras.backend.backend()]
+    other = other_installed_backend()
     env = {**os.environ, "KERAS_BACKEND": other, "KPLUG_LOAD_PLUGINS": "none"}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "kplug"), "train", "run.yaml"],
