@@ -8,8 +8,10 @@ virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
 from __future__ import annotations
 
 import os
+import time
 
 import nox
+import nox.command
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
@@ -34,10 +36,29 @@ PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test
 def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
     """Install kplug with one backend (and the plugin packages) using the pinned versions."""
     wanted = ",".join(filter(None, [backend, extras]))
-    session.install(*CONSTRAINTS, "-e", f".[{wanted}]")
+    editables = [f".[{wanted}]"]
     for package in PLUGIN_PACKAGES:
         optional = PLUGIN_EXTRAS.get(package)
-        session.install(*CONSTRAINTS, "-e", f"{package}[{optional}]" if optional else package)
+        editables.append(f"{package}[{optional}]" if optional else package)
+    install_with_retries(session, *CONSTRAINTS, *[arg for path in editables for arg in ("-e", path)])
+
+
+def install_with_retries(session: nox.Session, *args: str, attempts: int = 3) -> None:
+    """``pip install ARGS``, tried again after a pause when it fails.
+
+    Large wheels (tensorflow is 572 MB) come from the network; one interrupted download
+    must not fail the run.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            session.install(*args, env={"PIP_RESUME_RETRIES": "20"})
+            return
+        except nox.command.CommandFailed:
+            if attempt == attempts:
+                raise
+            pause = 30 * attempt
+            session.warn(f"pip install failed (attempt {attempt} of {attempts}); trying again in {pause} s")
+            time.sleep(pause)
 
 
 @nox.session
@@ -62,7 +83,7 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with MkDocs, warnings as errors."""
-    session.install(*CONSTRAINTS, "-e", ".[jax,docs]")
+    install_with_retries(session, *CONSTRAINTS, "-e", ".[jax,docs]")
     session.run(
         "mkdocs",
         "build",
