@@ -137,14 +137,25 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
         (partial / STATE_FILE).write_text(json.dumps(state.__dict__, default=str))
         final = root / f"epoch{state.epoch:05d}-batch{state.batch:06d}-stage{state.stage:02d}"
         if final.exists():
-            shutil.rmtree(final)
+            _remove_checkpoint(final)
         os.replace(partial, final)
     finally:
         if partial.exists():
             shutil.rmtree(partial)
     for old in complete_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_checkpoint(old)
     return Checkpoint(final, state)
+
+
+def _remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint directory without ever leaving a half-deleted one under a checkpoint name.
+
+    The directory is first renamed to a ``.partial-*`` name (atomic), so a run killed while
+    deleting leaves only a leftover that ``latest_checkpoint`` removes.
+    """
+    doomed = Path(tempfile.mkdtemp(dir=path.parent, prefix=".partial-"))
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def complete_checkpoints(root: Path) -> list[Path]:

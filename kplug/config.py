@@ -507,5 +507,8 @@ def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
 
 
 def dump_config(config: RunConfig, path: Path) -> None:
-    """Write the resolved config as YAML."""
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    """Write the resolved config as YAML, atomically (a killed run never leaves half a config)."""
+    from kplug.rundir import atomic_write
+
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
