@@ -51,12 +51,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"kplug: warning: plugin {failure.name} is not loaded: {failure.error}", file=sys.stderr)
     try:
         result = trainer.fit()
-    except KeyboardInterrupt:
-        print(
-            f"kplug: interrupted. Checkpoints are in {trainer.run_dir}/checkpoints; "
-            f"continue with: kplug train --resume {trainer.run_dir}",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as interrupt:
+        from kplug.interrupt import interrupt_message
+
+        print(interrupt_message(trainer.run_dir, interrupt), file=sys.stderr)
         return EXIT_INTERRUPTED
     if trainer.distribution is not None and not trainer.distribution.is_chief:
         return EXIT_OK  # rank 0 reports for the group

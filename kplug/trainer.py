@@ -46,6 +46,7 @@ from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
+from kplug.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
 from kplug.precision import Precision, as_precision, layer_dtypes
@@ -211,6 +212,7 @@ class Trainer:
         self.precision: Precision = Precision()
         self.distribution: Distribution | None = None
         self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
+        self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
 
     # -- building -----------------------------------------------------------
 
@@ -278,6 +280,17 @@ class Trainer:
                     first_batch,
                     output.checkpoint_every,
                     output.checkpoint_every_steps,
+                    self._accumulation(state.stage),
+                    output.keep_checkpoints,
+                )
+            )
+        if self._interrupt is not None and self._interrupt.enabled:
+            callbacks.append(
+                InterruptCheckpointer(
+                    self._interrupt,
+                    self.run_dir,
+                    state,
+                    first_batch,
                     self._accumulation(state.stage),
                     output.keep_checkpoints,
                 )
@@ -381,7 +394,9 @@ class Trainer:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
             self._fit_seconds = 0.0
-            state = self._run_stages(state, checkpoint)
+            with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt:
+                state = self._run_stages(state, checkpoint)
+            self._interrupt = None
             timings["train_seconds"] = time.perf_counter() - started
             timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()

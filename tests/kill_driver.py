@@ -9,7 +9,9 @@ the test can send SIGKILL at exactly that point without sleeping to guess when:
 - ``{"kind": "write", "nth": N, "phase": "after-model" | "before-rename"}``: inside the
   N-th checkpoint write, once ``model.keras`` is in the temporary directory, or once
   every file is there but the directory is not renamed into place yet;
-- ``{"kind": "prune", "nth": N}``: halfway through deleting the N-th old checkpoint.
+- ``{"kind": "prune", "nth": N}``: halfway through deleting the N-th old checkpoint;
+- ``{"kind": "interrupt", "after": N}``: after the N-th training batch, until a SIGINT
+  (sent by the test) has been received; then training goes on as kplug decides.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import types
@@ -38,15 +41,25 @@ def pause() -> None:
         time.sleep(60)
 
 
-def reached(kind: str) -> bool:
+def reached(kind: str) -> bool:  # the N-th time a checkpoint write or delete comes here
     counts[kind] += 1
     return PAUSE["kind"] == kind and counts[kind] == PAUSE.get("nth", PAUSE.get("after"))
 
 
+def wait_for_sigint() -> None:
+    Path(PAUSE["marker"]).write_text("paused")
+    handler = signal.getsignal(signal.SIGINT)  # kplug's InterruptRequest while training
+    while not getattr(getattr(handler, "__self__", None), "requested", True):
+        time.sleep(0.01)
+
+
 class PauseAfterBatch(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        if reached("batch"):
+        counts["batch"] += 1
+        if PAUSE.get("after") == counts["batch"] and PAUSE["kind"] == "batch":
             pause()
+        if PAUSE.get("after") == counts["batch"] and PAUSE["kind"] == "interrupt":
+            wait_for_sigint()
 
 
 original_callbacks = kplug.trainer.Trainer._callbacks

@@ -51,8 +51,8 @@ def write_run_config(tmp_path: Path, x: np.ndarray, y: np.ndarray) -> Path:
     return path
 
 
-def run_until_paused(tmp_path: Path, argv: list[str], pause: dict) -> subprocess.Popen:
-    """Start the driver and return once it has stopped at ``pause`` (it is then killed)."""
+def start_paused(tmp_path: Path, argv: list[str], pause: dict) -> subprocess.Popen:
+    """Start the driver and return once it has stopped at ``pause``."""
     marker = tmp_path / "paused"
     marker.unlink(missing_ok=True)
     env = {**os.environ, "KPLUG_TEST_PAUSE": json.dumps({**pause, "marker": str(marker)})}
@@ -68,10 +68,15 @@ def run_until_paused(tmp_path: Path, argv: list[str], pause: dict) -> subprocess
                 f"the run did not reach {pause} (exit {process.returncode}):\n"
                 + (tmp_path / "driver.log").read_text()[-3000:]
             )
-        time.sleep(0.02)  # polling for the marker file, not timing the kill
+        time.sleep(0.02)  # polling for the marker file, not timing the signal
+    return process
+
+
+def run_until_killed(tmp_path: Path, argv: list[str], pause: dict) -> None:
+    """Run the driver up to ``pause`` and kill it there with SIGKILL."""
+    process = start_paused(tmp_path, argv, pause)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
-    return process
 
 
 def check_run_dir(run_dir: Path) -> list[str]:
@@ -109,19 +114,19 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(blobs, tmp_path, monkey
 
     # 1. killed between two training batches, before any checkpoint or after a few
     after = int(rng.integers(3, 20))
-    run_until_paused(tmp_path, ["train", "run.yaml"], {"kind": "batch", "after": after})
+    run_until_killed(tmp_path, ["train", "run.yaml"], {"kind": "batch", "after": after})
     check_run_dir(run_dir)
 
     # 2. killed inside a checkpoint write: its temporary directory is left, never a checkpoint
     phase = str(rng.choice(["after-model", "before-rename"]))
     pause = {"kind": "write", "nth": int(rng.integers(1, 4)), "phase": phase}
-    run_until_paused(tmp_path, ["train", "--resume", "runs/cut"], pause)
+    run_until_killed(tmp_path, ["train", "--resume", "runs/cut"], pause)
     check_run_dir(run_dir)
     assert any(p.name.startswith(".partial-") for p in (run_dir / "checkpoints").iterdir())
 
     # 3. killed while deleting an old checkpoint (keep_checkpoints: 2)
     pause = {"kind": "prune", "nth": int(rng.integers(1, 3))}
-    run_until_paused(tmp_path, ["train", "--resume", "runs/cut"], pause)
+    run_until_killed(tmp_path, ["train", "--resume", "runs/cut"], pause)
     check_run_dir(run_dir)
 
     # 4. the last resume finishes; leftovers are gone and the weights are the uninterrupted run's
@@ -138,3 +143,32 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(blobs, tmp_path, monkey
     for ours, theirs in zip(final_weights(run_dir), final_weights(tmp_path / "runs/straight"), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     print(f"kill test on {keras.backend.backend()}: {time.perf_counter() - started:.1f} s")
+
+
+def test_ctrl_c_checkpoints_where_it_stopped_and_resumes_exactly(blobs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "none")
+    x, y = blobs
+    write_run_config(tmp_path, x, y)
+    config = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    config["output"] = {"dir": "runs/cut", "checkpoint_every_steps": 0}  # only the interrupt's mid-epoch one
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "run.yaml", "--output", "runs/straight"]) == 0
+
+    # SIGINT after batch 19 of 48: the run finishes batch 20 at most, checkpoints and exits 130
+    process = start_paused(tmp_path, ["train", "run.yaml"], {"kind": "interrupt", "after": 19})
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    output = (tmp_path / "driver.log").read_text()
+    run_dir = tmp_path / "runs" / "cut"
+    names = check_run_dir(run_dir)
+    assert names[-1] == "epoch00001-batch000007-stage00", names  # epoch 2 (index 1), 7 of 12 batches
+    assert (
+        f"kplug: interrupted at epoch 2, batch 7; checkpoint written: runs/cut/checkpoints/{names[-1]}. "
+        f"To continue with: kplug train --resume runs/cut"
+    ) in output, output[-2000:]
+    assert "Traceback" not in output
+
+    assert main(["train", "--resume", "runs/cut"]) == 0
+    assert "Resuming runs/cut at stage 1, epoch 2." in capsys.readouterr().out
+    for ours, theirs in zip(final_weights(run_dir), final_weights(tmp_path / "runs/straight"), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
