@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from kplug.config import RunConfig, load_config
 from kplug.distribution import Distribution
-from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
+from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError, TrainingError
 from kplug.examples import Examples
 from kplug.head import Head
 from kplug.plugins import Plugins, hookimpl, load_plugins
@@ -32,6 +32,7 @@ __all__ = [
     "Head",
     "KplugError",
     "PluginError",
+    "TrainingError",
     "Plugins",
     "Precision",
     "RunConfig",

@@ -272,6 +272,12 @@ class TrainConfig(Strict):
         "top block at rate * decay, the one below at rate * decay^2, ...",
     )
     verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
+    on_nonfinite: Literal["stop", "skip_batch"] = Field(
+        "stop",
+        description="When the training loss becomes nan or infinite: 'stop' with an error naming the "
+        "epoch, the batch and the last good checkpoint, or 'skip_batch' (that batch's update is not "
+        "applied; the stage report counts them). Overflow handled by float16 loss scaling is neither.",
+    )
 
     @pydantic.model_validator(mode="after")
     def _epochs_or_stages(self) -> TrainConfig:

@@ -30,6 +30,10 @@ class CheckpointError(KplugError, ValueError):
     """A checkpoint or run directory cannot be loaded."""
 
 
+class TrainingError(KplugError, RuntimeError):
+    """Training cannot go on (e.g. the loss became nan or infinite); the message says where and why."""
+
+
 def closest(name: str, choices: Iterable[str]) -> str | None:
     """Return the registered name most like ``name``, or ``None`` if none is close."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

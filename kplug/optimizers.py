@@ -100,7 +100,9 @@ def carry_optimizer_state(
 
     ``current`` must be built. Returns the number of variables whose state was carried.
     """
-    current._iterations.assign(previous._iterations)
+    # a wrapper (loss scaling, skipping non-finite steps) counts steps in its inner optimizer
+    inner = getattr(current, "inner_optimizer", current)
+    inner._iterations.assign(getattr(previous, "inner_optimizer", previous)._iterations)
     carried = 0
     for variable in variables:
         old, new = _slots(previous, variable), _slots(current, variable)

@@ -47,6 +47,7 @@ from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.interrupt import InterruptCheckpointer, InterruptRequest
+from kplug.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
 from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
 from kplug.precision import Precision, as_precision, layer_dtypes
@@ -238,6 +239,7 @@ class Trainer:
         if offset:
             rate = OffsetSchedule(rate, offset)
         optimizer = self.precision.wrap_optimizer(build_optimizer(optimizer_config, rate))
+        optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
         compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
         learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
         layer_decay = train.layer_decay if stage.layer_decay is None else stage.layer_decay
@@ -265,6 +267,8 @@ class Trainer:
             *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
             metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
         ]
+        if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
+            callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         callbacks += self.loggers  # built once per run, so one log spans every stage
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
@@ -549,7 +553,13 @@ class Trainer:
                 "batch_size": self._batch_size(index),
                 **stage_report,
                 "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
+                **skipped_updates(self.model.optimizer),
             }
+            if summary.get("skipped_batches"):
+                print(
+                    f"kplug: stage {index + 1} skipped the update of {summary['skipped_batches']} batch(es) "
+                    f"whose loss or gradients were not finite (train.on_nonfinite: skip_batch)."
+                )
             state = TrainingState(
                 index + 1, epoch, epoch, [*state.stages, summary], state.init, 0, state.step_offset
             )
