@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kplug.errors import CheckpointError
 from kplug.rundir import CHECKPOINT_DIR, MODEL_FILE
 
 STATE_FILE = "state.json"
@@ -72,9 +74,14 @@ class Checkpoint:
         path = self.path / RNG_FILE
         if not path.is_file():
             return
-        with np.load(path, allow_pickle=False) as saved:
-            states = [saved[name] for name in sorted(saved.files) if name.startswith("state")]
-            backend_state = saved[TORCH_RNG] if TORCH_RNG in saved.files else None
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                states = [saved[name] for name in sorted(saved.files) if name.startswith("state")]
+                backend_state = saved[TORCH_RNG] if TORCH_RNG in saved.files else None
+        except (ValueError, OSError, zipfile.BadZipFile) as error:  # a pickle is refused, never loaded
+            raise CheckpointError(
+                f"{path}: not an archive of plain arrays ({error}); kplug never loads pickles."
+            ) from None
         variables = rng_variables(model)
         if len(states) == len(variables):
             for variable, value in zip(variables, states, strict=True):
