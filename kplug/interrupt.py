@@ -129,8 +129,14 @@ def interrupt_message(run_dir: Path, error: KeyboardInterrupt) -> str:
             if error.batch
             else f"the start of epoch {error.epoch}"
         )
-        return f"kplug: interrupted at {where}; checkpoint written: {error.checkpoint}. To {resume}"
+        return (
+            f"kplug: interrupted at {where}; checkpoint written: {error.checkpoint}. "
+            f"Continue with: kplug train --resume {run_dir}"
+        )
     found = latest_checkpoint(run_dir)
     if found is None:
-        return f"kplug: interrupted before the first checkpoint of {run_dir}; {resume} (it starts from the beginning)"
+        return (
+            f"kplug: interrupted before the first checkpoint of {run_dir}; {resume} "
+            f"(it starts from the beginning)"
+        )
     return f"kplug: interrupted. The last checkpoint is {found.path}; {resume}"

@@ -164,7 +164,7 @@ def test_ctrl_c_checkpoints_where_it_stopped_and_resumes_exactly(blobs, tmp_path
     assert names[-1] == "epoch00001-batch000007-stage00", names  # epoch 2 (index 1), 7 of 12 batches
     assert (
         f"kplug: interrupted at epoch 2, batch 7; checkpoint written: runs/cut/checkpoints/{names[-1]}. "
-        f"To continue with: kplug train --resume runs/cut"
+        f"Continue with: kplug train --resume runs/cut"
     ) in output, output[-2000:]
     assert "Traceback" not in output
 
