@@ -1,7 +1,8 @@
 """The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init, and commands plugins add.
 
-Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
-unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
+Exit codes: 0 success, 2 bad config or input, or a nan/inf training loss (message on
+stderr, no traceback unless ``--debug``), 130 interrupted (Ctrl-C: ``kplug train``
+checkpoints where it stopped and prints the command that continues), 1 an unexpected
 internal error or, for ``kplug doctor``, a plugin that failed to load.
 """
 
