@@ -91,8 +91,36 @@ class Checkpoint:
 
             torch.set_rng_state(torch.from_numpy(backend_state))
 
+    def metric_states(self) -> list[np.ndarray]:
+        """The running sums of the training metrics of a checkpoint written mid-epoch ([] otherwise)."""
+        path = self.path / RNG_FILE
+        if not path.is_file():
+            return []
+        with np.load(path, allow_pickle=False) as saved:
+            return [saved[name] for name in sorted(saved.files) if name.startswith(METRIC_PREFIX)]
+
 
 TORCH_RNG = "torch_cpu_rng"
+METRIC_PREFIX = "metric"
+
+
+class RestoreMetrics(keras.callbacks.Callback):
+    """Put back the training metrics' running sums of an epoch resumed mid-way.
+
+    Keras resets the metrics when an epoch begins; this runs right after, once, so the
+    resumed epoch's logged means cover all of its batches, as in an uninterrupted run.
+    """
+
+    def __init__(self, values: list[np.ndarray]) -> None:
+        super().__init__()
+        self.values = values
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        variables = self.model.metrics_variables
+        if self.values and len(variables) == len(self.values):
+            for variable, value in zip(variables, self.values, strict=True):
+                variable.assign(value)
+        self.values = []
 
 
 def seed_layer_generators(model: keras.Model, seed: int) -> None:
@@ -140,7 +168,15 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
     partial = Path(tempfile.mkdtemp(dir=root, prefix=".partial-"))
     try:
         model.save(partial / MODEL_FILE)
-        np.savez(partial / RNG_FILE, **rng_states(model))
+        states = rng_states(model)
+        if state.batch:  # mid-epoch: the epoch's running metric sums, for its logged means
+            states.update(
+                {
+                    f"{METRIC_PREFIX}{i:04d}": keras.ops.convert_to_numpy(v)
+                    for i, v in enumerate(model.metrics_variables)
+                }
+            )
+        np.savez(partial / RNG_FILE, **states)
         (partial / STATE_FILE).write_text(json.dumps(state.__dict__, default=str))
         final = root / f"epoch{state.epoch:05d}-batch{state.batch:06d}-stage{state.stage:02d}"
         if final.exists():

@@ -34,6 +34,7 @@ from kplug.batches import TrainingBatches
 from kplug.checkpoint import (
     Checkpoint,
     Checkpointer,
+    RestoreMetrics,
     StepCheckpointer,
     TrainingState,
     latest_checkpoint,
@@ -214,6 +215,7 @@ class Trainer:
         self.distribution: Distribution | None = None
         self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
         self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
+        self._resumed_metrics: list[Any] = []  # metric sums of an epoch resumed mid-way
 
     # -- building -----------------------------------------------------------
 
@@ -269,6 +271,9 @@ class Trainer:
         ]
         if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
             callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
+        if first_batch and self._resumed_metrics:
+            callbacks.append(RestoreMetrics(self._resumed_metrics))
+            self._resumed_metrics = []
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         callbacks += self.loggers  # built once per run, so one log spans every stage
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
@@ -459,6 +464,7 @@ class Trainer:
                 f"({type(error).__name__}: {error}). Was the run directory written by another config?"
             ) from None
         checkpoint.restore_rng(self.model)
+        self._resumed_metrics = checkpoint.metric_states() if state.batch else []
         return optimizer
 
     def _apply_stage(self, index: int) -> list[str]:
