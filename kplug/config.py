@@ -343,6 +343,15 @@ class OutputConfig(Strict):
         0, ge=0, description="Also write a checkpoint every N batches within an epoch (0: never)."
     )
     keep_checkpoints: PositiveInt = Field(2, description="How many of the newest checkpoints to keep.")
+    save_best: str | None = Field(
+        None,
+        description="Also keep the best model as best.keras (with best.json): the epoch with the best "
+        "value of this logged metric, e.g. val_loss or val_accuracy.",
+    )
+    save_best_mode: Literal["auto", "min", "max"] = Field(
+        "auto",
+        description="Whether save_best is minimised or maximised; auto: accuracy/AUC-like names are maximised.",
+    )
 
 
 def _component_by_name(value: Any) -> Any:

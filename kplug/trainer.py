@@ -31,6 +31,7 @@ from kplug.assembly import (
     logged_metric_names,
 )
 from kplug.batches import TrainingBatches
+from kplug.best import BestModelSaver, read_best
 from kplug.checkpoint import (
     Checkpoint,
     Checkpointer,
@@ -268,9 +269,13 @@ class Trainer:
         ]
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         callbacks += self.loggers  # built once per run, so one log spans every stage
+        output = self.config.output
+        if output.save_best:
+            callbacks.append(
+                BestModelSaver(self.run_dir, output.save_best, output.save_best_mode, state.stage)
+            )
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
-        output = self.config.output
         if output.checkpoint_every or output.checkpoint_every_steps:
             # last, so an epoch checkpoint is written only after the epoch's metrics row
             checkpointer = StepCheckpointer if output.checkpoint_every_steps else Checkpointer
@@ -310,12 +315,17 @@ class Trainer:
         self._check_batches()
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
-        for index, chosen in enumerate(self.run.callbacks):
+        monitors = [
+            (f"callbacks[{i}].options.monitor", c.options.get("monitor"))
+            for i, c in enumerate(self.run.callbacks)
+        ]
+        monitors.append(("output.save_best", self.config.output.save_best))
+        for chosen in self.run.callbacks:
             chosen.build()
-            monitor = chosen.options.get("monitor")
+        for where, monitor in monitors:
             if monitor is not None and monitor not in logged:
                 raise ConfigError(
-                    f"callbacks[{index}].options.monitor = {monitor!r}: this run logs {', '.join(logged)}"
+                    f"{where} = {monitor!r}: this run logs {', '.join(logged)}"
                     + ("" if has_validation else " (val_* needs data.split.validation > 0)")
                     + "."
                 )
@@ -598,6 +608,7 @@ class Trainer:
             "init": state.init,
             "stages": state.stages,
             "metrics": metrics,
+            "best": read_best(self.run_dir),
             "timings": timings,
         }
 
