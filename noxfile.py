@@ -93,35 +93,24 @@ def docs(session: nox.Session) -> None:
     )
 
 
+LINT_PATHS = (
+    "kplug",
+    "tests",
+    "plugins",
+    "examples",
+    "benchmarks",
+    "docs/hooks",
+    "docs/tutorial",
+    "noxfile.py",
+)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check."""
     session.install("ruff")
-    session.run(
-        "ruff",
-        "check",
-        "kplug",
-        "tests",
-        "plugins",
-        "examples",
-        "benchmarks",
-        "docs/hooks",
-        "docs/tutorial",
-        "noxfile.py",
-    )
-    session.run(
-        "ruff",
-        "format",
-        "--check",
-        "kplug",
-        "tests",
-        "plugins",
-        "examples",
-        "benchmarks",
-        "docs/hooks",
-        "docs/tutorial",
-        "noxfile.py",
-    )
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
 
 
 @nox.session

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import pydantic
 import yaml
@@ -248,6 +248,14 @@ class StageConfig(Strict):
         return self
 
 
+class StageRates(NamedTuple):
+    """A stage's resolved learning rates: the base rate, per-layer-pattern rates, layer decay."""
+
+    base: float
+    per_layer: dict[str, float]
+    layer_decay: float | None
+
+
 class TrainConfig(Strict):
     """How the model is trained."""
 
@@ -302,6 +310,15 @@ class TrainConfig(Strict):
             changes["momentum"] = 0.0
         return OptimizerConfig.model_validate({**self.optimizer.model_dump(), **changes})
 
+    def stage_rates(self, index: int) -> StageRates:
+        """The learning-rate settings of stage ``index``, each falling back to the ``train`` default."""
+        stage = self.resolved_stages()[index]
+        return StageRates(
+            base=stage.learning_rate or self.stage_optimizer(index).learning_rate,
+            per_layer=self.learning_rates if stage.learning_rates is None else stage.learning_rates,
+            layer_decay=self.layer_decay if stage.layer_decay is None else stage.layer_decay,
+        )
+
     def resolved_stages(self) -> list[StageConfig]:
         """The stages to run: the configured ones, or one stage from ``epochs``."""
         return self.stages or [StageConfig(epochs=self.epochs or 1)]
@@ -332,6 +349,15 @@ class OutputConfig(Strict):
         0, ge=0, description="Also write a checkpoint every N batches within an epoch (0: never)."
     )
     keep_checkpoints: PositiveInt = Field(2, description="How many of the newest checkpoints to keep.")
+    save_best: str | None = Field(
+        None,
+        description="Also keep the best model as best.keras (with best.json): the epoch with the best "
+        "value of this logged metric, e.g. val_loss or val_accuracy.",
+    )
+    save_best_mode: Literal["auto", "min", "max"] = Field(
+        "auto",
+        description="Whether save_best is minimised or maximised; auto: accuracy/AUC-like names are maximised.",
+    )
 
 
 def _component_by_name(value: Any) -> Any:

@@ -83,21 +83,43 @@ def summarise_rates(multipliers: dict[str, float], base_rate: float) -> dict[str
 def apply_rate_multipliers(
     optimizer: keras.optimizers.Optimizer, model: keras.Model, multipliers: dict[str, float]
 ) -> None:
-    """Make ``optimizer`` update each variable with the base rate times its multiplier."""
+    """Make ``optimizer`` update each variable with the base rate times its multiplier.
+
+    Decoupled weight decay (``variable -= rate * weight_decay * variable``) follows the
+    group's rate too, as it does for torch parameter groups and timm's layer decay.
+    """
     by_variable = {id(variable): multipliers[path] for path, variable in variable_paths(model).items()}
     if all(value == 1.0 for value in by_variable.values()):
         return
+
+    def by_scale(*columns: list[Any]) -> dict[float, list[list[Any]]]:
+        """Split parallel lists (the last one: variables) into groups by the variables' multiplier."""
+        groups: dict[float, list[list[Any]]] = {}
+        for row in zip(*columns, strict=True):
+            group = groups.setdefault(by_variable.get(id(row[-1]), 1.0), [[] for _ in columns])
+            for column, value in zip(group, row, strict=True):
+                column.append(value)
+        return groups
+
     update = optimizer._backend_update_step
+    decay = optimizer._apply_weight_decay
+    # read once: under tf.distribute each replica's thread runs grouped_decay while another has
+    # the attribute set to a group's value
+    base = optimizer.weight_decay
 
     def grouped_update(self: Any, grads: list[Any], variables: list[Any], learning_rate: Any) -> None:
-        groups: dict[float, tuple[list[Any], list[Any]]] = {}
-        for grad, variable in zip(grads, variables, strict=True):
-            scale = by_variable.get(id(variable), 1.0)
-            groups.setdefault(scale, ([], []))
-            groups[scale][0].append(grad)
-            groups[scale][1].append(variable)
-        for scale, (group_grads, group_variables) in groups.items():
-            rate = learning_rate if scale == 1.0 else learning_rate * scale
-            update(group_grads, group_variables, rate)
+        for scale, (group_grads, group_variables) in by_scale(grads, variables).items():
+            update(group_grads, group_variables, learning_rate if scale == 1.0 else learning_rate * scale)
+
+    def grouped_decay(self: Any, variables: list[Any]) -> None:
+        if not base:
+            return decay(variables)
+        try:  # every backend's implementation reads the Python float ``weight_decay`` while tracing
+            for scale, (group_variables,) in by_scale(variables).items():
+                self.weight_decay = base * scale
+                decay(group_variables)
+        finally:
+            self.weight_decay = base
 
     optimizer._backend_update_step = types.MethodType(grouped_update, optimizer)
+    optimizer._apply_weight_decay = types.MethodType(grouped_decay, optimizer)

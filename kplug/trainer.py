@@ -31,6 +31,7 @@ from kplug.assembly import (
     logged_metric_names,
 )
 from kplug.batches import TrainingBatches
+from kplug.best import BestModelSaver, read_best
 from kplug.checkpoint import (
     Checkpoint,
     Checkpointer,
@@ -234,25 +235,28 @@ class Trainer:
         """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
         train = self.config.train
         stage = train.resolved_stages()[index]
-        optimizer_config = train.stage_optimizer(index)
-        base_rate = stage.learning_rate or optimizer_config.learning_rate
         updates = self._updates_per_epoch(index) * stage.epochs
-        rate = learning_rate_schedule(stage.schedule or train.schedule, base_rate, updates)
+        rate = learning_rate_schedule(
+            stage.schedule or train.schedule, train.stage_rates(index).base, updates
+        )
         if offset:
             rate = OffsetSchedule(rate, offset)
-        optimizer = self.precision.wrap_optimizer(build_optimizer(optimizer_config, rate))
+        optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
         optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
         compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
-        learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
-        layer_decay = train.layer_decay if stage.layer_decay is None else stage.layer_decay
-        multipliers = rate_multipliers(
-            self.model, base_rate, learning_rates, layer_decay, self._stage_where(index)
-        )
+        multipliers = self._rate_multipliers(index)
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
         apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
         optimizer.build(self.model.trainable_variables)
         self.distribution.prepare_stage(self.model)
         return optimizer, multipliers
+
+    def _rate_multipliers(self, index: int) -> dict[str, float]:
+        """Each trainable variable's learning-rate multiplier in stage ``index``."""
+        rates = self.config.train.stage_rates(index)
+        return rate_multipliers(
+            self.model, rates.base, rates.per_layer, rates.layer_decay, self._stage_where(index)
+        )
 
     def _batch_size(self, index: int) -> int:
         return self.config.train.resolved_stages()[index].batch_size or self.config.train.batch_size
@@ -276,9 +280,13 @@ class Trainer:
             self._resumed_metrics = []
         callbacks += [chosen.build() for chosen in self.run.callbacks]
         callbacks += self.loggers  # built once per run, so one log spans every stage
+        output = self.config.output
+        if output.save_best:
+            callbacks.append(
+                BestModelSaver(self.run_dir, output.save_best, output.save_best_mode, state.stage)
+            )
         if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
             callbacks.append(_EpochHook(self))
-        output = self.config.output
         if output.checkpoint_every or output.checkpoint_every_steps:
             # last, so an epoch checkpoint is written only after the epoch's metrics row
             checkpointer = StepCheckpointer if output.checkpoint_every_steps else Checkpointer
@@ -325,20 +333,21 @@ class Trainer:
         for index, stage in enumerate(train.resolved_stages()):
             where = self._stage_where(index)
             apply_stage_trainable(self.model, stage, where)
-            learning_rates = train.learning_rates if stage.learning_rates is None else stage.learning_rates
-            base_rate = stage.learning_rate or train.stage_optimizer(index).learning_rate
-            rate_multipliers(
-                self.model, base_rate, learning_rates, stage.layer_decay or train.layer_decay, where
-            )
+            self._rate_multipliers(index)
         self._check_batches()
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
-        for index, chosen in enumerate(self.run.callbacks):
+        monitors = [
+            (f"callbacks[{i}].options.monitor", c.options.get("monitor"))
+            for i, c in enumerate(self.run.callbacks)
+        ]
+        monitors.append(("output.save_best", self.config.output.save_best))
+        for chosen in self.run.callbacks:
             chosen.build()
-            monitor = chosen.options.get("monitor")
+        for where, monitor in monitors:
             if monitor is not None and monitor not in logged:
                 raise ConfigError(
-                    f"callbacks[{index}].options.monitor = {monitor!r}: this run logs {', '.join(logged)}"
+                    f"{where} = {monitor!r}: this run logs {', '.join(logged)}"
                     + ("" if has_validation else " (val_* needs data.split.validation > 0)")
                     + "."
                 )
@@ -494,7 +503,7 @@ class Trainer:
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         optimizer, multipliers = self._compile_stage(index, offset)
         carried = carry_optimizer_state(previous, optimizer, self.model.trainable_variables) if carry else 0
-        base_rate = stage.learning_rate or train.stage_optimizer(index).learning_rate
+        base_rate = train.stage_rates(index).base
         report = {
             "trainable": trainable,
             "optimizer": train.stage_optimizer(index).name,
@@ -576,11 +585,10 @@ class Trainer:
         return state
 
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
-        stage = self.config.train.resolved_stages()[index]
         return {
             "trainable": self.restored_trainable,
             "optimizer": self.config.train.stage_optimizer(index).name,
-            "learning_rate": stage.learning_rate or self.config.train.stage_optimizer(index).learning_rate,
+            "learning_rate": self.config.train.stage_rates(index).base,
             "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
         }
 
@@ -631,6 +639,7 @@ class Trainer:
             "init": state.init,
             "stages": state.stages,
             "metrics": metrics,
+            "best": read_best(self.run_dir),
             "timings": timings,
         }
 

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
 import kplug
+from kplug.testing import clear_plugin_environment, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO / "examples" / "data" / "mnist"
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
-
-
-def pytest_collection_modifyitems(config, items):
-    backend = keras.backend.backend()
-    for item in items:
-        marker = item.get_closest_marker("backends")
-        if marker and backend not in marker.args:
-            item.add_marker(
-                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
-            )
 
 
 @pytest.fixture
@@ -39,8 +25,7 @@ def plugins():
 def _in_tmp_dir(tmp_path, monkeypatch):
     """Run every test in its own directory so relative run directories never leak."""
     monkeypatch.chdir(tmp_path)
-    for name in ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "KPLUG_TRACE_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
+    clear_plugin_environment(monkeypatch)
 
 
 @pytest.fixture

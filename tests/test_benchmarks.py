@@ -52,7 +52,7 @@ def test_worker_runs_a_tiny_configuration_and_the_report_renders(tmp_path):
     assert found["backend"] == backend
     assert set(found["peak"]) == {"numpy", backend}
     mlp = found["overhead"]["mlp"]
-    assert set(mlp["sides"]) == {"plain", "kplug", "kplug_no_epoch_checkpoint", "torch_loop"}
+    assert set(mlp["sides"]) == {"plain", "plain_backup", "kplug", "kplug_no_epoch_checkpoint", "torch_loop"}
     assert mlp["size"] == 128 and mlp["parameters"] == 784 * 256 + 256 + 256 * 10 + 10
     for side in mlp["sides"].values():
         assert len(side["runs"]) == 1 and len(side["runs"][0]["epochs"]) == 2

@@ -36,10 +36,16 @@ def deltas(x, y, **train):
     return {p: after[p] - before[p] for p in before}, result.report
 
 
-def test_rates_per_layer_group_scale_each_update(blobs):
+@pytest.mark.parametrize("weight_decay", [None, 0.5], ids=["no-decay", "weight-decay"])
+def test_rates_per_layer_group_scale_each_update(blobs, weight_decay):
+    """SGD's step, decoupled weight decay included, is linear in the rate: each group's change
+    is the plain change times its multiplier."""
     x, y = blobs
-    plain, _ = deltas(x, y)
-    grouped, report = deltas(x, y, learning_rates={"backbone/dense1": 0.05, "backbone/*": 0.01})
+    optimizer = {"name": "sgd", "learning_rate": 0.1, "weight_decay": weight_decay}
+    plain, _ = deltas(x, y, optimizer=optimizer)
+    grouped, report = deltas(
+        x, y, optimizer=optimizer, learning_rates={"backbone/dense1": 0.05, "backbone/*": 0.01}
+    )
     assert report["stages"][0]["learning_rates"] == {
         "backbone/dense1": 0.05,
         "backbone/dense2": 0.01,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -330,3 +331,36 @@ def test_stage_start_hook_decides_what_trains_in_the_stage(blobs):
     dense = result.model.get_layer("backbone").get_layer("dense1")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(dense.kernel), before["kernel"])
     assert not np.array_equal(keras.ops.convert_to_numpy(dense.bias), np.zeros(dense.bias.shape))
+
+
+def test_save_best_keeps_the_epoch_with_the_best_monitored_metric(blobs):
+    x, y = blobs
+    config = blob_config(x, y, output={"dir": "runs/best", "save_best": "val_loss"})
+    config["train"] = {"epochs": 4, "batch_size": 32, "verbose": 0, "optimizer": {"learning_rate": 0.5}}
+    trainer = kplug.Trainer(config, plugins=kplug.load_plugins(entry_points=False))
+    result = trainer.fit()
+    history = result.history["val_loss"]
+    best_epoch = min(range(len(history)), key=lambda i: (history[i], i)) + 1
+    record = json.loads((result.run_dir / "best.json").read_text())
+    assert record == {
+        "monitor": "val_loss",
+        "value": pytest.approx(history[best_epoch - 1]),
+        "epoch": best_epoch,
+        "stage": 1,
+    }
+    assert result.report["best"] == record
+    best = keras.saving.load_model(result.run_dir / "best.keras")
+    x_val, y_val = trainer.split_data("validation")
+    assert best.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        record["value"], rel=1e-4
+    )
+
+
+def test_save_best_names_the_metrics_the_run_logs(blobs):
+    x, y = blobs
+    config = blob_config(x, y, output={"dir": "runs/best", "save_best": "val_acc"})
+    with pytest.raises(
+        kplug.ConfigError, match=r"output.save_best = 'val_acc': this run logs .*val_accuracy"
+    ):
+        kplug.fit(config, plugins=kplug.load_plugins(entry_points=False))
+    assert not Path("runs/best").exists()

@@ -9,6 +9,7 @@ import kplug
 import numpy as np
 import pytest
 from kplug.builtin.datasets import read_idx_file
+from kplug.testing import clear_plugin_environment
 
 import kplug_vision
 
@@ -41,8 +42,7 @@ def plugins() -> kplug.Plugins:
 def _seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test in its own directory, with Keras' global seed set."""
     monkeypatch.chdir(tmp_path)
-    for name in ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "KPLUG_TRACE_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
+    clear_plugin_environment(monkeypatch)
     keras.utils.set_random_seed(0)
 
 
