@@ -105,21 +105,29 @@ METRIC_PREFIX = "metric"
 
 
 class RestoreMetrics(keras.callbacks.Callback):
-    """Put back the training metrics' running sums of an epoch resumed mid-way.
+    """Add back the training metrics' running sums of an epoch resumed mid-way.
 
-    Keras resets the metrics when an epoch begins; this runs right after, once, so the
-    resumed epoch's logged means cover all of its batches, as in an uninterrupted run.
+    Keras resets the metrics when an epoch begins (and on tensorflow builds them only
+    in the first train step), so after the first batch of the resumed part this adds
+    the sums saved with the checkpoint: metric states are accumulators (totals,
+    counts, confusion counts) and IEEE addition commutes, so the epoch's logged means
+    are bit for bit those of an uninterrupted run. Used only for the rest of one epoch.
     """
 
     def __init__(self, values: list[np.ndarray]) -> None:
         super().__init__()
         self.values = values
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.values:
+            return
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:  # the jax trainer holds the current values outside the model (re-read after)
+            sync()
         variables = self.model.metrics_variables
-        if self.values and len(variables) == len(self.values):
+        if len(variables) == len(self.values):
             for variable, value in zip(variables, self.values, strict=True):
-                variable.assign(value)
+                variable.assign(variable + keras.ops.convert_to_tensor(value, variable.dtype))
         self.values = []
 
 
