@@ -17,7 +17,13 @@ import kplug_distribute
 from kplug_distribute.batches import ProcessShard
 
 BACKEND = keras.backend.backend()
-STRATEGIES = {"data-parallel": "jax", "model-parallel": "jax", "mirrored": "tensorflow", "ddp": "torch"}
+STRATEGIES = {
+    "data-parallel": "jax",
+    "model-parallel": "jax",
+    "mirrored": "tensorflow",
+    "multi-worker-mirrored": "tensorflow",
+    "ddp": "torch",
+}
 
 
 @pytest.fixture
