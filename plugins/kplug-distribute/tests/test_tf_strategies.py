@@ -146,3 +146,20 @@ def test_multi_worker_outside_a_cluster_is_refused(tmp_path):
     ):
         kplug.fit(config, plugins=plugins)
     assert not (tmp_path / "alone").exists()
+
+
+def test_tf_config_gives_each_task_its_rank(monkeypatch):
+    from kplug.distribution import tf_config
+
+    from kplug_distribute.tf_strategies import read_tf_config
+
+    monkeypatch.setenv("TF_CONFIG", tf_config([2001, 2002, 2003], 2))  # what `--nproc 3` sets
+    assert read_tf_config() == (["127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"], 2)
+    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert read_tf_config() == (["a:1", "b:1", "c:1"], 1)  # the chief is rank 0
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "ps", "index": 0}}))
+    with pytest.raises(kplug.ConfigError, match="TF_CONFIG=.*one of the cluster's chief or worker tasks"):
+        read_tf_config()
+    monkeypatch.delenv("TF_CONFIG")
+    assert read_tf_config() is None
