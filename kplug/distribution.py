@@ -307,10 +307,11 @@ def launch(argv: Sequence[str], nproc: int, port: int | None = None) -> int:
         raise ConfigError(f"--nproc {nproc}: expected 1 or more processes.")
     if world_size() > 1:
         raise ConfigError("--nproc: this process is already one of a launched group (WORLD_SIZE is set).")
-    if port is None:
-        port = free_ports(1)[0]
     # tf.distribute.MultiWorkerMirroredStrategy reads its cluster from TF_CONFIG: one port per process
-    worker_ports = free_ports(nproc) if keras.backend.backend() == "tensorflow" else []
+    workers = nproc if keras.backend.backend() == "tensorflow" else 0
+    worker_ports = free_ports((port is None) + workers)
+    if port is None:
+        port = worker_ports.pop(0)
     children = []
     for rank in range(nproc):
         env = {
