@@ -12,23 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 CASE = Path(__file__).with_name("case.py")
 REPO = Path(__file__).resolve().parents[3]
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
-
-
-def pytest_collection_modifyitems(config, items):
-    backend = keras.backend.backend()
-    for item in items:
-        marker = item.get_closest_marker("backends")
-        if marker and backend not in marker.args:
-            item.add_marker(
-                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
-            )
 
 
 def run_cases(root: Path, cases: list[dict], backend: str, env: dict[str, str] | None = None) -> dict:
