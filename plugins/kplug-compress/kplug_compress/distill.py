@@ -46,7 +46,7 @@ import keras
 import pydantic
 from kplug import rundir
 from kplug.assembly import compile_model
-from kplug.config import Strict, format_validation_error
+from kplug.config import Strict
 from kplug.errors import CheckpointError, ConfigError, KplugError
 from kplug.transfer import load_model_file
 from pydantic import Field, NonNegativeFloat, PositiveFloat
@@ -94,8 +94,30 @@ def distill_settings(config: RunConfig) -> DistillConfig | None:
     try:
         return DistillConfig.model_validate(section)
     except pydantic.ValidationError as error:
-        message = format_validation_error(error, section).replace("Invalid run config:", "").strip()
-        raise ConfigError(f"distill: {message}".replace("\n", "\n  ")) from None
+        raise ConfigError(_section_errors(error, section)) from None
+
+
+def _section_errors(error: pydantic.ValidationError, section: Any) -> str:
+    """``distill.<field> = value: problem`` lines, like kplug's own config errors."""
+    lines = []
+    for item in error.errors():
+        loc = [part for part in item["loc"] if isinstance(part, int) or not any(c in part for c in "[]'(")]
+        where = "distill" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        if item["type"] == "extra_forbidden":
+            model = FeatureTerm if "features" in loc else DistillConfig
+            lines.append(f"{where}: unknown field; allowed fields here: {', '.join(model.model_fields)}")
+        elif item["type"] == "missing":
+            lines.append(f"{where}: required field is missing")
+        else:
+            value: Any = section
+            for part in loc:
+                try:
+                    value = value[part]
+                except (KeyError, IndexError, TypeError):
+                    break
+            shown = f" = {value!r}" if loc else ""
+            lines.append(f"{where}{shown}: {item['msg'].replace('Value error, ', '')}")
+    return "Invalid distill section:\n  " + ".\n  ".join(lines) + "."
 
 
 def teacher_file(teacher: str) -> Path:
@@ -168,7 +190,7 @@ def tap_model(model: keras.Model, taps: dict[str, str], where: str = "distill.fe
         # plain layers of one graph: their symbolic outputs are connected to the model's inputs
         outputs = {key: model.get_layer(name).output for key, name in direct.items()}
         if not any(isinstance(model.get_layer(name), keras.Model) for name in direct.values()):
-            return keras.Model(model.inputs, {FINAL: model.output, **outputs}, name=f"{model.name}_features")
+            return keras.Model(model.input, {FINAL: model.output, **outputs}, name=f"{model.name}_features")
     inner = {name: tap_model(model.get_layer(name), sub, where) for name, sub in nested.items()}
     captured: dict[str, Any] = {}
 
@@ -187,7 +209,7 @@ def tap_model(model: keras.Model, taps: dict[str, str], where: str = "distill.fe
         return result
 
     rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-    return keras.Model(rebuilt.inputs, {FINAL: rebuilt.output, **captured}, name=f"{model.name}_features")
+    return keras.Model(rebuilt.input, {FINAL: rebuilt.output, **captured}, name=f"{model.name}_features")
 
 
 # -- the distiller ----------------------------------------------------------------------------
@@ -264,6 +286,9 @@ class Distiller(keras.distillation.Distiller):
         )
         self.term_trackers = self_trackers
         self._build_extractors(settings.features)
+        # every variable exists now (teacher, student, projections): a checkpoint can be loaded
+        # into a fresh distiller before it has run a step (kplug train --resume)
+        self.built = True
 
     # Keras' Distiller validates and builds extractors with get_layer on top-level layers only
     def _validate_distillation_loss_compatibility(self, teacher: Any, student: Any, loss: Any) -> None:
@@ -307,7 +332,7 @@ class Distiller(keras.distillation.Distiller):
                 )
                 outputs[f"student_{index}"] = projection(outputs[f"student_{index}"])
             self.projections.append(projection)
-        self._student_feature_extractor = keras.Model(student_taps.inputs, outputs, name="student_features")
+        self._student_feature_extractor = keras.Model(student_taps.input, outputs, name="student_features")
 
     def call(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         """The student's predictions; with feature terms, its features are kept for ``compute_loss``."""
