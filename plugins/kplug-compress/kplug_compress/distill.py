@@ -39,10 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import keras
+import numpy as np
 import pydantic
 from kplug import rundir
 from kplug.assembly import compile_model
@@ -386,6 +389,21 @@ def training_model(trainer: Trainer, model: keras.Model) -> keras.Model | None:
         raise ConfigError(f"distill.teacher = {settings.teacher!r}: {error}") from None
 
 
+def _keras_bytes(model: keras.Model) -> int:
+    """The size of ``model`` saved as ``.keras`` without optimizer variables."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.variables:
+        model = keras.Model(model.inputs, model.outputs, name=model.name)  # same layers, not compiled
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / rundir.MODEL_FILE
+        model.save(path)
+        return path.stat().st_size
+
+
+def _weight_bytes(model: keras.Model) -> int:
+    return int(sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
+
+
 def on_fit_end(trainer: Trainer, result: FitResult) -> None:
     """Add the ``distillation`` section (teacher and student metrics, parameters, sizes) to report.json."""
     settings = distill_settings(trainer.config)
@@ -413,8 +431,11 @@ def on_fit_end(trainer: Trainer, result: FitResult) -> None:
         "student_metrics": result.metrics,
         "teacher_parameters": int(teacher.count_params()),
         "student_parameters": int(result.model.count_params()),
-        "teacher_bytes": teacher_file(settings.teacher).stat().st_size,
-        "student_bytes": (result.run_dir / rundir.MODEL_FILE).stat().st_size,
+        # both saved the same way (no optimizer state: a run's own model.keras may hold one)
+        "teacher_bytes": _keras_bytes(teacher),
+        "student_bytes": _keras_bytes(result.model),
+        "teacher_weight_bytes": _weight_bytes(teacher),
+        "student_weight_bytes": _weight_bytes(result.model),
     }
     rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
 
