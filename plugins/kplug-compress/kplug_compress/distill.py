@@ -258,7 +258,7 @@ class Distiller(keras.distillation.Distiller):
     def __init__(self, teacher: keras.Model, student: keras.Model, settings: DistillConfig) -> None:
         terms: list[keras.distillation.DistillationLoss] = []
         weights: list[float] = []
-        self_trackers: list[keras.metrics.Mean] = []
+        trackers: list[keras.metrics.Mean] = []
         if settings.logits > 0:
             # an instance, not Keras 3.15's default "kl_divergence" string: the string becomes a plain
             # function, LogitsDistillation's isinstance(KLDivergence) check misses it, and the KL is
@@ -267,7 +267,7 @@ class Distiller(keras.distillation.Distiller):
             term.tracker = keras.metrics.Mean(name="logits_loss")
             terms.append(term)
             weights.append(settings.logits)
-            self_trackers.append(term.tracker)
+            trackers.append(term.tracker)
         for index, feature in enumerate(settings.features):
             suffix = "" if len(settings.features) == 1 else f"_{index}"
             term = _FeatureTerm(
@@ -278,7 +278,7 @@ class Distiller(keras.distillation.Distiller):
             term.tracker = keras.metrics.Mean(name=f"feature_loss{suffix}")
             terms.append(term)
             weights.append(feature.weight)
-            self_trackers.append(term.tracker)
+            trackers.append(term.tracker)
         super().__init__(
             teacher,
             student,
@@ -287,7 +287,7 @@ class Distiller(keras.distillation.Distiller):
             student_loss_weight=1.0 - settings.alpha,
             name="distiller",
         )
-        self.term_trackers = self_trackers
+        self.term_trackers = trackers
         self._build_extractors(settings.features)
         # every variable exists now (teacher, student, projections): a checkpoint can be loaded
         # into a fresh distiller before it has run a step (kplug train --resume)
