@@ -377,6 +377,11 @@ class RunConfig(Strict):
     )
     output: OutputConfig = Field(default_factory=OutputConfig)
     tune: TuneConfig | None = Field(None, description="Search space for `kplug tune` (ignored by train).")
+    distill: dict[str, Any] | None = Field(
+        None,
+        description="Train as knowledge distillation from a teacher: validated and run by the plugin "
+        "that implements kplug_training_model (kplug-compress).",
+    )
 
     def run_dir(self) -> Path:
         """The run directory this config writes to."""

@@ -203,6 +203,8 @@ class Trainer:
             )
         self.run_dir = self.config.run_dir()
         self.model: keras.Model | None = None
+        # what compile/fit/checkpoints use when a plugin wraps the model (kplug_training_model)
+        self.training_model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
         # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
@@ -226,6 +228,19 @@ class Trainer:
     def _stage_where(self, index: int) -> str:
         return f"train.stages[{index}]" if self.config.train.stages else "train"
 
+    def _fitted(self) -> keras.Model:
+        """The model that is compiled, fitted and checkpointed: a plugin's training model or the run's."""
+        return self.model if self.training_model is None else self.training_model
+
+    def _build_training_model(self) -> None:
+        """Let a plugin wrap the model for training (``kplug_training_model``), e.g. a distiller."""
+        self.training_model = self.plugins.manager.hook.kplug_training_model(trainer=self, model=self.model)
+        if self.training_model is None and self.config.distill is not None:
+            raise PluginError(
+                "distill: this run config asks for knowledge distillation, but no installed plugin "
+                "implements it (kplug_training_model). Install kplug-compress or remove the distill section."
+            )
+
     def _compile_stage(self, index: int, offset: int) -> tuple[keras.optimizers.Optimizer, dict[str, float]]:
         """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
         train = self.config.train
@@ -237,11 +252,11 @@ class Trainer:
         if offset:
             rate = OffsetSchedule(rate, offset)
         optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
-        compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
+        compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
         multipliers = self._rate_multipliers(index)
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
         apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
-        optimizer.build(self.model.trainable_variables)
+        optimizer.build(self._fitted().trainable_variables)
         self.distribution.prepare_stage(self.model)
         return optimizer, multipliers
 
@@ -389,6 +404,7 @@ class Trainer:
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
             self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
+            self._build_training_model()
             self._fit_seconds = 0.0
             state = self._run_stages(state, checkpoint)
             timings["train_seconds"] = time.perf_counter() - started
@@ -442,13 +458,13 @@ class Trainer:
         self.restored_trainable = self._apply_stage(writer)
         optimizer, _ = self._compile_stage(writer, state.step_offset)
         try:
-            self.model.load_weights(checkpoint.model_file)
+            self._fitted().load_weights(checkpoint.model_file)
         except Exception as error:
             raise CheckpointError(
                 f"{checkpoint.model_file}: cannot restore this checkpoint into the run's model "
                 f"({type(error).__name__}: {error}). Was the run directory written by another config?"
             ) from None
-        checkpoint.restore_rng(self.model)
+        checkpoint.restore_rng(self._fitted())
         return optimizer
 
     def _apply_stage(self, index: int) -> list[str]:
@@ -469,7 +485,7 @@ class Trainer:
         train = self.config.train
         stage = train.resolved_stages()[index]
         trainable = self._apply_stage(index)
-        now = {id(v) for v in self.model.trainable_variables}
+        now = {id(v) for v in self._fitted().trainable_variables}
         same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
         carry = previous is not None and (
             stage.optimizer_state == "carry"
@@ -477,7 +493,9 @@ class Trainer:
         )
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         optimizer, multipliers = self._compile_stage(index, offset)
-        carried = carry_optimizer_state(previous, optimizer, self.model.trainable_variables) if carry else 0
+        carried = (
+            carry_optimizer_state(previous, optimizer, self._fitted().trainable_variables) if carry else 0
+        )
         base_rate = train.stage_rates(index).base
         report = {
             "trainable": trainable,
@@ -497,7 +515,7 @@ class Trainer:
         previous, trained_before = None, set()
         if checkpoint is not None:
             previous = self._restore(checkpoint)
-            trained_before = {id(v) for v in self.model.trainable_variables}
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
         for index in range(state.stage, len(stages)):
             stage = stages[index]
             resuming_here = checkpoint is not None and index == state.stage
@@ -521,7 +539,7 @@ class Trainer:
                     self._accumulation(index),
                     transforms,
                 )
-                self.model.fit(
+                self._fitted().fit(
                     self.distribution.shard_batches(batches),
                     epochs=stop,
                     initial_epoch=epoch,
@@ -547,9 +565,9 @@ class Trainer:
             state = TrainingState(
                 index + 1, epoch, epoch, [*state.stages, summary], state.init, 0, state.step_offset
             )
-            write_checkpoint(self.run_dir, self.model, state, self.config.output.keep_checkpoints)
-            previous = self.model.optimizer
-            trained_before = {id(v) for v in self.model.trainable_variables}
+            write_checkpoint(self.run_dir, self._fitted(), state, self.config.output.keep_checkpoints)
+            previous = self._fitted().optimizer
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
             checkpoint = None
         return state
 
@@ -573,6 +591,8 @@ class Trainer:
             return {}
         x, y = self.split_data(split)
         batch_size = self.config.train.batch_size
+        if self.training_model is not None:  # only the training model was compiled
+            compile_model(self.model, self.heads, self.run, soft=self.soft_targets)
         values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"split": split, **{k: float(v) for k, v in values.items()}}
 
