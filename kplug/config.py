@@ -415,6 +415,12 @@ def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[]'("))
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (a whole section can be the value)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
 def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
     """Turn a pydantic error into lines naming the field path, the value and what is allowed."""
     problems: dict[str, list[str]] = {}
@@ -432,7 +438,10 @@ def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
         else:
             value = _lookup(data, loc)
             message = item["msg"].replace("Value error, ", "")
-            problems.setdefault(f"{where} = {value!r}:", []).append(message)
+            if item["type"] in ("model_type", "model_attributes_type", "dict_type"):
+                fields = [f for f in _allowed_fields((*loc, "")) if not f.endswith("_")]
+                message = "expected a mapping" + (f" with the fields {', '.join(fields)}" if fields else "")
+            problems.setdefault(f"{where} = {_short(value)}:", []).append(message)
     lines = [f"{head} {' or '.join(messages)}" if messages else head for head, messages in problems.items()]
     return "Invalid run config:\n  " + ".\n  ".join(lines) + "."
 
@@ -458,6 +467,8 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML, JSON or TOML file with safe parsers (no code is executed)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config file {str(path)!r} is a directory; give a .yaml, .json or .toml file.")
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +34,17 @@ def call_factory(component: Component, options: dict[str, Any], where: str, **co
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (Keras messages run long)."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    """The first line of an exception's message (Keras messages run long).
+
+    Keras wraps a layer's error as "Exception encountered when calling X.call()" followed
+    by the real message (in ANSI bold); both are kept, without the escape codes.
+    """
+    text = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    if not text:
+        return type(error).__name__
+    if text[0].startswith("Exception encountered when calling") and len(text) > 1:
+        return f"{text[0]} {text[1]}"
+    return text[0]
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ def choose(
     ``where`` is the config path of the component's section (``model.backbone``);
     ``name_field`` the field holding its name there.
     """
-    component = plugins.registry.get(kind, name, where=f"{where}.{name_field}")
+    component = plugins.component(kind, name, where=f"{where}.{name_field}")
     backend = keras.backend.backend()
     if component.backends and backend not in component.backends:
         raise ConfigError(
