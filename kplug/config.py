@@ -493,6 +493,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: TOML syntax error: {error}.") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a run config needs at least data and model.")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: a run config must be a mapping of fields (data, model, train, ...), "

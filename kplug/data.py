@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 
 from kplug.config import DataConfig
-from kplug.errors import DataError, KplugError, PluginError
+from kplug.errors import DataError, KplugError, PluginError, first_line
 from kplug.examples import Examples
 from kplug.registry import Component
-from kplug.resolve import first_line
 from kplug.splits import SplitIndices, split_indices
 
 

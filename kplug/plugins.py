@@ -86,7 +86,7 @@ class Plugins:
             ConfigError: the registered names of that kind, plus the plugins that failed to load.
         """
         try:
-            return self.registry.get(kind, name, where)
+            component = self.registry.get(kind, name, where)
         except ConfigError as error:
             prefix = f"{where}: " if where else ""
             for failure in self.failures:
@@ -101,6 +101,15 @@ class Plugins:
                 raise
             failed = "; ".join(f"{f.name} ({f.error})" for f in self.failures)
             raise ConfigError(f"{error} Plugin(s) that failed to load and may provide it: {failed}") from None
+        for failure in self.failures:
+            if (kind, name) in failure.provides:  # two plugins claim the name: refuse to guess
+                prefix = f"{where}: " if where else ""
+                raise ConfigError(
+                    f"{prefix}{kind} '{name}' is registered by {component.provider} and also by the plugin "
+                    f"{failure.name}, which was disabled ({failure.error.rstrip('.')}). Uninstall one of them "
+                    f"or disable one with KPLUG_DISABLE_PLUGINS=<entry-point name>."
+                )
+        return component
 
     def call_hook(self, hook_name: str, **kwargs: Any) -> Any:
         """Call a lifecycle hook; a plugin whose hook raises becomes a ``PluginError`` naming it.

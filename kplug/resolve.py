@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 
 from kplug.config import ComponentConfig, HeadConfig, RunConfig
-from kplug.errors import ConfigError
+from kplug.errors import ConfigError, first_line
 from kplug.options import accepts_argument, validate_options
 from kplug.plugins import Plugins
 from kplug.registry import Component
@@ -31,20 +30,6 @@ def call_factory(component: Component, options: dict[str, Any], where: str, **co
             f"{where}: {component.kind} '{component.name}' could not be built from its options "
             f"({shown}){given}: {first_line(error)}"
         ) from None
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (Keras messages run long).
-
-    Keras wraps a layer's error as "Exception encountered when calling X.call()" followed
-    by the real message (in ANSI bold); both are kept, without the escape codes.
-    """
-    text = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
-    if not text:
-        return type(error).__name__
-    if text[0].startswith("Exception encountered when calling") and len(text) > 1:
-        return f"{text[0]} {text[1]}"
-    return text[0]
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,9 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
     except (ValueError, OSError, zipfile.BadZipFile) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise DataError(f"{path}: not a readable .npz archive ({error}).") from None
+        raise DataError(
+            f"{path}: not a readable .npz archive ({error}); is it truncated or corrupt?"
+        ) from None
     with archive:
         if features not in archive:
             raise DataError(f"{path}: no array '{features}'; arrays: {', '.join(archive.files)}.")

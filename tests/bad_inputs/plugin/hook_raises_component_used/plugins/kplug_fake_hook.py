@@ -1,0 +1,7 @@
+import keras
+import kplug
+
+@kplug.hookimpl
+def kplug_register_backbones(register):
+    register("tiny", lambda input_shape: keras.Sequential([keras.layers.Flatten()]))
+    raise RuntimeError("second half of the registration broke")

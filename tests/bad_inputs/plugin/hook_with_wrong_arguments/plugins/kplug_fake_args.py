@@ -1,0 +1,5 @@
+import kplug
+
+@kplug.hookimpl
+def kplug_register_backbones(registry):
+    registry("tiny", print)

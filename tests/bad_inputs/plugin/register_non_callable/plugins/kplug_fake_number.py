@@ -1,0 +1,5 @@
+import kplug
+
+@kplug.hookimpl
+def kplug_register_backbones(register):
+    register("tiny", 42)
