@@ -126,7 +126,7 @@ class Plugins:
             shown = self.providers.get(plugin, plugin) if plugin else "a plugin"
             disable = (
                 f" Run without it: KPLUG_DISABLE_PLUGINS={plugin} or kplug --no-plugins."
-                if plugin and plugin not in DEFAULT_PLUGINS
+                if plugin and plugin not in DEFAULT_PLUGINS and not shown.endswith("(passed in Python)")
                 else ""
             )
             raise PluginError(

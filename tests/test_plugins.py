@@ -218,3 +218,49 @@ def test_a_plugin_already_loaded_from_its_entry_point_can_also_be_passed(tmp_pat
 
     plugins = load_plugins([kplug_fake_good])
     assert plugins.registry.get("head", "good-head").provider == "kplug-fake-good 1.2.3"
+
+
+LATER_HOOK_RAISES = """
+    import kplug
+    from kplug.builtin.backbones import mlp
+
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        register("early-mlp", mlp)
+
+    @kplug.hookimpl
+    def kplug_register_heads(register):
+        raise KeyError("heads")
+
+    @kplug.hookimpl
+    def kplug_on_fit_start(trainer, model):
+        raise AssertionError("a disabled plugin's lifecycle hook ran")
+"""
+
+
+def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_later", LATER_HOOK_RAISES)
+    plugins = load_plugins()
+    [failure] = [f for f in plugins.failures if f.name == "kplug-fake-later 1.2.3"]
+    assert failure.error == "kplug_register_heads raised KeyError: 'heads'"
+    assert failure.provides == (("backbone", "early-mlp"),)
+    assert "early-mlp" not in plugins.registry.names("backbone")  # registered by its earlier hook, removed
+    assert not plugins.manager.has_plugin("kplug_fake_later")
+    assert "kplug_fake_later" not in plugins.versions()
+    plugins.call_hook("kplug_on_fit_start", trainer=None, model=None)  # its hook no longer runs
+    with pytest.raises(kplug.ConfigError, match="comes from the plugin kplug-fake-later 1.2.3, which failed"):
+        plugins.component("backbone", "early-mlp", "model.backbone.name")
+
+
+def test_a_lifecycle_hook_that_raises_is_a_plugin_error_naming_the_plugin():
+    class Tracker:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_fit_end(trainer, result):
+            raise ConnectionError("server down")
+
+    plugins = load_plugins([Tracker()], entry_points=False)
+    with pytest.raises(
+        PluginError, match="kplug_on_fit_end of Tracker .passed in Python. raised ConnectionError"
+    ):
+        plugins.call_hook("kplug_on_fit_end", trainer=None, result=None)
