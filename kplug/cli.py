@@ -3,6 +3,7 @@
 Exit codes: 0 success, 2 bad config or input (message on stderr, no traceback
 unless ``--debug``), 130 interrupted (a checkpoint is kept), 1 an unexpected
 internal error or, for ``kplug doctor``, a plugin that failed to load.
+``--no-plugins`` loads kplug's built-in components only, no installed plugin package.
 """
 
 from __future__ import annotations
