@@ -101,6 +101,8 @@ class Plugins:
                 raise
             failed = "; ".join(f"{f.name} ({f.error})" for f in self.failures)
             raise ConfigError(f"{error} Plugin(s) that failed to load and may provide it: {failed}") from None
+        if component.provider.endswith("(built-in)"):
+            return component  # built-ins load first: a plugin reusing their name is simply disabled
         for failure in self.failures:
             if (kind, name) in failure.provides:  # two plugins claim the name: refuse to guess
                 prefix = f"{where}: " if where else ""

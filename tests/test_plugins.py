@@ -264,3 +264,19 @@ def test_a_lifecycle_hook_that_raises_is_a_plugin_error_naming_the_plugin():
         PluginError, match="kplug_on_fit_end of Tracker .passed in Python. raised ConnectionError"
     ):
         plugins.call_hook("kplug_on_fit_end", trainer=None, result=None)
+
+
+def test_a_name_two_installed_plugins_claim_is_refused_but_a_builtin_is_not(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_dup", DUPLICATE_PLUGIN)  # claims 'mlp'
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _install_fake_distribution(first, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    _install_fake_distribution(second, monkeypatch, "kplug_fake_again", GOOD_PLUGIN)  # 'good-head' again
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_dup,kplug_fake_good,kplug_fake_again")
+    plugins = load_plugins()
+    assert plugins.component("backbone", "mlp").provider == "kplug 0.1.0 (built-in)"
+    with pytest.raises(
+        kplug.ConfigError, match="head 'good-head' is registered by kplug-fake-.* and also by"
+    ):
+        plugins.component("head", "good-head", "model.heads[0].name")
