@@ -240,6 +240,7 @@ LATER_HOOK_RAISES = """
 
 def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
     _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_later", LATER_HOOK_RAISES)
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_later")
     plugins = load_plugins()
     [failure] = [f for f in plugins.failures if f.name == "kplug-fake-later 1.2.3"]
     assert failure.error == "kplug_register_heads raised KeyError: 'heads'"
