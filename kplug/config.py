@@ -376,8 +376,8 @@ def _plain(value: Any) -> Any:
 def _location(loc: tuple[Any, ...]) -> str:
     path = ""
     for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
+        if isinstance(part, int) or (isinstance(part, str) and "." in part):
+            path += f"[{part!r}]"  # a list index, or a key holding dots (a tune.space path)
         else:
             path += f".{part}" if path else str(part)
     return path or "<config>"
@@ -410,9 +410,17 @@ def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+# Tags pydantic adds to error locations for union members (discriminated unions use the tag value).
+_UNION_TAGS = frozenset({"float", "int", "categorical", "str", "bool", "none", "list", "dict"})
+
+
 def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic adds union member tags such as "literal['all']" or "list[str]" to locations
-    return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[]'("))
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int) or not (any(c in part for c in "[]'(") or part in _UNION_TAGS)
+    )
 
 
 def _short(value: Any, limit: int = 120) -> str:
