@@ -114,9 +114,11 @@ class Plugins:
         return component
 
     def call_hook(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call a lifecycle hook; a plugin whose hook raises becomes a ``PluginError`` naming it.
+        """Call a lifecycle hook; an installed plugin whose hook raises becomes a ``PluginError`` naming it.
 
-        A ``KplugError`` a plugin raises on purpose (e.g. a ``ConfigError``) passes unchanged.
+        A ``KplugError`` a plugin raises on purpose (e.g. a ``ConfigError``) passes unchanged, and
+        so does anything raised by a built-in or by a plugin object given in Python (its author
+        is the caller, who may use an exception for control flow, as ``kplug tune`` prunes trials).
         """
         hook = getattr(self.manager.hook, hook_name)
         try:
@@ -125,14 +127,12 @@ class Plugins:
             raise
         except Exception as error:
             plugin = _culprit(hook, error)
-            shown = self.providers.get(plugin, plugin) if plugin else "a plugin"
-            disable = (
-                f" Run without it: KPLUG_DISABLE_PLUGINS={plugin} or kplug --no-plugins."
-                if plugin and plugin not in DEFAULT_PLUGINS and not shown.endswith("(passed in Python)")
-                else ""
-            )
+            provider = self.providers.get(plugin or "", "")
+            if not provider or plugin in DEFAULT_PLUGINS or provider.endswith("(passed in Python)"):
+                raise
             raise PluginError(
-                f"{hook_name} of {shown} raised {type(error).__name__}: {error}.{disable}"
+                f"{hook_name} of {provider} raised {type(error).__name__}: {error}. Run without it: "
+                f"KPLUG_DISABLE_PLUGINS={plugin} or kplug --no-plugins."
             ) from error
 
 

@@ -127,7 +127,7 @@ def _check_metric(config: RunConfig, metric: str, plugins: Plugins) -> None:
     logged = logged_metric_names(heads, validation=validation)
     if metric not in logged:
         hint = "" if validation else " (val_* needs data.split.validation > 0)"
-        raise ConfigError(f"tune.metric = {metric!r}: this run logs {', '.join(logged)}{hint}.")
+        raise ConfigError(f"tune.metric = {metric!r}: this run logs {', '.join(sorted(logged))}{hint}.")
 
 
 def _suggest(trial: Any, path: str, parameter: FloatRange | IntRange | Choice) -> Any:

@@ -253,7 +253,7 @@ def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
         plugins.component("backbone", "early-mlp", "model.backbone.name")
 
 
-def test_a_lifecycle_hook_that_raises_is_a_plugin_error_naming_the_plugin():
+def test_a_lifecycle_hook_of_a_plugin_passed_in_python_raises_unchanged():
     class Tracker:
         @staticmethod
         @kplug.hookimpl
@@ -261,9 +261,7 @@ def test_a_lifecycle_hook_that_raises_is_a_plugin_error_naming_the_plugin():
             raise ConnectionError("server down")
 
     plugins = load_plugins([Tracker()], entry_points=False)
-    with pytest.raises(
-        PluginError, match="kplug_on_fit_end of Tracker .passed in Python. raised ConnectionError"
-    ):
+    with pytest.raises(ConnectionError, match="server down"):  # the caller's own plugin, e.g. control flow
         plugins.call_hook("kplug_on_fit_end", trainer=None, result=None)
 
 
