@@ -43,7 +43,7 @@ from kplug.checkpoint import (
 )
 from kplug.config import RunConfig, dump_config, load_config, parse_config, read_config_file
 from kplug.distribution import Distribution, build_distribution
-from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
+from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
 from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
@@ -83,8 +83,11 @@ class _EpochHook(keras.callbacks.Callback):
         self.trainer = trainer
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.trainer.plugins.manager.hook.kplug_on_epoch_end(
-            trainer=self.trainer, epoch=epoch, logs={k: float(v) for k, v in (logs or {}).items()}
+        self.trainer.plugins.call_hook(
+            "kplug_on_epoch_end",
+            trainer=self.trainer,
+            epoch=epoch,
+            logs={k: float(v) for k, v in (logs or {}).items()},
         )
 
 
@@ -102,15 +105,27 @@ def dtype_policy(policy: Any) -> Iterator[None]:
 def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
     """Let each ``kplug_configure`` plugin, in load order, adjust the config the previous one left."""
     for implementation in plugins.manager.hook.kplug_configure.get_hookimpls():
-        override = implementation.function(config=config)
+        name = plugins.providers.get(implementation.plugin_name, implementation.plugin_name)
+        try:
+            override = implementation.function(config=config)
+        except KplugError:
+            raise
+        except Exception as error:
+            raise PluginError(
+                f"kplug_configure of {name} raised {type(error).__name__}: {error}. Run without it: "
+                f"KPLUG_DISABLE_PLUGINS={implementation.plugin_name} or kplug --no-plugins."
+            ) from error
         if override is None:
             continue
         if not isinstance(override, dict):
             raise PluginError(
-                f"kplug_configure of {implementation.plugin_name} returned {type(override).__name__}; "
-                f"expected a dict or None."
+                f"kplug_configure of {name} returned {type(override).__name__}; "
+                f"expected a dict of config fields to change, or None."
             )
-        config = parse_config({**config.model_dump(by_alias=True), **override})
+        try:
+            config = parse_config({**config.model_dump(by_alias=True), **override})
+        except ConfigError as error:
+            raise PluginError(f"kplug_configure of {name} returned an invalid change: {error}") from None
     return config
 
 
@@ -234,7 +249,7 @@ class Trainer:
 
     def _build_training_model(self) -> None:
         """Let a plugin wrap the model for training (``kplug_training_model``), e.g. a distiller."""
-        self.training_model = self.plugins.manager.hook.kplug_training_model(trainer=self, model=self.model)
+        self.training_model = self.plugins.call_hook("kplug_training_model", trainer=self, model=self.model)
         if self.training_model is None and self.config.distill is not None:
             raise PluginError(
                 "distill: this run config asks for knowledge distillation, but no installed plugin "
@@ -403,7 +418,7 @@ class Trainer:
             self._open_run_dir(checkpoint)
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
-            self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
+            self.plugins.call_hook("kplug_on_fit_start", trainer=self, model=self.model)
             self._build_training_model()
             self._fit_seconds = 0.0
             state = self._run_stages(state, checkpoint)
@@ -423,7 +438,7 @@ class Trainer:
         for logger in self.loggers:
             if hasattr(logger, "on_run_end"):
                 logger.on_run_end(result)
-        self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
+        self.plugins.call_hook("kplug_on_fit_end", trainer=self, result=result)
         return result
 
     def evaluate(self, data: str | dict[str, Any] | None = None, split: str = "test") -> dict[str, float]:
@@ -471,7 +486,7 @@ class Trainer:
         """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
         stage = self.config.train.resolved_stages()[index]
         trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
-        self.plugins.manager.hook.kplug_on_stage_start(trainer=self, model=self.model, stage=index)
+        self.plugins.call_hook("kplug_on_stage_start", trainer=self, model=self.model, stage=index)
         return trainable
 
     def _start_stage(
