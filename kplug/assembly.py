@@ -64,7 +64,7 @@ def _build_augment(run: ResolvedRun) -> keras.layers.Layer | None:
         layer = chosen.build()
         if not isinstance(layer, keras.layers.Layer):
             raise PluginError(
-                f"Augmentation '{chosen.component.name}' (augment[{index}]) returned "
+                f"Augmentation '{chosen.component.name}' ({chosen.component.provider}, augment[{index}]) returned "
                 f"{type(layer).__name__}; an augmentation factory must return a keras layer."
             )
         layers.append(layer)

@@ -4,6 +4,7 @@ Exit codes: 0 success, 2 bad config or input, or a nan/inf training loss (messag
 stderr, no traceback unless ``--debug``), 130 interrupted (Ctrl-C: ``kplug train``
 checkpoints where it stopped and prints the command that continues), 1 an unexpected
 internal error or, for ``kplug doctor``, a plugin that failed to load.
+``--no-plugins`` loads kplug's built-in components only, no installed plugin package.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from kplug.errors import ConfigError, KplugError
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# Commands that build runs from components: they warn about plugins that failed to load.
+COMMANDS_USING_PLUGINS = ("train", "tune", "evaluate", "predict")
 
 
 def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
@@ -47,9 +50,7 @@ def _train(args: argparse.Namespace) -> int:
         from kplug.distribution import launch
 
         return launch(_train_argv(args), args.nproc)
-    trainer = Trainer(args.config, output=args.output, resume=args.resume)
-    for failure in trainer.plugins.failures:
-        print(f"kplug: warning: plugin {failure.name} is not loaded: {failure.error}", file=sys.stderr)
+    trainer = Trainer(args.config, plugins=args.plugins, output=args.output, resume=args.resume)
     try:
         result = trainer.fit()
     except KeyboardInterrupt as interrupt:
@@ -72,6 +73,7 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
     argv = ["train"] + ([args.config] if args.config else [])
     argv += ["--output", args.output] if args.output else []
     argv += ["--resume", args.resume] if args.resume else []
+    argv += ["--no-plugins"] if getattr(args, "no_plugins", False) else []
     return argv + (["--debug"] if getattr(args, "debug", False) else [])
 
 
@@ -79,7 +81,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from kplug.prediction import evaluate
 
     data = _data_argument(args.data)
-    metrics = evaluate(args.run_dir, data=data, split=args.split)
+    metrics = evaluate(args.run_dir, data=data, split=args.split, plugins=args.plugins)
     print(json.dumps(metrics, indent=2))
     name = "evaluation-" + (
         Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data"
@@ -97,7 +99,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--output {args.output!r}: the directory {Path(args.output).parent} does not exist."
         )
-    records = predict(args.run_dir, data=_data_argument(args.data), split=args.split)
+    records = predict(args.run_dir, data=_data_argument(args.data), split=args.split, plugins=args.plugins)
     lines = "".join(json.dumps(record) + "\n" for record in records)
     if args.output:
         Path(args.output).write_text(lines)
@@ -111,7 +113,7 @@ def _tune(args: argparse.Namespace) -> int:
     from kplug.tune import format_summary, tune
 
     try:
-        result = tune(args.config, trials=args.trials, output=args.output)
+        result = tune(args.config, trials=args.trials, output=args.output, plugins=args.plugins)
     except KeyboardInterrupt:
         print(
             "kplug: interrupted. Run the same kplug tune command again to continue the search.",
@@ -139,14 +141,14 @@ def _init(args: argparse.Namespace) -> int:
 def _plugins(args: argparse.Namespace) -> int:
     from kplug.plugins import get_plugins
 
-    plugins = get_plugins()
+    plugins = get_plugins(args.plugins)
     rows = [(c.kind, c.name, c.provider, c.description) for c in plugins.registry]
     widths = [max(len(r[i]) for r in rows + [("KIND", "NAME", "PROVIDER", "")]) for i in range(3)]
     print(f"{'KIND':<{widths[0]}}  {'NAME':<{widths[1]}}  {'PROVIDER':<{widths[2]}}  DESCRIPTION")
     for kind, name, provider, description in rows:
         print(f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {provider:<{widths[2]}}  {description}")
     for failure in plugins.failures:
-        print(f"BROKEN plugin {failure.name}: {failure.error}", file=sys.stderr)
+        print(f"BROKEN plugin {failure.name} (disabled): {failure.error}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -154,7 +156,7 @@ def _doctor(args: argparse.Namespace) -> int:
     from kplug.doctor import diagnose
     from kplug.plugins import get_plugins
 
-    facts = diagnose(get_plugins())
+    facts = diagnose(get_plugins(args.plugins))
     print(json.dumps(facts, indent=2))
     return EXIT_OK if not facts["failures"] else 1
 
@@ -167,6 +169,11 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="load only kplug's built-in components, no installed plugin packages",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a run from a config file")
@@ -225,6 +232,9 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
     _add_plugin_commands(commands, plugins)
     for sub in commands.choices.values():
         sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
+        sub.add_argument(
+            "--no-plugins", action="store_true", help="built-in components only", default=argparse.SUPPRESS
+        )
     return parser
 
 
@@ -245,16 +255,53 @@ def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> 
                 f"kplug_add_commands of {implementation.plugin_name}: {error.message}; "
                 f"kplug's own commands and other plugins' keep their names."
             ) from None
+        except Exception as error:  # a broken plugin must not take the kplug command down
+            name = loaded.providers.get(implementation.plugin_name, implementation.plugin_name)
+            print(
+                f"kplug: warning: plugin {name}: kplug_add_commands raised {type(error).__name__}: "
+                f"{error}; its commands are not available.",
+                file=sys.stderr,
+            )
+
+
+def _warn_failures(plugins: Any) -> None:
+    for failure in plugins.failures:
+        print(f"kplug: warning: plugin {failure.name} is disabled: {failure.error}", file=sys.stderr)
+
+
+def _load(plugins: Any, no_plugins: bool) -> Any:
+    """The plugins every command uses: installed ones (or ``plugins``), or built-ins only with --no-plugins."""
+    from kplug.plugins import Plugins, get_plugins, load_plugins
+
+    if isinstance(plugins, Plugins):
+        return plugins
+    if no_plugins:
+        return load_plugins(plugins or (), entry_points=False)
+    return get_plugins(plugins)
 
 
 def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
-    """Run the CLI; returns the exit code."""
+    """Run the CLI; returns the exit code.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+        plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    no_plugins = "--no-plugins" in argv[: argv.index("--")] if "--" in argv else "--no-plugins" in argv
     try:
-        parser = build_parser(plugins)
+        loaded = _load(plugins, no_plugins)
+    except KplugError:
+        loaded = None  # kplug's own commands still work; the ones that load plugins report the error
+    try:
+        parser = build_parser(loaded if loaded is not None else plugins)
     except KplugError as error:
         print(f"kplug: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     args = parser.parse_args(argv)
+    args.plugins = loaded if loaded is not None else plugins
+    if loaded is not None and args.command in COMMANDS_USING_PLUGINS:
+        _warn_failures(loaded)
     try:
         return args.handler(args)
     except KplugError as error:

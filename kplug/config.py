@@ -383,6 +383,11 @@ class RunConfig(Strict):
     )
     output: OutputConfig = Field(default_factory=OutputConfig)
     tune: TuneConfig | None = Field(None, description="Search space for `kplug tune` (ignored by train).")
+    distill: dict[str, Any] | None = Field(
+        None,
+        description="Train as knowledge distillation from a teacher: validated and run by the plugin "
+        "that implements kplug_training_model (kplug-compress).",
+    )
 
     def run_dir(self) -> Path:
         """The run directory this config writes to."""
@@ -408,8 +413,8 @@ def _plain(value: Any) -> Any:
 def _location(loc: tuple[Any, ...]) -> str:
     path = ""
     for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
+        if isinstance(part, int) or (isinstance(part, str) and "." in part):
+            path += f"[{part!r}]"  # a list index, or a key holding dots (a tune.space path)
         else:
             path += f".{part}" if path else str(part)
     return path or "<config>"
@@ -442,9 +447,23 @@ def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
+# Tags pydantic adds to error locations for union members (discriminated unions use the tag value).
+_UNION_TAGS = frozenset({"float", "int", "categorical", "str", "bool", "none", "list", "dict"})
+
+
 def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic adds union member tags such as "literal['all']" or "list[str]" to locations
-    return tuple(part for part in loc if isinstance(part, int) or not any(c in part for c in "[]'("))
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int) or not (any(c in part for c in "[]'(") or part in _UNION_TAGS)
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (a whole section can be the value)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
@@ -464,7 +483,10 @@ def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
         else:
             value = _lookup(data, loc)
             message = item["msg"].replace("Value error, ", "")
-            problems.setdefault(f"{where} = {value!r}:", []).append(message)
+            if item["type"] in ("model_type", "model_attributes_type", "dict_type"):
+                fields = [f for f in _allowed_fields((*loc, "")) if not f.endswith("_")]
+                message = "expected a mapping" + (f" with the fields {', '.join(fields)}" if fields else "")
+            problems.setdefault(f"{where} = {_short(value)}:", []).append(message)
     lines = [f"{head} {' or '.join(messages)}" if messages else head for head, messages in problems.items()]
     return "Invalid run config:\n  " + ".\n  ".join(lines) + "."
 
@@ -490,6 +512,8 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML, JSON or TOML file with safe parsers (no code is executed)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config file {str(path)!r} is a directory; give a .yaml, .json or .toml file.")
     if not path.is_file():
         raise ConfigError(f"Config file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
@@ -514,6 +538,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: TOML syntax error: {error}.") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a run config needs at least data and model.")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: a run config must be a mapping of fields (data, model, train, ...), "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from kplug.config import DataConfig
-from kplug.errors import DataError, PluginError
+from kplug.errors import DataError, KplugError, PluginError, first_line
 from kplug.examples import Examples
 from kplug.registry import Component
 from kplug.splits import SplitIndices, split_indices
@@ -18,18 +18,43 @@ def read_examples(component: Component, options: dict[str, Any]) -> Examples:
     """Call a dataset component and check that it returned ``Examples``."""
     try:
         examples = component.factory(**options)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
         raise DataError(
             f"data: {component.name} could not read {error.filename!r}: {error.strerror}."
         ) from None
+    except KplugError:
+        raise
+    except (ValueError, TypeError, OSError, UnicodeError) as error:
+        raise DataError(
+            f"data: {component.name} could not read its data ({_shown(options)}): "
+            f"{type(error).__name__}: {first_line(error)}"
+        ) from None
+    except Exception as error:  # a bug in the source's plugin, reported with its provider
+        raise PluginError(
+            f"data: dataset '{component.name}' ({component.provider}) raised {type(error).__name__}: "
+            f"{first_line(error)}. Run with --debug for the traceback."
+        ) from error
     if not isinstance(examples, Examples):
         raise PluginError(
             f"Dataset '{component.name}' ({component.provider}) returned "
             f"{type(examples).__name__}; a dataset factory must return kplug.Examples."
         )
     if len(examples) == 0:
-        raise DataError(f"data: {component.name} read no examples (options: {options}).")
+        raise DataError(f"data: {component.name} read no examples ({_shown(options)}).")
     return examples
+
+
+def _shown(options: dict[str, Any]) -> str:
+    """Options as ``key=value`` for messages, with in-memory arrays summarised."""
+    parts = []
+    for key, value in options.items():
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            parts.append(f"{key}=<array {value.dtype} {tuple(value.shape)}>")
+        elif isinstance(value, (list, tuple)) and len(value) > 8:
+            parts.append(f"{key}=<{len(value)} values>")
+        else:
+            parts.append(f"{key}={value!r}")
+    return ", ".join(parts) or "no options"
 
 
 def merge_examples(parts: dict[str, Examples]) -> Examples:
@@ -74,7 +99,17 @@ def select_examples(examples: Examples, config: DataConfig, seed: int) -> Exampl
                 f"data.where.{target}: the data has no target '{target}'; "
                 f"targets: {', '.join(examples.targets) or 'none'}."
             )
-        keep &= _matches(examples.targets[target], wanted)
+        values = examples.targets[target]
+        absent = [w for w in wanted if not _matches(values, [w]).any()] if values.ndim == 1 else []
+        if absent:
+            present = sorted({str(v) for v in values.tolist()})
+            shown = ", ".join(present[:20]) + (", ..." if len(present) > 20 else "")
+            verdict = "no example matches" if len(absent) == len(wanted) else "a value matches no example"
+            raise DataError(
+                f"data.where.{target}: {verdict} ({', '.join(map(repr, absent))}); "
+                f"the values of '{target}' in the data are {shown}."
+            )
+        keep &= _matches(values, wanted)
     if not keep.any():
         raise DataError(f"data.where = {config.where}: no example matches.")
     indices = np.flatnonzero(keep)

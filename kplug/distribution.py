@@ -142,14 +142,6 @@ class Distribution:
         """
         return batches
 
-    def fit_inputs(self, x: Any, y: Any, batch_size: int, seed: int) -> dict[str, Any]:
-        """The training data arguments of ``Model.fit`` for in-memory arrays ``x`` and ``y``.
-
-        One process passes the arrays on; a multi-process strategy returns its
-        ``shard_batches`` of a seeded global batch order shared by every process.
-        """
-        return {"x": x, "y": y, "batch_size": batch_size}
-
     def prepare_stage(self, model: keras.Model) -> None:
         """Called after each stage is compiled and before it trains (e.g. wrap for DDP)."""
 
@@ -272,16 +264,41 @@ def sharding_table(model: keras.Model) -> dict[str, str]:
     return table
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now (held open together while chosen)."""
+    import socket
+
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def tf_config(ports: Sequence[int], rank: int) -> str:
+    """``TF_CONFIG`` of process ``rank`` in a cluster of workers on this host, one per port.
+
+    The format ``tf.distribute.MultiWorkerMirroredStrategy`` reads; worker 0 is the chief.
+    """
+    import json
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    return json.dumps({"cluster": cluster, "task": {"type": "worker", "index": rank}})
+
+
 def launch(argv: Sequence[str], nproc: int, port: int | None = None) -> int:
     """Run ``kplug`` with ``argv`` in ``nproc`` processes on this host, torchrun-style.
 
     Each process gets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
-    ``MASTER_PORT``. When one process fails the others are stopped.
+    ``MASTER_PORT``, and on the tensorflow backend its ``TF_CONFIG`` (see ``tf_config``).
+    When one process fails the others are stopped.
 
     Returns:
         0 when every process succeeded, else the first non-zero exit code.
     """
-    import socket
     import subprocess
     import sys
     import time
@@ -290,10 +307,11 @@ def launch(argv: Sequence[str], nproc: int, port: int | None = None) -> int:
         raise ConfigError(f"--nproc {nproc}: expected 1 or more processes.")
     if world_size() > 1:
         raise ConfigError("--nproc: this process is already one of a launched group (WORLD_SIZE is set).")
+    # tf.distribute.MultiWorkerMirroredStrategy reads its cluster from TF_CONFIG: one port per process
+    workers = nproc if keras.backend.backend() == "tensorflow" else 0
+    worker_ports = free_ports((port is None) + workers)
     if port is None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = worker_ports.pop(0)
     children = []
     for rank in range(nproc):
         env = {
@@ -304,6 +322,8 @@ def launch(argv: Sequence[str], nproc: int, port: int | None = None) -> int:
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
         }
+        if worker_ports:
+            env["TF_CONFIG"] = tf_config(worker_ports, rank)
         command = [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()", *argv]
         children.append(subprocess.Popen(command, env=env))
     codes: dict[int, int] = {}

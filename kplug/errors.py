@@ -7,6 +7,7 @@ without a traceback (``--debug`` shows it).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -44,3 +45,17 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
     match = closest(name, choices)
     return f" Did you mean '{match}'?" if match else ""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (Keras messages run long).
+
+    Keras wraps a layer's error as "Exception encountered when calling X.call()" followed
+    by the real message (in ANSI bold); both are kept, without the escape codes.
+    """
+    text = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(error)).splitlines() if line.strip()]
+    if not text:
+        return type(error).__name__
+    if text[0].startswith("Exception encountered when calling") and len(text) > 1:
+        return f"{text[0]} {text[1]}"
+    return text[0]

@@ -244,6 +244,27 @@ def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def kplug_training_model(trainer: Trainer, model: keras.Model) -> keras.Model | None:
+    """Return a model to compile and fit in place of the run's model, or ``None``.
+
+    Called once per run, after ``kplug_on_fit_start``. The returned model wraps ``model``
+    (its variables include all of ``model``'s) and adds what training needs besides it,
+    e.g. a distiller that adds a frozen teacher's loss terms and a learned projection.
+    kplug then compiles, fits and checkpoints (and on resume restores) the returned model,
+    while ``model`` stays the run's model: the one evaluated, saved as ``model.keras`` and
+    reported. It must compile like a kplug model (``compile(optimizer, loss, metrics)``
+    with the heads' losses and metrics). The first plugin that returns a model wins.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_training_model(trainer, model):
+            if trainer.config.distill is not None:
+                return MyDistiller(teacher=load_teacher(trainer), student=model)
+    """
+
+
 @hookspec
 def kplug_on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
     """Called at the start of every stage, after its trainable set is applied, before it compiles.

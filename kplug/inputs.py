@@ -154,4 +154,17 @@ def prepare_data(run: ResolvedRun) -> PreparedData:
     examples = select_examples(examples, run.config.data, run.config.seed)
     label_maps = build_label_maps(run, examples)
     splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
-    return PreparedData(splits, label_maps, build_preprocessor(run))
+    preprocess = build_preprocessor(run)
+    if preprocess is None and examples.features.dtype.kind not in "biuf":
+        backbone = run.backbone.component
+        raise DataError(
+            f"data: the features are {_dtype_name(examples.features)} (dtype {examples.features.dtype}), "
+            f"but backbone '{backbone.name}' ({backbone.provider}) takes numbers and has no preprocessor "
+            f"to turn them into numbers. Use numeric features, or a backbone with a preprocessor "
+            f"(a text backbone such as kplug-text's bert for text)."
+        )
+    return PreparedData(splits, label_maps, preprocess)
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    return {"U": "text", "S": "bytes", "O": "Python objects"}.get(array.dtype.kind, "not numbers")

@@ -162,6 +162,12 @@ def build_label_map(
         else:
             names = known_names or sorted({n for v in values for n in _split_labels(v)})
         return LabelMap(target, kind, list(names), list(names))
+    if values.ndim != 1:
+        raise DataError(
+            f"Target '{target}' has shape {tuple(values.shape[1:])} per example; a classification head needs one "
+            f"label per example (a 1-D array of class ids or names). For one 0/1 column per label use "
+            f"a multi-label head; for vectors of numbers, a regression head."
+        )
     if selected:
         raw = list(selected)
         return LabelMap(target, kind, [str(v) for v in raw], raw)

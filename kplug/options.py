@@ -18,6 +18,8 @@ from kplug.errors import ConfigError, did_you_mean
 
 # Arguments that kplug supplies itself when the factory accepts them; users do not set them.
 INJECTED_ARGUMENTS = frozenset({"input_shape", "run_dir", "run_config", "plugins"})
+# Union member tags pydantic puts into error locations.
+_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "bytes", "none", "list", "dict", "tuple", "literal"})
 
 
 def _signature_target(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,7 +68,10 @@ def describe_options(model: type[pydantic.BaseModel]) -> str:
     parts = []
     for option, field in model.model_fields.items():
         annotation = field.annotation
-        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        if typing.get_origin(annotation) is typing.Literal:
+            type_name = " | ".join(repr(value) for value in typing.get_args(annotation))
+        else:
+            type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
         default = "required" if field.is_required() else f"default {field.default!r}"
         parts.append(f"{option} ({type_name}, {default})")
     return ", ".join(parts) if parts else "none"
@@ -99,10 +104,16 @@ def validate_options(
     try:
         validated = model.model_validate(options)
     except pydantic.ValidationError as error:
-        problems = []
+        problems: dict[str, list[str]] = {}
         for item in error.errors():
-            field = ".".join(str(p) for p in item["loc"])
+            # pydantic adds union member tags ("list[int]", "int") to locations: drop them
+            loc = [p for p in item["loc"] if isinstance(p, int) or not any(c in p for c in "[]'(")]
+            loc = [p for p in loc if not (isinstance(p, str) and p in _TYPE_TAGS)]
+            field = ".".join(str(p) for p in loc)
             value = options.get(item["loc"][0], "<missing>") if item["loc"] else options
-            problems.append(f"{where}.{field} = {value!r}: {item['msg']}")
-        raise ConfigError(f"{'; '.join(problems)}. {component_name} options: {allowed}.") from None
+            messages = problems.setdefault(f"{where}.{field} = {value!r}", [])
+            if item["msg"] not in messages:
+                messages.append(item["msg"])
+        shown = "; ".join(f"{head}: {' or '.join(messages)}" for head, messages in problems.items())
+        raise ConfigError(f"{shown}. {component_name} options: {allowed}.") from None
     return {key: getattr(validated, key) for key in model.model_fields}

@@ -24,8 +24,8 @@ from typing import Any
 import pluggy
 
 from kplug import hookspecs
-from kplug.errors import KplugError, PluginError
-from kplug.registry import KIND_HOOKS, Registry
+from kplug.errors import ConfigError, KplugError, PluginError
+from kplug.registry import KIND_HOOKS, Component, Registry
 
 hookimpl = pluggy.HookimplMarker("kplug")
 
@@ -45,10 +45,18 @@ DEFAULT_PLUGINS = (
 
 @dataclass(frozen=True)
 class PluginFailure:
-    """A plugin that could not be loaded or whose hook raised."""
+    """A plugin that could not be loaded or whose hook raised; it is disabled.
+
+    Attributes:
+        name: the plugin (entry-point name, or its distribution and version).
+        error: what went wrong.
+        provides: ``(kind, name)`` of the components it registered or tried to
+            register before it failed (empty when it failed to import).
+    """
 
     name: str
     error: str
+    provides: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -70,6 +78,75 @@ class Plugins:
     def versions(self) -> dict[str, str]:
         """Provider description of every loaded plugin, for ``report.json``."""
         return dict(self.providers)
+
+    def component(self, kind: str, name: str, where: str | None = None) -> Component:
+        """Look up a component; when it is unknown, say which failed plugin provides (or may provide) it.
+
+        Raises:
+            ConfigError: the registered names of that kind, plus the plugins that failed to load.
+        """
+        try:
+            component = self.registry.get(kind, name, where)
+        except ConfigError as error:
+            prefix = f"{where}: " if where else ""
+            for failure in self.failures:
+                if (kind, name) in failure.provides:
+                    raise ConfigError(
+                        f"{prefix}{kind} '{name}' comes from the plugin {failure.name}, which failed to "
+                        f"load and is disabled ({failure.error.rstrip('.')}). Fix or reinstall that plugin "
+                        f"(`kplug plugins` lists every failure), or choose another {kind}: "
+                        f"{', '.join(self.registry.names(kind)) or 'none'}."
+                    ) from None
+            if not self.failures:
+                raise
+            failed = "; ".join(f"{f.name} ({f.error})" for f in self.failures)
+            raise ConfigError(f"{error} Plugin(s) that failed to load and may provide it: {failed}") from None
+        if component.provider.endswith("(built-in)"):
+            return component  # built-ins load first: a plugin reusing their name is simply disabled
+        for failure in self.failures:
+            if (kind, name) in failure.provides:  # two plugins claim the name: refuse to guess
+                prefix = f"{where}: " if where else ""
+                raise ConfigError(
+                    f"{prefix}{kind} '{name}' is registered by {component.provider} and also by the plugin "
+                    f"{failure.name}, which was disabled ({failure.error.rstrip('.')}). Uninstall one of them "
+                    f"or disable one with KPLUG_DISABLE_PLUGINS=<entry-point name>."
+                )
+        return component
+
+    def call_hook(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a lifecycle hook; an installed plugin whose hook raises becomes a ``PluginError`` naming it.
+
+        A ``KplugError`` a plugin raises on purpose (e.g. a ``ConfigError``) passes unchanged, and
+        so does anything raised by a built-in or by a plugin object given in Python (its author
+        is the caller, who may use an exception for control flow, as ``kplug tune`` prunes trials).
+        """
+        hook = getattr(self.manager.hook, hook_name)
+        try:
+            return hook(**kwargs)
+        except KplugError:
+            raise
+        except Exception as error:
+            plugin = _culprit(hook, error)
+            provider = self.providers.get(plugin or "", "")
+            if not provider or plugin in DEFAULT_PLUGINS or provider.endswith("(passed in Python)"):
+                raise
+            raise PluginError(
+                f"{hook_name} of {provider} raised {type(error).__name__}: {error}. Run without it: "
+                f"KPLUG_DISABLE_PLUGINS={plugin} or kplug --no-plugins."
+            ) from error
+
+
+def _culprit(hook: Any, error: BaseException) -> str | None:
+    """The plugin whose implementation of ``hook`` is on ``error``'s traceback."""
+    codes = set()
+    traceback = error.__traceback__
+    while traceback is not None:
+        codes.add(traceback.tb_frame.f_code)
+        traceback = traceback.tb_next
+    for implementation in hook.get_hookimpls():
+        if getattr(implementation.function, "__code__", None) in codes:
+            return implementation.plugin_name
+    return None
 
 
 def _env_list(name: str) -> list[str]:
@@ -168,6 +245,16 @@ def _register_extras(
         providers[name] = f"{label} (passed in Python)"
 
 
+def _recording(register: Any, kind: str, attempted: list[tuple[str, str]]) -> Any:
+    """Wrap a ``register`` callback so the names a plugin tries to register are known even if it fails."""
+
+    def recording_register(name: Any, *args: Any, **kwargs: Any) -> None:
+        attempted.append((kind, str(name)))
+        register(name, *args, **kwargs)
+
+    return recording_register
+
+
 def _fill_registry(
     manager: pluggy.PluginManager,
     providers: dict[str, str],
@@ -176,13 +263,16 @@ def _fill_registry(
 ) -> Registry:
     """Call every component hook in load order and collect what each registers.
 
-    A hook's components count only if the whole hook succeeds and none of its names
-    is taken. An installed (entry-point) plugin that fails either way is recorded in
-    ``failures`` and skipped, so it cannot take the others down; built-ins and
-    plugins passed in Python raise instead, since their author is the caller.
+    A hook's components count only if the whole hook succeeds, returns nothing and
+    none of its names is taken. An installed (entry-point) plugin that fails either
+    way is recorded in ``failures`` and disabled: the components of its other hooks
+    are removed, its lifecycle hooks are unregistered and it leaves ``providers``, so
+    it cannot take the others down. Built-ins and plugins passed in Python raise
+    instead, since their author is the caller.
     """
     registry = Registry()
     trace = bool(os.environ.get("KPLUG_TRACE_PLUGINS"))
+    added: dict[str, list[Component]] = {}
     broken: set[str] = set()
     for kind, hook_name in KIND_HOOKS.items():
         for implementation in getattr(manager.hook, hook_name).get_hookimpls():  # registration order
@@ -193,23 +283,40 @@ def _fill_registry(
             if trace:
                 print(f"kplug: {hook_name} from {provider}", file=sys.stderr)
             pending = Registry()
+            attempted: list[tuple[str, str]] = []
             try:
-                implementation.function(register=pending.register_callback(kind, provider))
+                returned = implementation.function(
+                    register=_recording(pending.register_callback(kind, provider), kind, attempted)
+                )
+                if returned is not None:
+                    raise PluginError(
+                        f"returned {type(returned).__name__}; a component hook returns nothing: it calls "
+                        f"register(name, factory) once per component"
+                    )
                 for component in pending:
                     registry.check_free(component)
             except Exception as error:
                 message = (
-                    str(error)
+                    f"{hook_name}: {error}"
                     if isinstance(error, PluginError)
-                    else f"raised {type(error).__name__}: {error}"
+                    else f"{hook_name} raised {type(error).__name__}: {error}"
                 )
                 if plugin_name not in installed:
-                    raise PluginError(f"{provider}: {hook_name} {message}") from error
+                    raise PluginError(f"{provider}: {message}") from error
                 broken.add(plugin_name)
-                failures.append(PluginFailure(provider, f"{hook_name} {message}"))
+                earlier = added.pop(plugin_name, [])
+                for component in earlier:
+                    registry.remove(component)
+                provides = tuple(dict.fromkeys([(c.kind, c.name) for c in earlier] + attempted))
+                failures.append(PluginFailure(provider, message, provides))
                 continue
             for component in pending:
                 registry.add(component)
+                added.setdefault(plugin_name, []).append(component)
+    for plugin_name in broken:  # disabled: its lifecycle hooks must not run either
+        manager.unregister(name=plugin_name)
+        providers.pop(plugin_name, None)
+        installed.discard(plugin_name)
     return registry
 
 

@@ -92,6 +92,10 @@ class Registry:
                 f"Rename one, or disable a plugin with KPLUG_DISABLE_PLUGINS."
             )
 
+    def remove(self, component: Component) -> None:
+        """Remove a component (a plugin that failed after registering it is disabled)."""
+        self._components[component.kind].pop(component.name, None)
+
     def get(self, kind: str, name: str, where: str | None = None) -> Component:
         """Return the component ``name`` of ``kind``.
 

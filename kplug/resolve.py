@@ -8,7 +8,7 @@ from typing import Any
 import keras
 
 from kplug.config import ComponentConfig, HeadConfig, RunConfig
-from kplug.errors import ConfigError
+from kplug.errors import ConfigError, first_line
 from kplug.options import accepts_argument, validate_options
 from kplug.plugins import Plugins
 from kplug.registry import Component
@@ -30,12 +30,6 @@ def call_factory(component: Component, options: dict[str, Any], where: str, **co
             f"{where}: {component.kind} '{component.name}' could not be built from its options "
             f"({shown}){given}: {first_line(error)}"
         ) from None
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (Keras messages run long)."""
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ def choose(
     ``where`` is the config path of the component's section (``model.backbone``);
     ``name_field`` the field holding its name there.
     """
-    component = plugins.registry.get(kind, name, where=f"{where}.{name_field}")
+    component = plugins.component(kind, name, where=f"{where}.{name_field}")
     backend = keras.backend.backend()
     if component.backends and backend not in component.backends:
         raise ConfigError(

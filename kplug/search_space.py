@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-from kplug.errors import ConfigError
+from kplug.errors import ConfigError, did_you_mean
 
 # a dotted config path whose parts may carry list indices: train.stages[1].learning_rate
 PATH_PATTERN = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
@@ -149,7 +149,11 @@ def with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
                 f"{where}: the value before '{part}' is a {type(node).__name__}, not a section."
             )
         elif part not in node and not (last or parts[depth - 1] == "options"):
-            raise ConfigError(f"{where}: the config has no field '{part}' there.")
+            hint = did_you_mean(part, [str(k) for k in node])
+            raise ConfigError(
+                f"{where}: the config has no field '{part}' there.{hint} "
+                f"Fields there: {', '.join(map(str, node)) or 'none'}."
+            )
         if last:
             node[part] = value
             break

@@ -32,6 +32,7 @@ precision: {{policy: float32}}       # a registered precision policy (kplug-prec
 distribution: {{name: auto}}         # device placement (kplug-distribute adds data/model parallel)
 callbacks: []                      # Keras callbacks per stage, e.g. [{{name: early-stopping, options: {{patience: 3}}}}]
 loggers: []                        # experiment logs over the whole run: [tensorboard] (kplug[tensorboard]), [mlflow] (kplug-mlflow)
+distill: null                      # or {{teacher: runs/big-model, temperature: 3.0, alpha: 0.5}}: knowledge distillation (kplug-compress)
 output:                            # where the run goes
   dir: runs/{name}  # the run directory (config, metrics.csv, model.keras, report.json)
   overwrite: false                 # true replaces an existing run directory

@@ -44,7 +44,7 @@ from kplug.checkpoint import (
 )
 from kplug.config import RunConfig, dump_config, load_config, parse_config, read_config_file
 from kplug.distribution import Distribution, build_distribution
-from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
+from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
 from kplug.freezing import apply_stage_trainable
 from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
@@ -86,8 +86,11 @@ class _EpochHook(keras.callbacks.Callback):
         self.trainer = trainer
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.trainer.plugins.manager.hook.kplug_on_epoch_end(
-            trainer=self.trainer, epoch=epoch, logs={k: float(v) for k, v in (logs or {}).items()}
+        self.trainer.plugins.call_hook(
+            "kplug_on_epoch_end",
+            trainer=self.trainer,
+            epoch=epoch,
+            logs={k: float(v) for k, v in (logs or {}).items()},
         )
 
 
@@ -105,15 +108,27 @@ def dtype_policy(policy: Any) -> Iterator[None]:
 def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
     """Let each ``kplug_configure`` plugin, in load order, adjust the config the previous one left."""
     for implementation in plugins.manager.hook.kplug_configure.get_hookimpls():
-        override = implementation.function(config=config)
+        name = plugins.providers.get(implementation.plugin_name, implementation.plugin_name)
+        try:
+            override = implementation.function(config=config)
+        except KplugError:
+            raise
+        except Exception as error:
+            raise PluginError(
+                f"kplug_configure of {name} raised {type(error).__name__}: {error}. Run without it: "
+                f"KPLUG_DISABLE_PLUGINS={implementation.plugin_name} or kplug --no-plugins."
+            ) from error
         if override is None:
             continue
         if not isinstance(override, dict):
             raise PluginError(
-                f"kplug_configure of {implementation.plugin_name} returned {type(override).__name__}; "
-                f"expected a dict or None."
+                f"kplug_configure of {name} returned {type(override).__name__}; "
+                f"expected a dict of config fields to change, or None."
             )
-        config = parse_config({**config.model_dump(by_alias=True), **override})
+        try:
+            config = parse_config({**config.model_dump(by_alias=True), **override})
+        except ConfigError as error:
+            raise PluginError(f"kplug_configure of {name} returned an invalid change: {error}") from None
     return config
 
 
@@ -206,6 +221,8 @@ class Trainer:
             )
         self.run_dir = self.config.run_dir()
         self.model: keras.Model | None = None
+        # what compile/fit/checkpoints use when a plugin wraps the model (kplug_training_model)
+        self.training_model: keras.Model | None = None
         self.heads: dict[str, Head] = {}
         self.data: PreparedData | None = None
         # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
@@ -231,6 +248,19 @@ class Trainer:
     def _stage_where(self, index: int) -> str:
         return f"train.stages[{index}]" if self.config.train.stages else "train"
 
+    def _fitted(self) -> keras.Model:
+        """The model that is compiled, fitted and checkpointed: a plugin's training model or the run's."""
+        return self.model if self.training_model is None else self.training_model
+
+    def _build_training_model(self) -> None:
+        """Let a plugin wrap the model for training (``kplug_training_model``), e.g. a distiller."""
+        self.training_model = self.plugins.call_hook("kplug_training_model", trainer=self, model=self.model)
+        if self.training_model is None and self.config.distill is not None:
+            raise PluginError(
+                "distill: this run config asks for knowledge distillation, but no installed plugin "
+                "implements it (kplug_training_model). Install kplug-compress or remove the distill section."
+            )
+
     def _compile_stage(self, index: int, offset: int) -> tuple[keras.optimizers.Optimizer, dict[str, float]]:
         """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
         train = self.config.train
@@ -243,11 +273,11 @@ class Trainer:
             rate = OffsetSchedule(rate, offset)
         optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
         optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
-        compile_model(self.model, self.heads, self.run, optimizer, soft=self.soft_targets)
+        compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
         multipliers = self._rate_multipliers(index)
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
         apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
-        optimizer.build(self.model.trainable_variables)
+        optimizer.build(self._fitted().trainable_variables)
         self.distribution.prepare_stage(self.model)
         return optimizer, multipliers
 
@@ -410,7 +440,8 @@ class Trainer:
             self._open_run_dir(checkpoint)
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
-            self.plugins.manager.hook.kplug_on_fit_start(trainer=self, model=self.model)
+            self.plugins.call_hook("kplug_on_fit_start", trainer=self, model=self.model)
+            self._build_training_model()
             self._fit_seconds = 0.0
             with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt:
                 state = self._run_stages(state, checkpoint)
@@ -431,7 +462,7 @@ class Trainer:
         for logger in self.loggers:
             if hasattr(logger, "on_run_end"):
                 logger.on_run_end(result)
-        self.plugins.manager.hook.kplug_on_fit_end(trainer=self, result=result)
+        self.plugins.call_hook("kplug_on_fit_end", trainer=self, result=result)
         return result
 
     def evaluate(self, data: str | dict[str, Any] | None = None, split: str = "test") -> dict[str, float]:
@@ -466,13 +497,13 @@ class Trainer:
         self.restored_trainable = self._apply_stage(writer)
         optimizer, _ = self._compile_stage(writer, state.step_offset)
         try:
-            self.model.load_weights(checkpoint.model_file)
+            self._fitted().load_weights(checkpoint.model_file)
         except Exception as error:
             raise CheckpointError(
                 f"{checkpoint.model_file}: cannot restore this checkpoint into the run's model "
                 f"({type(error).__name__}: {error}). Was the run directory written by another config?"
             ) from None
-        checkpoint.restore_rng(self.model)
+        checkpoint.restore_rng(self._fitted())
         self._resumed_metrics = checkpoint.metric_states() if state.batch else []
         return optimizer
 
@@ -480,7 +511,7 @@ class Trainer:
         """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
         stage = self.config.train.resolved_stages()[index]
         trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
-        self.plugins.manager.hook.kplug_on_stage_start(trainer=self, model=self.model, stage=index)
+        self.plugins.call_hook("kplug_on_stage_start", trainer=self, model=self.model, stage=index)
         return trainable
 
     def _start_stage(
@@ -494,7 +525,7 @@ class Trainer:
         train = self.config.train
         stage = train.resolved_stages()[index]
         trainable = self._apply_stage(index)
-        now = {id(v) for v in self.model.trainable_variables}
+        now = {id(v) for v in self._fitted().trainable_variables}
         same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
         carry = previous is not None and (
             stage.optimizer_state == "carry"
@@ -502,7 +533,9 @@ class Trainer:
         )
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         optimizer, multipliers = self._compile_stage(index, offset)
-        carried = carry_optimizer_state(previous, optimizer, self.model.trainable_variables) if carry else 0
+        carried = (
+            carry_optimizer_state(previous, optimizer, self._fitted().trainable_variables) if carry else 0
+        )
         base_rate = train.stage_rates(index).base
         report = {
             "trainable": trainable,
@@ -522,7 +555,7 @@ class Trainer:
         previous, trained_before = None, set()
         if checkpoint is not None:
             previous = self._restore(checkpoint)
-            trained_before = {id(v) for v in self.model.trainable_variables}
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
         for index in range(state.stage, len(stages)):
             stage = stages[index]
             resuming_here = checkpoint is not None and index == state.stage
@@ -546,7 +579,7 @@ class Trainer:
                     self._accumulation(index),
                     transforms,
                 )
-                self.model.fit(
+                self._fitted().fit(
                     self.distribution.shard_batches(batches),
                     epochs=stop,
                     initial_epoch=epoch,
@@ -568,7 +601,7 @@ class Trainer:
                 "batch_size": self._batch_size(index),
                 **stage_report,
                 "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
-                **skipped_updates(self.model.optimizer),
+                **skipped_updates(self._fitted().optimizer),
             }
             if summary.get("skipped_batches"):
                 print(
@@ -578,9 +611,9 @@ class Trainer:
             state = TrainingState(
                 index + 1, epoch, epoch, [*state.stages, summary], state.init, 0, state.step_offset
             )
-            write_checkpoint(self.run_dir, self.model, state, self.config.output.keep_checkpoints)
-            previous = self.model.optimizer
-            trained_before = {id(v) for v in self.model.trainable_variables}
+            write_checkpoint(self.run_dir, self._fitted(), state, self.config.output.keep_checkpoints)
+            previous = self._fitted().optimizer
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
             checkpoint = None
         return state
 
@@ -604,6 +637,8 @@ class Trainer:
             return {}
         x, y = self.split_data(split)
         batch_size = self.config.train.batch_size
+        if self.training_model is not None:  # only the training model was compiled
+            compile_model(self.model, self.heads, self.run, soft=self.soft_targets)
         values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"split": split, **{k: float(v) for k, v in values.items()}}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kplug.errors import CheckpointError, ConfigError
+from kplug.errors import CheckpointError, ConfigError, first_line
 from kplug.rundir import MODEL_FILE
 
 STRUCTURAL_LAYERS = ("inputs", "augment", "backbone")
@@ -98,8 +98,14 @@ def load_model_file(path: Path) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
+        if "safe_mode" in str(error):  # Keras refuses Lambda layers (Python code) in safe mode
+            raise CheckpointError(
+                f"{path}: the model holds Python code (a Lambda layer or a pickled function); kplug "
+                f"loads models in Keras' safe mode and never runs code from a file. Rebuild the model "
+                f"from registered layers."
+            ) from None
         raise CheckpointError(
-            f"{path}: cannot load this model file ({type(error).__name__}: {error})."
+            f"{path}: cannot load this model file ({type(error).__name__}: {first_line(error)})."
         ) from None
 
 

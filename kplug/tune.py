@@ -107,6 +107,29 @@ class _TrialReporter:
             raise optuna.TrialPruned(f"{self.metric} = {self.last:.6g} at epoch {epoch + 1}")
 
 
+def _check_metric(config: RunConfig, metric: str, plugins: Plugins) -> None:
+    """Refuse a ``tune.metric`` the run will not log, and bad data, before any trial starts.
+
+    Raises:
+        ConfigError: naming the metric and the names the run logs.
+    """
+    from kplug.assembly import build_head, logged_metric_names
+    from kplug.inputs import prepare_data
+    from kplug.resolve import resolve
+
+    run = resolve(config, plugins)
+    data = prepare_data(run)
+    heads = {
+        head.config.output_name: build_head(head, data.label_maps[head.config.target], index)
+        for index, head in enumerate(run.heads)
+    }
+    validation = len(data.splits.validation) > 0
+    logged = logged_metric_names(heads, validation=validation)
+    if metric not in logged:
+        hint = "" if validation else " (val_* needs data.split.validation > 0)"
+        raise ConfigError(f"tune.metric = {metric!r}: this run logs {', '.join(sorted(logged))}{hint}.")
+
+
 def _suggest(trial: Any, path: str, parameter: FloatRange | IntRange | Choice) -> Any:
     if isinstance(parameter, FloatRange):
         return trial.suggest_float(
@@ -347,9 +370,10 @@ def tune(
     if trials < 1:
         raise ConfigError(f"--trials {trials}: give a positive number of trials.")
     tune_config = base.tune
-    trial_config(base, _first_values(tune_config), None)  # every path exists before any trial runs
+    first = trial_config(base, _first_values(tune_config), None)  # every path exists before any trial runs
     optuna = _optuna()
     loaded = get_plugins(plugins)
+    _check_metric(first, tune_config.metric, loaded)  # before the search folder exists
     folder = Path(output) if output is not None else Path("runs") / f"{base.name}-tune"
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -104,7 +104,7 @@ BAD_CONFIGS = [
     ),
     ({"name": "my run!"}, "name = 'my run!'"),
     ({"train": {"stages": [{"epochs": 1, "trainable": "heads"}]}}, "train.stages[0].trainable"),
-    ({"data": None}, "data = None: Input should be a valid dictionary"),
+    ({"data": None}, "data = None: expected a mapping with the fields source, options"),
     (
         {"train": {"optimizer": {"name": "adam", "momentum": 0.9}}},
         "momentum applies to sgd and rmsprop, not adam",

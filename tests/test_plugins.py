@@ -218,3 +218,64 @@ def test_a_plugin_already_loaded_from_its_entry_point_can_also_be_passed(tmp_pat
 
     plugins = load_plugins([kplug_fake_good])
     assert plugins.registry.get("head", "good-head").provider == "kplug-fake-good 1.2.3"
+
+
+LATER_HOOK_RAISES = """
+    import kplug
+    from kplug.builtin.backbones import mlp
+
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        register("early-mlp", mlp)
+
+    @kplug.hookimpl
+    def kplug_register_heads(register):
+        raise KeyError("heads")
+
+    @kplug.hookimpl
+    def kplug_on_fit_start(trainer, model):
+        raise AssertionError("a disabled plugin's lifecycle hook ran")
+"""
+
+
+def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_later", LATER_HOOK_RAISES)
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_later")
+    plugins = load_plugins()
+    [failure] = [f for f in plugins.failures if f.name == "kplug-fake-later 1.2.3"]
+    assert failure.error == "kplug_register_heads raised KeyError: 'heads'"
+    assert failure.provides == (("backbone", "early-mlp"),)
+    assert "early-mlp" not in plugins.registry.names("backbone")  # registered by its earlier hook, removed
+    assert not plugins.manager.has_plugin("kplug_fake_later")
+    assert "kplug_fake_later" not in plugins.versions()
+    plugins.call_hook("kplug_on_fit_start", trainer=None, model=None)  # its hook no longer runs
+    with pytest.raises(kplug.ConfigError, match="comes from the plugin kplug-fake-later 1.2.3, which failed"):
+        plugins.component("backbone", "early-mlp", "model.backbone.name")
+
+
+def test_a_lifecycle_hook_of_a_plugin_passed_in_python_raises_unchanged():
+    class Tracker:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_fit_end(trainer, result):
+            raise ConnectionError("server down")
+
+    plugins = load_plugins([Tracker()], entry_points=False)
+    with pytest.raises(ConnectionError, match="server down"):  # the caller's own plugin, e.g. control flow
+        plugins.call_hook("kplug_on_fit_end", trainer=None, result=None)
+
+
+def test_a_name_two_installed_plugins_claim_is_refused_but_a_builtin_is_not(tmp_path, monkeypatch):
+    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_dup", DUPLICATE_PLUGIN)  # claims 'mlp'
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _install_fake_distribution(first, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    _install_fake_distribution(second, monkeypatch, "kplug_fake_again", GOOD_PLUGIN)  # 'good-head' again
+    monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_dup,kplug_fake_good,kplug_fake_again")
+    plugins = load_plugins()
+    assert plugins.component("backbone", "mlp").provider == "kplug 0.1.0 (built-in)"
+    with pytest.raises(
+        kplug.ConfigError, match="head 'good-head' is registered by kplug-fake-.* and also by"
+    ):
+        plugins.component("head", "good-head", "model.heads[0].name")

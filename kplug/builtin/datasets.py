@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +72,21 @@ def idx(images: str, labels: str | None = None, scale: bool = True) -> Examples:
 
 def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Examples:
     """A NumPy .npz archive: one array of features and one array per target (default 'y' as label)."""
+    with open(path, "rb") as handle:  # a missing file raises FileNotFoundError, reported by the caller
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04":
+        raise DataError(
+            f"{path}: not an .npz archive (a zip of .npy arrays, as numpy.savez writes); "
+            f"the file starts with {magic!r}."
+        )
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise DataError(f"{path}: not a readable .npz archive ({error}).") from None
+        raise DataError(
+            f"{path}: not a readable .npz archive ({error}); is it truncated or corrupt?"
+        ) from None
     with archive:
         if features not in archive:
             raise DataError(f"{path}: no array '{features}'; arrays: {', '.join(archive.files)}.")
@@ -86,6 +97,8 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
         try:
             found = {("label" if name == "y" else name): archive[name] for name in names}
             return Examples(archive[features], found)
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+            raise DataError(f"{path}: the .npz archive is truncated or corrupt ({error}).") from None
         except ValueError as error:
             if "allow_pickle" not in str(error):
                 raise
@@ -98,9 +111,19 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
 def _read_rows(path: str, delimiter: str, header: bool) -> tuple[list[str] | None, list[list[str]]]:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL))
+            reader = csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+            try:
+                rows = list(reader)
+            except csv.Error as error:
+                raise DataError(
+                    f"{path}, line {reader.line_num}: not readable as delimited text ({error}); "
+                    f"check for an unclosed quote (it runs the rest of the file into one field)."
+                ) from None
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8.") from None
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start : error.start + 1]!r}); "
+            f"save it as UTF-8."
+        ) from None
     rows = [row for row in rows if row]
     if header:
         if not rows:
@@ -158,6 +181,14 @@ def table(
             raise DataError(
                 _non_numeric_message(path, matrix, feature_indices, columns, label_index)
             ) from None
+        if not np.isfinite(values).all():
+            row, position = np.argwhere(~np.isfinite(values))[0]
+            index = feature_indices[position]
+            name = columns[index] if columns else str(index)
+            raise DataError(
+                f"{path}: feature column {name!r} holds {str(matrix[row, position])!r} on data row {row + 1}; "
+                f"features must be finite numbers (no nan or inf). Fill or drop those rows."
+            )
     targets: dict[str, Any] = {}
     if label_index is not None:
         targets["label"] = _parse_labels(np.asarray([row[label_index] for row in rows]))
@@ -205,10 +236,17 @@ def tsv(
 
 def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Examples:
     """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``)."""
-    found = {name: np.asarray(values) for name, values in (targets or {}).items()}
-    if y is not None:
-        found["label"] = np.asarray(y)
-    return Examples(np.asarray(x), found)
+    try:
+        found = {name: np.asarray(values) for name, values in (targets or {}).items()}
+        if y is not None:
+            found["label"] = np.asarray(y)
+        features = np.asarray(x)
+    except ValueError as error:
+        raise DataError(
+            f"data.options: arrays x, y and targets must be rectangular (every row the same length): "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    return Examples(features, found)
 
 
 @hookimpl

@@ -27,6 +27,18 @@ def kplug_add_commands(commands):
 
 
 @kplug.hookimpl
+def kplug_configure(config):
+    """Check a distillation run's ``distill`` section and teacher before anything is built."""
+    distill.configure(config)
+
+
+@kplug.hookimpl
+def kplug_training_model(trainer, model):
+    """Train a run with a ``distill`` section through a ``Distiller`` holding the teacher."""
+    return distill.training_model(trainer, model)
+
+
+@kplug.hookimpl
 def kplug_on_fit_start(trainer, model):
     """Add LoRA adapters before the first stage."""
     lora.on_fit_start(trainer, model)
@@ -40,9 +52,10 @@ def kplug_on_stage_start(trainer, model, stage):
 
 @kplug.hookimpl
 def kplug_on_fit_end(trainer, result):
-    """Write the merged LoRA model; report LoRA and pruning."""
+    """Write the merged LoRA model; report LoRA, pruning and distillation."""
     lora.on_fit_end(trainer, result)
     pruning.on_fit_end(trainer, result)
+    distill.on_fit_end(trainer, result)
 
 
 from kplug_compress.quantize import QuantizeResult, add_quantize_command, quantize_run  # noqa: E402

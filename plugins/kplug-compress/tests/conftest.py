@@ -9,28 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import keras
 import kplug
 import pytest
+from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 import kplug_compress
 
 REPO = Path(__file__).resolve().parents[3]
 MNIST = REPO / "examples" / "data" / "mnist"
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
-
-
-def pytest_collection_modifyitems(config, items):
-    backend = keras.backend.backend()
-    for item in items:
-        marker = item.get_closest_marker("backends")
-        if marker and backend not in marker.args:
-            item.add_marker(
-                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
-            )
 
 
 @pytest.fixture(scope="session")

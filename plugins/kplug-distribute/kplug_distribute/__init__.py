@@ -6,6 +6,8 @@ Registers these distribution components (``distribution: {name: ...}``):
 - ``model-parallel`` (jax): ``keras.distribution.ModelParallel`` with a mesh and
   layout rules from the config.
 - ``mirrored`` (tensorflow): ``tf.distribute.MirroredStrategy``.
+- ``multi-worker-mirrored`` (tensorflow): ``tf.distribute.MultiWorkerMirroredStrategy``,
+  one process per worker (``kplug train --nproc N`` or ``TF_CONFIG`` on every host).
 - ``ddp`` (torch): DistributedDataParallel, one process per device
   (``kplug train --nproc N`` or torchrun).
 
@@ -43,6 +45,13 @@ def kplug_register_distributions(register: Register) -> None:
         backends=("tensorflow",),
         auto=tf_strategies.offer_mirrored,
         auto_priority=10,
+    )
+    register(
+        "multi-worker-mirrored",
+        tf_strategies.MultiWorkerMirrored,
+        backends=("tensorflow",),
+        auto=tf_strategies.offer_multi_worker,
+        auto_priority=20,  # a launched group of workers comes before one process's devices
     )
     register(
         "ddp",

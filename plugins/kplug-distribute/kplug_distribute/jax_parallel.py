@@ -96,13 +96,6 @@ class DataParallel(kplug.Distribution):
 
         return batches if self.processes == 1 else ProcessShard(batches, self.rank, self.processes)
 
-    def fit_inputs(self, x: Any, y: Any, batch_size: int, seed: int) -> dict[str, Any]:
-        if self.processes == 1:
-            return super().fit_inputs(x, y, batch_size, seed)
-        from kplug_distribute.batches import ArrayBatches
-
-        return {"x": self.shard_batches(ArrayBatches(x, y, batch_size, seed)), "y": None, "batch_size": None}
-
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
         placement = {
             "strategy": self.name,
@@ -277,13 +270,6 @@ class ModelParallel(kplug.Distribution):
         from kplug_distribute.batches import ProcessShard
 
         return batches if self.processes == 1 else ProcessShard(batches, self.rank, self.processes)
-
-    def fit_inputs(self, x: Any, y: Any, batch_size: int, seed: int) -> dict[str, Any]:
-        if self.processes == 1:
-            return super().fit_inputs(x, y, batch_size, seed)
-        from kplug_distribute.batches import ArrayBatches
-
-        return {"x": self.shard_batches(ArrayBatches(x, y, batch_size, seed)), "y": None, "batch_size": None}
 
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
         placement = {

@@ -134,11 +134,6 @@ class DistributedDataParallel(kplug.Distribution):
 
         return ProcessShard(batches, self.rank, self.processes)
 
-    def fit_inputs(self, x: Any, y: Any, batch_size: int, seed: int) -> dict[str, Any]:
-        from kplug_distribute.batches import ArrayBatches
-
-        return {"x": self.shard_batches(ArrayBatches(x, y, batch_size, seed)), "y": None, "batch_size": None}
-
     def prepare_stage(self, model: keras.Model) -> None:
         """Wrap the compiled model for this stage's trainable set and route ``fit`` through it."""
         import torch

@@ -52,22 +52,6 @@ def run_config(output: str, distribution: dict, **overrides) -> dict:
     return config
 
 
-def use_kplug_batch_order() -> None:
-    """Make one-process runs read the seeded global batch order multi-process runs shard.
-
-    ``Model.fit`` shuffles arrays its own way; a multi-process run reads
-    ``ArrayBatches``' order instead, so the one-device reference must read it too.
-    """
-    import kplug.distribution
-
-    from kplug_distribute.batches import ArrayBatches
-
-    def fit_inputs(self, x, y, batch_size, seed):
-        return {"x": ArrayBatches(x, y, batch_size, seed), "y": None, "batch_size": None}
-
-    kplug.distribution.Distribution.fit_inputs = fit_inputs
-
-
 def run_case(root: Path, case: dict) -> dict:
     """Train one case; a ``KplugError`` is returned as data, so tests can check bad input."""
     import kplug
@@ -85,8 +69,6 @@ def run_case(root: Path, case: dict) -> dict:
         x, y = blobs()
         np.savez(root / "blobs.npz", x=x, y=y)
         config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
-    if case.get("kplug_batch_order"):
-        use_kplug_batch_order()
     if "init_from" in case:
         config["model"]["backbone"]["init"] = {"from": str(root / case["init_from"])}
     try:

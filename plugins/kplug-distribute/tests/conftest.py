@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,30 +12,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 CASE = Path(__file__).with_name("case.py")
 REPO = Path(__file__).resolve().parents[3]
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
-
-
-def pytest_collection_modifyitems(config, items):
-    backend = keras.backend.backend()
-    for item in items:
-        marker = item.get_closest_marker("backends")
-        if marker and backend not in marker.args:
-            item.add_marker(
-                pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
-            )
 
 
 def run_cases(root: Path, cases: list[dict], backend: str, env: dict[str, str] | None = None) -> dict:
     """Run ``case.py`` in a new process (device counts are fixed when a backend starts)."""
     environment = {**os.environ, "KERAS_BACKEND": backend, **(env or {})}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG"):
         environment.pop(name, None)
     done = subprocess.run(
         [sys.executable, str(CASE), str(root), json.dumps(cases)],
@@ -65,6 +53,31 @@ def launch_cli(cwd: Path, argv: list[str], backend: str, **env: str) -> str:
     return output
 
 
+# A 2-process run checkpoints every 2 of its 6 batches per epoch and keeps them all; its resumed
+# copy starts from the middle of epoch 2 (a sharded, part-trained epoch, then a whole one).
+CHECKPOINTS = {"checkpoint_every_steps": 2, "keep_checkpoints": 20}
+MIDDLE = "epoch00001-batch000004-stage00"
+
+
+def interrupted_copy(run_dir: Path, copy: Path, last: str = MIDDLE) -> Path:
+    """``run_dir`` as it was when checkpoint ``last`` was the newest: a run interrupted there.
+
+    The later checkpoints are removed; ``--resume`` trims the metrics log back to the
+    checkpoint and overwrites the final model and report.
+    """
+    shutil.copytree(run_dir, copy)
+    checkpoints = sorted((copy / "checkpoints").iterdir())
+    assert last in [c.name for c in checkpoints], [c.name for c in checkpoints]
+    for later in checkpoints[[c.name for c in checkpoints].index(last) + 1 :]:
+        shutil.rmtree(later)
+    return copy
+
+
+def load_weights(path: Path) -> list[np.ndarray]:
+    """The weights of a saved ``.keras`` model, loaded on one device in this process."""
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
 def weights(path: Path) -> list[np.ndarray]:
     """The arrays ``case.py`` saved, in model order."""
     saved = np.load(path)
@@ -80,6 +93,6 @@ def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 @pytest.fixture(autouse=True)
 def _clean_process_env(monkeypatch, tmp_path):
     """No test inherits a launched group's variables, and each runs in its own directory."""
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TF_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)

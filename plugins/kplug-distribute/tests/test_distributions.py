@@ -9,14 +9,21 @@ import kplug
 import numpy as np
 import pytest
 from case import run_config
+from kplug.batches import TrainingBatches
 from kplug.cli import main
 from kplug.distribution import launch
 
 import kplug_distribute
-from kplug_distribute.batches import ArrayBatches, ProcessShard
+from kplug_distribute.batches import ProcessShard
 
 BACKEND = keras.backend.backend()
-STRATEGIES = {"data-parallel": "jax", "model-parallel": "jax", "mirrored": "tensorflow", "ddp": "torch"}
+STRATEGIES = {
+    "data-parallel": "jax",
+    "model-parallel": "jax",
+    "mirrored": "tensorflow",
+    "multi-worker-mirrored": "tensorflow",
+    "ddp": "torch",
+}
 
 
 @pytest.fixture
@@ -83,19 +90,26 @@ def test_launch_refuses_zero_processes():
 
 
 def test_process_shards_make_up_each_global_batch():
+    """Two processes reading kplug's batch stream keep complementary halves of every global batch."""
     x = np.arange(40, dtype="float32").reshape(20, 2)
     y = np.arange(20)
-    batches = ArrayBatches(x, y, batch_size=8, seed=3)
-    again = ArrayBatches(x, y, batch_size=8, seed=3)
-    shards = [ProcessShard(ArrayBatches(x, y, batch_size=8, seed=3), rank, 2) for rank in range(2)]
-    assert len(batches) == 3 and shards[0].num_batches == 3
-    for index in range(3):
+    batches = TrainingBatches(x, y, batch_size=8, seed=3)
+    shards = [ProcessShard(TrainingBatches(x, y, batch_size=8, seed=3), rank, 2) for rank in range(2)]
+    assert batches.batches_per_epoch == 3 and shards[0].num_batches is None  # an endless stream
+    epochs = []
+    for index in range(6):  # two epochs of the stream
         whole_x, whole_y = batches[index]
-        np.testing.assert_array_equal(whole_y, again[index][1])  # same order in every process
         parts = [shard[index] for shard in shards]
+        assert [len(p[1]) for p in parts] == [len(whole_y) // 2] * 2
         np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), whole_x)
         np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), whole_y)
-    first = batches[0][1].copy()
-    batches.on_epoch_end()
-    assert sorted(np.concatenate([batches[i][1] for i in range(3)])) == list(range(20))
-    assert not np.array_equal(first, batches[0][1])  # reshuffled each epoch
+        epochs.append(whole_y)
+    first, second = np.concatenate(epochs[:3]), np.concatenate(epochs[3:])
+    assert sorted(first) == sorted(second) == list(range(20))  # each epoch visits every example once
+    assert not np.array_equal(first, second)  # in a new order
+
+
+def test_a_shard_refuses_a_batch_that_does_not_split():
+    x, y = np.zeros((9, 2), dtype="float32"), np.zeros(9)
+    with pytest.raises(ValueError, match="batch 0 has 9 rows, which do not split over 2 processes"):
+        ProcessShard(TrainingBatches(x, y, batch_size=9, seed=0), 0, 2)[0]

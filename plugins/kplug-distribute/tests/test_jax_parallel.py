@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 
-import keras
 import pytest
 import yaml
 from case import run_config
-from conftest import launch_cli, max_difference, run_cases, weights
+from conftest import (
+    CHECKPOINTS,
+    interrupted_copy,
+    launch_cli,
+    load_weights,
+    max_difference,
+    run_cases,
+    weights,
+)
 
 pytestmark = pytest.mark.backends("jax")
 
@@ -41,7 +48,7 @@ CASES = [
         "init_from": "single",
     },
     {"label": "load_dp", "run": "dp"},
-    {"label": "single_kplug_order", "npz": True, "kplug_batch_order": True},  # last: it patches the order
+    {"label": "single_npz", "npz": True},  # the 2-process run reads the same npz file
     {"label": "load_mp", "run": "mp"},
     {
         "label": "bad_mesh",
@@ -183,23 +190,44 @@ def test_last_batch_not_divisible_by_replicas(results):
     assert "the validation split has 46 examples" in message and "last batch has 14" in message
 
 
-def test_two_processes_of_two_devices_equal_one_device(results, tmp_path):
-    """`kplug train --nproc 2`: jax.distributed over 2 processes x 2 host devices, gloo collectives."""
-    root, found = results
+@pytest.fixture(scope="module")
+def group(results, tmp_path_factory):
+    """`kplug train --nproc 2` (2 processes x 2 host devices, `auto`), then its copy interrupted in the
+    middle of epoch 2 and resumed with `kplug train --resume RUN_DIR --nproc 2`."""
+    root, _ = results
+    tmp_path = tmp_path_factory.mktemp("jax-group")
     config = run_config(str(tmp_path / "two"), {"name": "auto"})  # auto: data-parallel in a process group
     config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+    config["output"].update(CHECKPOINTS)
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    output = launch_cli(
-        tmp_path,
-        ["train", "run.yaml", "--nproc", "2"],
-        "jax",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    output = launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "jax", **flags)
+    resumed = interrupted_copy(tmp_path / "two", tmp_path / "resumed")
+    resume_output = launch_cli(tmp_path, ["train", "--resume", str(resumed), "--nproc", "2"], "jax", **flags)
+    return root, tmp_path, output, resume_output
+
+
+def test_two_processes_of_two_devices_equal_one_device(group):
+    """jax.distributed over 2 processes x 2 host devices, gloo collectives, one 4-device mesh."""
+    root, tmp_path, output, _ = group
     assert output.count("Run directory:") == 1  # rank 0 reports
     report = json.loads((tmp_path / "two" / "report.json").read_text())
     assert report["distribution"]["strategy"] == "data-parallel"
     assert report["distribution"]["processes"] == 2 and report["distribution"]["replicas"] == 4
-    two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False).get_weights()
-    difference = max_difference(weights(root / "single_kplug_order/weights.npz"), two)
+    two = load_weights(tmp_path / "two" / "model.keras")
+    difference = max_difference(weights(root / "single_npz/weights.npz"), two)
     print(f"2 processes x 2 devices vs one device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+
+
+def test_resumed_two_processes_equal_the_uninterrupted_run(group):
+    _, tmp_path, _, resume_output = group
+    assert "Resuming" in resume_output and "epoch 2" in resume_output
+    assert resume_output.count("Run directory:") == 1
+    difference = max_difference(
+        load_weights(tmp_path / "two" / "model.keras"), load_weights(tmp_path / "resumed" / "model.keras")
+    )
+    print(
+        f"2 processes x 2 devices resumed mid-epoch vs uninterrupted: max weight difference {difference:.3g}"
+    )
     assert difference < TOLERANCE

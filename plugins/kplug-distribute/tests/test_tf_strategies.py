@@ -1,13 +1,33 @@
-"""TensorFlow MirroredStrategy over 2 logical CPU devices, against one device.
+"""TensorFlow against one device: MirroredStrategy over 2 logical CPU devices, and
+MultiWorkerMirroredStrategy over 2 processes started by ``kplug train --nproc 2``.
 
-Logical devices can be set only before TensorFlow starts, so the cases run in one
-fresh process (``mirrored`` with ``cpu_devices: 2`` sets them up there).
+Logical devices can be set only before TensorFlow starts, so the one-process cases run in
+one fresh process (``mirrored`` with ``cpu_devices: 2`` sets them up there).
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
+import kplug
 import pytest
-from conftest import max_difference, run_cases, weights
+import yaml
+from case import run_config
+from conftest import (
+    CHECKPOINTS,
+    MIDDLE,
+    interrupted_copy,
+    launch_cli,
+    load_weights,
+    max_difference,
+    run_cases,
+    weights,
+)
+from kplug.metrics import metrics_history, read_metrics
+
+import kplug_distribute
 
 pytestmark = pytest.mark.backends("tensorflow")
 
@@ -20,6 +40,7 @@ CASES = [
     {"label": "load_mirrored", "run": "mirrored"},
     {"label": "bad_batch", "distribution": MIRRORED, "overrides": {"train": {"batch_size": 31}}},
     {"label": "no_gpus", "distribution": {"name": "mirrored"}},
+    {"label": "single_npz", "npz": True},  # the data the 2-worker run reads from a file
 ]
 
 
@@ -59,3 +80,86 @@ def test_mirrored_without_gpus_is_refused(results):
     outcome = results[1]["no_gpus"]
     assert outcome["error"] == "ConfigError" and not outcome["wrote"]
     assert "0 GPU(s) found" in outcome["message"] and "nothing would run in parallel" in outcome["message"]
+
+
+@pytest.fixture(scope="module")
+def workers(results, tmp_path_factory):
+    """`kplug train --nproc 2` with `auto` (2 workers), then its copy interrupted mid-epoch 2, resumed."""
+    root, _ = results
+    tmp_path = tmp_path_factory.mktemp("tf-workers")
+    config = run_config(str(tmp_path / "two"), {"name": "auto"})
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+    config["output"].update(CHECKPOINTS)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    scratch_before = set(Path(tempfile.gettempdir()).glob("kplug-rank*"))
+    output = launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "tensorflow")
+    resumed = interrupted_copy(tmp_path / "two", tmp_path / "resumed")
+    resume_output = launch_cli(tmp_path, ["train", "--resume", str(resumed), "--nproc", "2"], "tensorflow")
+    scratch_left = set(Path(tempfile.gettempdir()).glob("kplug-rank*")) - scratch_before
+    return root, tmp_path, output, resume_output, scratch_left
+
+
+def test_two_workers_equal_one_device(workers):
+    root, tmp_path, output, _, _ = workers
+    placement = json.loads((tmp_path / "two" / "report.json").read_text())["distribution"]
+    assert placement["strategy"] == "multi-worker-mirrored"  # auto, in a launched group
+    assert placement["processes"] == 2 and placement["replicas"] == 2 and placement["rank"] == 0
+    assert len(placement["workers"]) == 2 and set(placement["variables"].values()) == {"mirrored"}
+    two = load_weights(tmp_path / "two" / "model.keras")  # loads on one device
+    difference = max_difference(weights(root / "single_npz/weights.npz"), two)
+    print(f"2 workers vs one device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+    single = metrics_history(root / "single_npz" / "metrics.csv")
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):  # averaged over the workers
+        assert metrics_history(tmp_path / "two" / "metrics.csv")[name] == pytest.approx(
+            single[name], abs=TOLERANCE
+        )
+
+
+def test_only_the_chief_writes_and_its_checkpoints_load_on_one_device(workers):
+    _, tmp_path, output, resume_output, scratch_left = workers
+    assert output.count("Run directory:") == 1 and resume_output.count("Run directory:") == 1
+    assert not scratch_left  # worker 1 wrote to a scratch directory and removed it
+    middle = tmp_path / "two" / "checkpoints" / MIDDLE / "model.keras"
+    assert len(load_weights(middle)) == len(load_weights(tmp_path / "two" / "model.keras"))
+
+
+def test_resumed_two_workers_equal_the_uninterrupted_run(workers):
+    _, tmp_path, _, resume_output, _ = workers
+    assert "Resuming" in resume_output and "epoch 2" in resume_output
+    difference = max_difference(
+        load_weights(tmp_path / "two" / "model.keras"), load_weights(tmp_path / "resumed" / "model.keras")
+    )
+    print(f"2 workers resumed mid-epoch vs uninterrupted: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+    resumed, uninterrupted = (metrics_history(tmp_path / run / "metrics.csv") for run in ("resumed", "two"))
+    assert [row["epoch"] for row in read_metrics(tmp_path / "resumed" / "metrics.csv")] == [1, 2, 3]
+    for name in ("val_loss", "val_accuracy"):  # the training metrics of epoch 2 cover its last batches only
+        assert resumed[name] == pytest.approx(uninterrupted[name], abs=TOLERANCE)
+
+
+def test_multi_worker_outside_a_cluster_is_refused(tmp_path):
+    plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
+    config = run_config(str(tmp_path / "alone"), {"name": "multi-worker-mirrored"})
+    with pytest.raises(
+        kplug.ConfigError, match="TF_CONFIG is not set, so this process is not one of a group"
+    ):
+        kplug.fit(config, plugins=plugins)
+    assert not (tmp_path / "alone").exists()
+
+
+def test_tf_config_gives_each_task_its_rank(monkeypatch):
+    from kplug.distribution import tf_config
+
+    from kplug_distribute.tf_strategies import read_tf_config
+
+    monkeypatch.setenv("TF_CONFIG", tf_config([2001, 2002, 2003], 2))  # what `--nproc 3` sets
+    assert read_tf_config() == (["127.0.0.1:2001", "127.0.0.1:2002", "127.0.0.1:2003"], 2)
+    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert read_tf_config() == (["a:1", "b:1", "c:1"], 1)  # the chief is rank 0
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "ps", "index": 0}}))
+    with pytest.raises(kplug.ConfigError, match="TF_CONFIG=.*one of the cluster's chief or worker tasks"):
+        read_tf_config()
+    monkeypatch.delenv("TF_CONFIG")
+    assert read_tf_config() is None

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 from case import blobs
-from conftest import REPO, max_difference
+from conftest import CHECKPOINTS, REPO, interrupted_copy, launch_cli, load_weights, max_difference
 
 import kplug_distribute
 
@@ -53,7 +53,7 @@ def _config(tmp_path, output, distribution="ddp"):
             "optimizer": {"name": "sgd", "learning_rate": 0.1},
         },
         "distribution": {"name": distribution},
-        "output": {"dir": str(output)},
+        "output": {"dir": str(output), **CHECKPOINTS},
     }
 
 
@@ -101,31 +101,52 @@ def runs(tmp_path_factory):
     finally:
         for name, value in previous.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    single = kplug.fit(_config(tmp_path, tmp_path / "single", "single-device"), plugins=plugins)
     output, _ = launched.communicate(timeout=600)
     assert launched.returncode == 0, output[-4000:]
-    return tmp_path, one, output, set(Path(tempfile.gettempdir()).glob("kplug-rank*")) - scratch_before
+    scratch_left = set(Path(tempfile.gettempdir()).glob("kplug-rank*")) - scratch_before
+    return tmp_path, one, output, scratch_left, single
 
 
 def test_two_processes_equal_one(runs):
-    tmp_path, one, _, _ = runs
+    tmp_path, one, _, _, single = runs
     two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False)  # loads on one device
     assert max_difference(one.model.get_weights(), two.get_weights()) < TOLERANCE
+    difference = max_difference(single.model.get_weights(), two.get_weights())
+    print(f"2 ddp processes vs single-device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE  # every strategy reads kplug's batch stream in the same order
 
 
 def test_metrics_are_averaged_over_processes(runs):
-    tmp_path, one, _, _ = runs
+    tmp_path, one, _, _, _ = runs
     for a, b in zip(_metrics(one.run_dir), _metrics(tmp_path / "two"), strict=True):
         assert a == pytest.approx(b, abs=TOLERANCE)
 
 
 def test_report_names_the_group_and_only_rank_0_writes(runs):
-    tmp_path, one, output, scratch_left = runs
+    tmp_path, one, output, scratch_left, _ = runs
     report = yaml.safe_load((tmp_path / "two" / "report.json").read_text())
     assert report["distribution"]["strategy"] == "ddp"
     assert report["distribution"]["processes"] == 2 and report["distribution"]["backend"] == "gloo"
     assert one.report["distribution"]["processes"] == 1
     assert output.count("Run directory:") == 1
     assert not scratch_left  # rank 1 wrote to a scratch directory and removed it
+
+
+def test_resumed_two_processes_equal_the_uninterrupted_run(runs):
+    """The 2-process run interrupted in the middle of epoch 2, resumed by `kplug train --resume --nproc 2`."""
+    tmp_path, _, _, _, _ = runs
+    resumed = interrupted_copy(tmp_path / "two", tmp_path / "resumed")
+    output = launch_cli(tmp_path, ["train", "--resume", str(resumed), "--nproc", "2"], "torch")
+    assert "Resuming" in output and "epoch 2" in output and output.count("Run directory:") == 1
+    difference = max_difference(
+        load_weights(tmp_path / "two" / "model.keras"), load_weights(resumed / "model.keras")
+    )
+    print(f"2 processes resumed mid-epoch vs uninterrupted: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+    assert [row["epoch"] for row in _metrics(resumed)] == [1, 2, 3]
+    for a, b in zip(_metrics(tmp_path / "two"), _metrics(resumed), strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=TOLERANCE)
 
 
 def test_ddp_outside_a_launched_group_is_refused(tmp_path, plugins):
