@@ -141,7 +141,7 @@ def test_a_keras_model_with_code_is_refused_by_safe_mode(blobs, tmp_path, marker
     x, y = blobs
     config = blob_config(x, y)
     config["model"]["backbone"]["init"] = {"from": str(tmp_path / "lambda.keras")}
-    with pytest.raises(kplug.CheckpointError, match="safe_mode"):
+    with pytest.raises(kplug.CheckpointError, match="safe.mode"):
         kplug.fit(config, plugins=plugins)
 
 
