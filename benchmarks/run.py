@@ -94,22 +94,31 @@ def text_status() -> str | None:
     return None
 
 
-def reuse(results: dict[str, Any], old: dict[str, Any]) -> None:
-    """Fill the sections this run skipped from an earlier run, recording which and from where."""
+def reuse(results: dict[str, Any], old: dict[str, Any], measured: set[tuple[str, str]]) -> None:
+    """Fill the sections this run skips from an earlier run, recording which and from where.
+
+    ``measured`` holds the (backend, section) pairs this run measures, or will: those are never
+    copied, even before their backend's turn.
+    """
     taken = []
     for backend, found in old["backends"].items():
         target = results["backends"].setdefault(backend, {})
         for section, value in found.items():
-            if section not in target and section not in (
-                "load_before",
-                "load_after",
-                "torch_threads",
-                "backend",
+            if (
+                section not in target
+                and (backend, section) not in measured
+                and section
+                not in (
+                    "load_before",
+                    "load_after",
+                    "torch_threads",
+                    "backend",
+                )
             ):
                 target[section] = value
                 taken.append(f"{backend}/{section}")
     for backend, sides in old.get("rss", {}).items():
-        if backend not in results["rss"]:
+        if backend not in results["rss"] and (backend, "rss") not in measured:
             results["rss"][backend] = sides
             taken.append(f"{backend}/rss")
     results["reused"] = {"sections": taken, "command": old["command"], "started": old["started"]}
@@ -169,7 +178,8 @@ def save(results: dict[str, Any], args: argparse.Namespace) -> None:
     """Write the JSON and the markdown of what has been measured so far."""
     complete = json.loads(json.dumps(results))  # reuse() must not change what this run measured
     if args.reuse:
-        reuse(complete, json.loads(Path(args.reuse).read_text()))
+        measured = {(b, s) for b in args.backends.split(",") for s in args.sections.split(",")}
+        reuse(complete, json.loads(Path(args.reuse).read_text()), measured)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(complete, indent=1))
     write_markdown(complete, Path(args.markdown), json_path=Path(args.json))

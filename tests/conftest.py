@@ -28,13 +28,22 @@ def _in_tmp_dir(tmp_path, monkeypatch):
     clear_plugin_environment(monkeypatch)
 
 
+def mnist_data(limit: int | None = None) -> dict:
+    """The ``data`` section reading the MNIST slice shipped in examples/data (first ``limit`` rows)."""
+    data = {
+        "source": "idx",
+        "options": {
+            "images": str(MNIST / "images-idx3-ubyte.gz"),
+            "labels": str(MNIST / "labels-idx1-ubyte.gz"),
+        },
+    }
+    return data if limit is None else {**data, "limit": limit}
+
+
 @pytest.fixture
 def mnist_options():
     """Options of the idx source for the MNIST slice shipped in examples/data."""
-    return {
-        "images": str(MNIST / "images-idx3-ubyte.gz"),
-        "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-    }
+    return mnist_data()["options"]
 
 
 @pytest.fixture

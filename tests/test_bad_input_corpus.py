@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import MNIST
+from conftest import MNIST, mnist_data
 
 import kplug.errors
 import kplug.plugins
@@ -42,14 +42,7 @@ def base_config() -> dict[str, Any]:
     """The valid run every ``config:`` edit starts from: a small MLP on 120 MNIST digits."""
     return {
         "name": "bad",
-        "data": {
-            "source": "idx",
-            "options": {
-                "images": str(MNIST / "images-idx3-ubyte.gz"),
-                "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-            },
-            "limit": 120,
-        },
+        "data": mnist_data(limit=120),
         "model": {
             "backbone": {"name": "mlp", "options": {"units": [8]}},
             "heads": [{"name": "classification"}],

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import MNIST
+from conftest import mnist_data
 
 import kplug.plugins
 from kplug.cli import main
@@ -84,14 +84,7 @@ def installed(tmp_path, monkeypatch):
 def write_config(path: Path, backbone: str = "mlp") -> Path:
     config = {
         "name": "isolation",
-        "data": {
-            "source": "idx",
-            "options": {
-                "images": str(MNIST / "images-idx3-ubyte.gz"),
-                "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-            },
-            "limit": 120,
-        },
+        "data": mnist_data(limit=120),
         "model": {
             "backbone": {"name": backbone, "options": {"units": [8]}},
             "heads": [{"name": "classification"}],
