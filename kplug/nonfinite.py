@@ -4,7 +4,10 @@ default), or skip that batch's update (``skip_batch``).
 ``stop``: ``NonFiniteLossGuard`` reads the loss Keras logs after each batch (a running mean
 over the epoch, so it turns nan/inf at the first bad batch) and raises ``TrainingError``
 naming the epoch, the batch and the last checkpoint written before it. It is dispatched
-like Keras' own asynchronous callbacks, so it adds no device sync to the train step.
+like Keras' own asynchronous callbacks, so it adds no device sync to the train step; when no
+other callback needs synchronous batch hooks, Keras runs it on a thread pool, so the batch it
+names can be a few after the first non-finite one (whose loss was inf where this one's is nan).
+Either way training stops within the epoch, before that epoch's checkpoint.
 
 ``skip_batch``: ``SkipNonFiniteOptimizer`` wraps the stage's optimizer inside the compiled
 train step: when the loss or any gradient is not finite, the update is not applied (the
