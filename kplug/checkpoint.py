@@ -104,6 +104,19 @@ TORCH_RNG = "torch_cpu_rng"
 METRIC_PREFIX = "metric"
 
 
+def sync_model_state(model: keras.Model) -> None:
+    """Mid-epoch, the jax trainer holds the current values outside the model: write them back."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+def batches_done(state: TrainingState, first_batch: int, epoch: int, batches: int) -> int:
+    """Batches of epoch ``epoch`` trained so far: ``batches`` in this ``fit`` call, plus those
+    trained before a mid-epoch resume when ``epoch`` is the one it resumed in."""
+    return batches + (first_batch if epoch == state.epoch else 0)
+
+
 class RestoreMetrics(keras.callbacks.Callback):
     """Add back the training metrics' running sums of an epoch resumed mid-way.
 
@@ -121,9 +134,7 @@ class RestoreMetrics(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.values:
             return
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:  # the jax trainer holds the current values outside the model (re-read after)
-            sync()
+        sync_model_state(self.model)  # re-read by the jax trainer after this callback
         variables = self.model.metrics_variables
         if len(variables) == len(self.values):
             for variable, value in zip(variables, self.values, strict=True):
@@ -275,6 +286,11 @@ class Checkpointer(keras.callbacks.Callback):
             return
         write_checkpoint(self.run_dir, self.model, self._state(epoch + 1, 0), self.keep)
 
+    def _write_mid_epoch(self, done: int) -> Checkpoint:
+        """Checkpoint the current epoch after its first ``done`` batches."""
+        sync_model_state(self.model)
+        return write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep)
+
     def _state(self, epoch: int, batch: int) -> TrainingState:
         return TrainingState(
             self.state.stage,
@@ -292,11 +308,8 @@ class StepCheckpointer(Checkpointer):
     callback with batch hooks makes Keras dispatch every batch's callbacks)."""
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        done = batch + 1 + (self.first_batch if self._epoch == self.state.epoch else 0)
+        done = batches_done(self.state, self.first_batch, self._epoch, batch + 1)
         last = batch + 1 == (self.params or {}).get("steps")  # the epoch checkpoint covers it
         if not self.every_steps or last or done % self.every_steps or done % self.accumulation:
             return
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:  # mid-epoch, the jax trainer holds the current values outside the model
-            sync()
-        write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep)
+        self._write_mid_epoch(done)

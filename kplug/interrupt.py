@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kplug.checkpoint import Checkpointer, TrainingState, latest_checkpoint, write_checkpoint
+from kplug.checkpoint import Checkpointer, TrainingState, batches_done, latest_checkpoint
 from kplug.rundir import CONFIG_FILE
 
 
@@ -103,7 +103,7 @@ class InterruptCheckpointer(Checkpointer):
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.request.requested:
             return
-        done = batch + (self.first_batch if self._epoch == self.state.epoch else 0)
+        done = batches_done(self.state, self.first_batch, self._epoch, batch)
         if done % self.accumulation:
             return  # finish the accumulation window: no half-accumulated gradient is saved
         if self._epoch == self.state.stage_start and done == 0:
@@ -111,10 +111,7 @@ class InterruptCheckpointer(Checkpointer):
             found = latest_checkpoint(self.run_dir)
             path = found.path if found is not None else None
         else:
-            sync = getattr(self.model, "jax_state_sync", None)
-            if sync is not None:  # the jax trainer holds the current values outside the model
-                sync()
-            path = write_checkpoint(self.run_dir, self.model, self._state(self._epoch, done), self.keep).path
+            path = self._write_mid_epoch(done).path
         raise TrainingInterrupted(self.run_dir, path, self._epoch + 1, done)
 
 

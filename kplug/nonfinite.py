@@ -28,7 +28,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from kplug.checkpoint import TrainingState, complete_checkpoints
+from kplug.checkpoint import TrainingState, batches_done, complete_checkpoints
 from kplug.errors import TrainingError
 from kplug.rundir import CHECKPOINT_DIR
 
@@ -58,7 +58,7 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
-        done = batch + 1 + (self.first_batch if self._epoch == self.state.epoch else 0)
+        done = batches_done(self.state, self.first_batch, self._epoch, batch + 1)
         raise TrainingError(nonfinite_message(self.run_dir, float(loss), self.state.stage, self._epoch, done))
 
 
