@@ -98,13 +98,21 @@ def fresh_compiler() -> None:
 
 
 def run_plain(
-    spec: Spec, x, y, batch: int, epochs: int, settings: dict[str, Any], backup: Path | None = None
+    spec: Spec,
+    x,
+    y,
+    batch: int,
+    epochs: int,
+    settings: dict[str, Any],
+    backup: Path | None = None,
+    nested: bool = True,
 ) -> dict[str, Any]:
     """Plain ``Model.fit``; with ``backup``, plus Keras' own crash safety (``BackupAndRestore``
-    writing the weights and optimizer state every epoch), the like-for-like of kplug's checkpoints."""
+    writing the weights and optimizer state every epoch), the like-for-like of kplug's checkpoints.
+    ``nested=False`` fits the flat twin of the model (see ``plain_keras_model``)."""
     fresh_compiler()
     keras.utils.set_random_seed(0)
-    model = plain_keras_model(spec)
+    model = plain_keras_model(spec, nested)
     compile_plain(model, settings)
     clock = EpochClock()
     callbacks: list[keras.callbacks.Callback] = [clock]
@@ -263,6 +271,9 @@ def section_overhead(args) -> dict[str, Any]:
             x, y = mnist(args.size[name])
             sides = {
                 "plain": lambda spec=spec, x=x, y=y: run_plain(spec, x, y, args.batch, args.epochs, settings),
+                "plain_flat": lambda spec=spec, x=x, y=y: run_plain(
+                    spec, x, y, args.batch, args.epochs, settings, nested=False
+                ),
                 "plain_backup": lambda spec=spec, x=x, y=y: run_plain(
                     spec, x, y, args.batch, args.epochs, settings, backup
                 ),
@@ -320,6 +331,8 @@ def section_overhead(args) -> dict[str, Any]:
                 "ratio_loop": ratios("kplug_no_epoch_checkpoint", "plain"),
                 # crash safety on both sides: kplug's checkpoints against Keras' BackupAndRestore
                 "ratio_with_checkpoints": ratios("kplug", "plain_backup"),
+                # what the model's shape costs: backbone and head as sub-models against one flat graph
+                "ratio_nesting": ratios("plain", "plain_flat"),
                 "kplug_vs_torch_loop": summary["kplug_no_epoch_checkpoint"]["samples_per_second"]
                 / summary["torch_loop"]["samples_per_second"],
             }
@@ -477,7 +490,33 @@ def run_transformers(
     return {"epochs": [b - a for a, b in zip(marks, marks[1:], strict=False)]}
 
 
+def run_plain_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: int, length: int):
+    """Plain ``Model.fit`` on kplug's model without kplug: kplug-text's ``minilm-l6`` backbone (a
+    keras-hub BERT) and a ``Flatten -> Dense`` head, tokenised once up front, Keras' AdamW."""
+    from kplug_text.backbones import minilm_l6, minilm_l6_preprocessor
+
+    fresh_compiler()
+    keras.utils.set_random_seed(0)
+    tokens = minilm_l6_preprocessor(sequence_length=length)(texts)
+    backbone = minilm_l6(sequence_length=length)
+    inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in tokens}
+    head = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(2)], name="label")
+    model = keras.Model(inputs, head(backbone(inputs)))
+    model.compile(
+        optimizer=keras.optimizers.AdamW(5e-5, weight_decay=0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **kplug_settings(),
+    )
+    clock = EpochClock()
+    started = time.perf_counter()
+    model.fit(tokens, labels, batch_size=batch, epochs=epochs, verbose=0, callbacks=[clock])
+    return {"fit_seconds": time.perf_counter() - started, "epochs": clock.epochs()}
+
+
 def run_kplug_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: int, length: int, out: Path):
+    """kplug-text's ``minilm-l6`` through ``kplug.fit``, without per-epoch checkpoints (like both other
+    sides, which save nothing while training)."""
     fresh_compiler()
     EpochClock.made.clear()
     config = {
@@ -493,7 +532,7 @@ def run_kplug_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: in
             "optimizer": {"name": "adamw", "learning_rate": 5e-5, "weight_decay": 0.01},
         },
         "callbacks": [{"name": "bench-epoch-clock"}],
-        "output": {"dir": str(out), "overwrite": True},
+        "output": {"dir": str(out), "overwrite": True, "checkpoint_every": 0},
     }
     result = kplug.fit(config, plugins=kplug.load_plugins([ClockPlugin()]))
     return {"fit_seconds": result.report["timings"]["fit_seconds"], "epochs": EpochClock.made[-1].epochs()}
@@ -507,6 +546,7 @@ def section_text(args) -> dict[str, Any]:
     length, batch = 64, 32
     sides = {
         "transformers": lambda: run_transformers(texts, labels, batch, args.epochs, length),
+        "plain": lambda: run_plain_text(texts, labels, batch, args.epochs, length),
         "kplug": lambda: run_kplug_text(texts, labels, batch, args.epochs, length, Path(scratch) / "run"),
     }
     found: dict[str, Any] = {"size": len(texts), "batch_size": batch, "sequence_length": length, "sides": {}}
