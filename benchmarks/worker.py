@@ -260,6 +260,31 @@ def section_settings(args) -> dict[str, Any]:
     return results
 
 
+def checkpoint_write_ms(spec: Spec, repeats: int = 9) -> dict[str, float]:
+    """One checkpoint write timed directly (median ms) on a trained model: kplug's ``write_checkpoint``
+    (whole ``.keras`` model, RNG states, position; atomic, pruned) against what Keras'
+    ``BackupAndRestore`` writes each epoch (``save_weights``, optimizer included)."""
+    from kplug.checkpoint import TrainingState, write_checkpoint
+
+    model = plain_keras_model(spec)
+    compile_plain(model, kplug_settings())
+    x, y = mnist(256)
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+    times: dict[str, list[float]] = {"keras_backup": [], "kplug": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        writes = {
+            "keras_backup": lambda i: model.save_weights(Path(scratch) / "backup.weights.h5", overwrite=True),
+            "kplug": lambda i: write_checkpoint(Path(scratch), model, TrainingState(0, 0, i)),
+        }
+        for i in range(repeats + 1):
+            for side, write in writes.items():
+                started = time.perf_counter()
+                write(i)
+                if i:  # the first write of each side warms h5py and the file system
+                    times[side].append(1000 * (time.perf_counter() - started))
+    return {side: statistics.median(found) for side, found in times.items()}
+
+
 def section_overhead(args) -> dict[str, Any]:
     """plain Keras vs kplug vs a torch.nn loop on the same data, alternating, ``repeats`` times."""
     settings = kplug_settings()
@@ -333,6 +358,7 @@ def section_overhead(args) -> dict[str, Any]:
                 "ratio_with_checkpoints": ratios("kplug", "plain_backup"),
                 # what the model's shape costs: backbone and head as sub-models against one flat graph
                 "ratio_nesting": ratios("plain", "plain_flat"),
+                "checkpoint_write_ms": checkpoint_write_ms(spec),
                 "kplug_vs_torch_loop": summary["kplug_no_epoch_checkpoint"]["samples_per_second"]
                 / summary["torch_loop"]["samples_per_second"],
             }
