@@ -43,6 +43,7 @@ from kplug.checkpoint import (
     write_checkpoint,
 )
 from kplug.config import RunConfig, dump_config, load_config, parse_config, read_config_file
+from kplug.cpu_matmul import onednn_matmul
 from kplug.distribution import Distribution, build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
 from kplug.freezing import apply_stage_trainable
@@ -443,7 +444,7 @@ class Trainer:
             self.plugins.call_hook("kplug_on_fit_start", trainer=self, model=self.model)
             self._build_training_model()
             self._fit_seconds = 0.0
-            with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt:
+            with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt, onednn_matmul():
                 state = self._run_stages(state, checkpoint)
             self._interrupt = None
             timings["train_seconds"] = time.perf_counter() - started
