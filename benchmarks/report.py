@@ -108,7 +108,8 @@ def overhead_section(results: dict[str, Any]) -> list[str]:
         "(a Model) -> head (a Sequential)`. *sub-models* = that plain model's fit time over the same layers "
         "in one flat graph: what the two sub-model calls per step cost Keras itself, kplug or not.",
         "",
-        f"Compile settings on both sides (kplug's defaults): `{json.dumps(settings)}`.",
+        f"Compile settings on both sides (kplug's defaults): `{json.dumps(settings)}`; on torch both sides "
+        "also train with kplug's oneDNN routing of float32 products (kplug/cpu_matmul.py).",
         "",
     ]
     lines += _table(
@@ -354,9 +355,11 @@ def text_section(results: dict[str, Any]) -> list[str]:
             [
                 backend,
                 shown("transformers"),
+                shown("transformers_onednn"),
                 shown("plain"),
                 shown("kplug"),
                 ratio("kplug", "transformers"),
+                ratio("kplug", "transformers_onednn"),
                 ratio("plain", "kplug"),
                 skipped,
             ]
@@ -372,16 +375,21 @@ def text_section(results: dict[str, Any]) -> list[str]:
         "with plain `Model.fit` and no kplug; alternating in one process per backend; steady samples/s. "
         "The transformers side runs in every backend's process, so its column also shows the run-to-run "
         "noise. Targets: kplug's best backend >= 1.8x transformers, kplug on torch >= 1.0x; "
-        "*kplug/plain time* is kplug's overhead (section 1's target: at most 1.02).",
+        "*kplug/plain time* is kplug's overhead (section 1's target: at most 1.02). On the torch backend "
+        "kplug routes float32 products to oneDNN while training (kplug/cpu_matmul.py; the plain Keras side "
+        "gets the same); *transformers + oneDNN* is transformers with that same torch setting, which its "
+        "users can set themselves.",
         "",
     ]
     return lines + _table(
         [
             "backend",
             "transformers samples/s",
+            "transformers + oneDNN samples/s",
             "plain Keras samples/s",
             "kplug samples/s",
             "kplug / transformers",
+            "kplug / transformers + oneDNN",
             "kplug/plain time",
             "skipped",
         ],

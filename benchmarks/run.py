@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 5)")
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json", default=str(HERE / "results.json"))
-    parser.add_argument("--sections", default="peak,settings,overhead,pipeline,scaling,rss")
+    parser.add_argument("--sections", default="peak,settings,overhead,pipeline,scaling,rss,text")
     parser.add_argument(
         "--reuse",
         default=None,

