@@ -25,8 +25,10 @@ def test_the_three_builds_of_each_model_have_the_same_parameters():
     torch = __import__("torch")
     for spec in bench_models.SPECS.values():
         plain = bench_models.plain_keras_model(spec).count_params()
+        flat = bench_models.plain_keras_model(spec, nested=False)
         native = sum(p.numel() for p in bench_models.torch_model(spec).parameters())
-        assert plain == native
+        assert plain == flat.count_params() == native
+        assert not any(isinstance(layer, keras.Model) for layer in flat.layers)
         assert native > 0 and torch is not None
 
 
@@ -52,7 +54,17 @@ def test_worker_runs_a_tiny_configuration_and_the_report_renders(tmp_path):
     assert found["backend"] == backend
     assert set(found["peak"]) == {"numpy", backend}
     mlp = found["overhead"]["mlp"]
-    assert set(mlp["sides"]) == {"plain", "plain_backup", "kplug", "kplug_no_epoch_checkpoint", "torch_loop"}
+    assert set(mlp["sides"]) == {
+        "plain",
+        "plain_flat",
+        "plain_backup",
+        "kplug",
+        "kplug_no_epoch_checkpoint",
+        "torch_loop",
+    }
+    assert set(mlp["ratio_nesting"]) == {"fit", "fit_per_repeat", "steady"}
+    assert set(mlp["checkpoint_write_ms"]) == {"keras_backup", "kplug"}
+    assert all(ms > 0 for ms in mlp["checkpoint_write_ms"].values())
     assert mlp["size"] == 128 and mlp["parameters"] == 784 * 256 + 256 + 256 * 10 + 10
     for side in mlp["sides"].values():
         assert len(side["runs"]) == 1 and len(side["runs"][0]["epochs"]) == 2
@@ -80,6 +92,35 @@ def test_worker_runs_a_tiny_configuration_and_the_report_renders(tmp_path):
         "Peak resident",
         "Scaling",
         "Not run: no text plugin",
+        "sub-models: nested/flat plain fit",
+        "one write ms (keras / kplug)",
     ):
         assert title in text
     assert "`python benchmarks/run.py --quick`" in text
+
+
+def test_the_minilm_table_gives_both_transformers_ratios_and_kplugs_overhead():
+    sides = {
+        side: {"samples_per_second": rate}
+        for side, rate in {
+            "transformers": 30.0,
+            "transformers_onednn": 60.0,
+            "plain": 50.0,
+            "kplug": 45.0,
+        }.items()
+    }
+    results = {"backends": {"torch": {"text": {"sides": sides}}}}
+    row = next(line for line in report.text_section(results) if line.startswith("| torch"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:7] == ["30.0", "60.0", "50.0", "45.0", "**1.50**", "**0.75**"]
+    assert cells[7] == "**1.11**"  # kplug's time over plain fit's
+
+
+def test_a_minilm_side_that_could_not_run_is_shown_with_its_reason():
+    sides = {
+        "transformers": {"skipped": "ImportError: no transformers"},
+        "kplug": {"samples_per_second": 40.0},
+    }
+    results = {"backends": {"jax": {"text": {"sides": sides}}}}
+    row = next(line for line in report.text_section(results) if line.startswith("| jax"))
+    assert "—" in row and "ImportError: no transformers" in row and "40.0" in row
