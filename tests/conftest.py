@@ -3,6 +3,8 @@ test is about entry points; the backend comes from KERAS_BACKEND (nox runs all t
 
 from __future__ import annotations
 
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,16 @@ def blob_config(x, y, **overrides):
     for key, value in overrides.items():
         config[key] = value
     return config
+
+
+def install_distribution(site: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install module ``name`` (``source``) in ``site`` as a real distribution: a dist-info with a
+    ``kplug`` entry point, version 1.2.3, importable from ``site`` (put first on ``sys.path``)."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{name}.py").write_text(textwrap.dedent(source))
+    info = site / f"{name}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[kplug]\n{name} = {name}\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, name, raising=False)

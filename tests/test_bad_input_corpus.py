@@ -19,14 +19,13 @@ import shutil
 import struct
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from conftest import MNIST, mnist_data
+from conftest import MNIST, install_distribution, mnist_data
 
 import kplug.errors
 import kplug.plugins
@@ -157,16 +156,6 @@ def generate(work: Path, name: str, spec: dict[str, Any], marker: Path) -> None:
     path.write_bytes(data)
 
 
-def install_plugin(site: Path, name: str, source: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real installed distribution (dist-info with a ``kplug`` entry point) in ``site``."""
-    (site / f"{name}.py").write_text(textwrap.dedent(source))
-    info = site / f"{name}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[kplug]\n{name} = {name}\n")
-    monkeypatch.delitem(sys.modules, name, raising=False)
-
-
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     """Every file and directory under ``root`` with its size and modification time."""
     return {
@@ -219,10 +208,8 @@ def install_case_plugins(case: Path, spec: dict[str, Any], site: Path, monkeypat
     plugins = spec.get("plugins") or {}
     if not plugins:
         return
-    site.mkdir()
     for name, file in plugins.items():
-        install_plugin(site, name, (case / "plugins" / file).read_text(), monkeypatch)
-    monkeypatch.syspath_prepend(str(site))
+        install_distribution(site, name, (case / "plugins" / file).read_text(), monkeypatch)
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", ",".join(plugins))
     kplug.plugins._default_plugins.cache_clear()  # what is installed changed
 

@@ -7,13 +7,11 @@ need it go on, `--no-plugins` and KPLUG_DISABLE_PLUGINS leave it out.
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import mnist_data
+from conftest import install_distribution, mnist_data
 
 import kplug.plugins
 from kplug.cli import main
@@ -53,26 +51,14 @@ COMMAND_RAISES = """
 """
 
 
-def install(site: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
-    """A real installed distribution with a ``kplug`` entry point."""
-    site.mkdir(exist_ok=True)
-    (site / f"{name}.py").write_text(textwrap.dedent(source))
-    info = site / f"{name}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[kplug]\n{name} = {name}\n")
-    monkeypatch.delitem(sys.modules, name, raising=False)
-
-
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
     """Install throwaway plugins; only they (and the built-ins) load, reloaded per test."""
     site = tmp_path / "site"
     names: list[str] = []
-    monkeypatch.syspath_prepend(str(site))
 
     def add(name: str, source: str) -> None:
-        install(site, monkeypatch, name, source)
+        install_distribution(site, name, source, monkeypatch)
         names.append(name)
         monkeypatch.setenv("KPLUG_LOAD_PLUGINS", ",".join(names))
         kplug.plugins._default_plugins.cache_clear()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-import textwrap
-
 import keras
 import pytest
+from conftest import install_distribution
 
 import kplug
 from kplug.errors import PluginError
@@ -108,17 +106,6 @@ def test_a_hook_that_raises_in_a_plugin_passed_in_python_is_an_error():
         load_plugins([Raises()], entry_points=False)
 
 
-def _install_fake_distribution(tmp_path, monkeypatch, name, module_source):
-    """Make a real installed distribution (dist-info + module) with a kplug entry point."""
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(module_source))
-    info = tmp_path / f"{name}-1.2.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: 1.2.3\n")
-    (info / "entry_points.txt").write_text(f"[kplug]\n{name} = {name}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-
-
 GOOD_PLUGIN = """
     import kplug
     from kplug.builtin.heads import ClassificationHead
@@ -130,19 +117,17 @@ GOOD_PLUGIN = """
 
 
 def test_installed_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_good", GOOD_PLUGIN, monkeypatch)
     plugins = load_plugins()
     assert plugins.registry.get("head", "good-head").provider == "kplug-fake-good 1.2.3"
     assert plugins.failures == []
 
 
 def test_broken_entry_point_is_reported_and_others_load(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_good", GOOD_PLUGIN, monkeypatch)
     broken = tmp_path / "broken"
     broken.mkdir()
-    _install_fake_distribution(
-        broken, monkeypatch, "kplug_fake_broken", "raise ImportError('needs libfoo')\n"
-    )
+    install_distribution(broken, "kplug_fake_broken", "raise ImportError('needs libfoo')\n", monkeypatch)
     plugins = load_plugins()
     assert [(f.name, f.error) for f in plugins.failures] == [
         ("kplug_fake_broken", "ImportError: needs libfoo")
@@ -151,7 +136,7 @@ def test_broken_entry_point_is_reported_and_others_load(tmp_path, monkeypatch):
 
 
 def test_allow_list_and_block_list(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_good", GOOD_PLUGIN, monkeypatch)
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "something_else")
     assert "good-head" not in load_plugins().registry.names("head")
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_good")
@@ -191,7 +176,7 @@ DUPLICATE_PLUGIN = """
 
 
 def test_an_installed_plugin_whose_hook_raises_is_reported_and_registers_nothing(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_half", HALF_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_half", HALF_PLUGIN, monkeypatch)
     plugins = load_plugins()
     assert [(f.name, f.error) for f in plugins.failures] == [
         ("kplug-fake-half 1.2.3", "kplug_register_backbones raised RuntimeError: second half broke")
@@ -201,7 +186,7 @@ def test_an_installed_plugin_whose_hook_raises_is_reported_and_registers_nothing
 
 
 def test_an_installed_plugin_reusing_a_name_is_reported_naming_both(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_dup", DUPLICATE_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_dup", DUPLICATE_PLUGIN, monkeypatch)
     plugins = load_plugins()
     [failure] = plugins.failures
     assert failure.name == "kplug-fake-dup 1.2.3"
@@ -213,7 +198,7 @@ def test_an_installed_plugin_reusing_a_name_is_reported_naming_both(tmp_path, mo
 
 
 def test_a_plugin_already_loaded_from_its_entry_point_can_also_be_passed(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
+    install_distribution(tmp_path, "kplug_fake_good", GOOD_PLUGIN, monkeypatch)
     import kplug_fake_good
 
     plugins = load_plugins([kplug_fake_good])
@@ -239,7 +224,7 @@ LATER_HOOK_RAISES = """
 
 
 def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_later", LATER_HOOK_RAISES)
+    install_distribution(tmp_path, "kplug_fake_later", LATER_HOOK_RAISES, monkeypatch)
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_later")
     plugins = load_plugins()
     [failure] = [f for f in plugins.failures if f.name == "kplug-fake-later 1.2.3"]
@@ -266,12 +251,12 @@ def test_a_lifecycle_hook_of_a_plugin_passed_in_python_raises_unchanged():
 
 
 def test_a_name_two_installed_plugins_claim_is_refused_but_a_builtin_is_not(tmp_path, monkeypatch):
-    _install_fake_distribution(tmp_path, monkeypatch, "kplug_fake_dup", DUPLICATE_PLUGIN)  # claims 'mlp'
+    install_distribution(tmp_path, "kplug_fake_dup", DUPLICATE_PLUGIN, monkeypatch)  # claims 'mlp'
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    _install_fake_distribution(first, monkeypatch, "kplug_fake_good", GOOD_PLUGIN)
-    _install_fake_distribution(second, monkeypatch, "kplug_fake_again", GOOD_PLUGIN)  # 'good-head' again
+    install_distribution(first, "kplug_fake_good", GOOD_PLUGIN, monkeypatch)
+    install_distribution(second, "kplug_fake_again", GOOD_PLUGIN, monkeypatch)  # 'good-head' again
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_dup,kplug_fake_good,kplug_fake_again")
     plugins = load_plugins()
     assert plugins.component("backbone", "mlp").provider == "kplug 0.1.0 (built-in)"
