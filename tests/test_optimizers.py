@@ -157,3 +157,21 @@ def test_carried_state_counts_updates_when_accumulation_changes(blobs, first, se
             rtol=1e-5,
         )
     assert_same_weights(weights, plain_weights)
+
+
+def test_a_carried_stage_keeps_a_constant_rate_that_callbacks_can_set(blobs):
+    """A constant rate stays a variable when the stage carries state, so reduce-lr-on-plateau can lower it
+    (a schedule would make Keras refuse the new rate)."""
+    x, y = blobs
+    plateau = {"monitor": "loss", "patience": 0, "factor": 0.5}  # a rate of 1e-7 leaves the loss flat
+    config = blob_config(x, y)
+    config["train"] = {
+        "verbose": 0,
+        "optimizer": {"learning_rate": 1e-7},
+        "stages": [{"epochs": 1}, {"epochs": 2}],  # same settings and variables: the state carries
+    }
+    config["callbacks"] = [{"name": "reduce-lr-on-plateau", "options": plateau}, {"name": "stage-log"}]
+    StageLog.stages = []
+    result = kplug.fit(config, plugins=kplug.load_plugins([StageLogPlugin()], entry_points=False))
+    assert result.report["stages"][1]["optimizer_state"] == "carried for 4 variables"
+    assert [s["rates"] for s in StageLog.stages] == [pytest.approx([1e-7]), pytest.approx([1e-7, 5e-8])]
