@@ -104,15 +104,18 @@ def assert_same_weights(ours, theirs):
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["linear", "cosine"])
-def test_schedule_counts_optimizer_updates_under_gradient_accumulation(blobs, name):
+@pytest.mark.parametrize(
+    ("name", "on_nonfinite"), [("linear", "stop"), ("cosine", "skip_batch")], ids=["linear", "cosine-wrapped"]
+)
+def test_schedule_counts_optimizer_updates_under_gradient_accumulation(blobs, name, on_nonfinite):
     """4 micro-batches of 16 per update follow the schedule of batches of 64: warmup and decay
-    are counted in updates (3 per epoch), not in micro-batches."""
+    are counted in updates (3 per epoch), not in micro-batches; also inside skip_batch's wrapper."""
     x, y = blobs
     schedule = {"name": name, "warmup_steps": 5, "final_fraction": FINAL}
     accumulated = {"batch_size": 16, "optimizer": {"learning_rate": PEAK, "gradient_accumulation_steps": 4}}
-    logs, _, weights = scheduled_run(x, y, "accumulated", schedule, epochs=4, **accumulated)
-    whole_logs, _, whole_weights = scheduled_run(x, y, "whole", schedule, epochs=4, batch_size=64)
+    train = {"epochs": 4, "on_nonfinite": on_nonfinite}
+    logs, _, weights = scheduled_run(x, y, "accumulated", schedule, **train, **accumulated)
+    whole_logs, _, whole_weights = scheduled_run(x, y, "whole", schedule, **train, batch_size=64)
     expected = [expected_rate(name, 3 * epoch, warmup=5, total=12) for epoch in (1, 2, 3, 4)]
     for stages in (logs, whole_logs):
         np.testing.assert_allclose(stages[0]["rates"], expected, rtol=1e-5)
