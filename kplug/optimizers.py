@@ -11,6 +11,9 @@ from kplug.config import OptimizerConfig, ScheduleConfig
 # Variables whose names contain these are not weight-decayed (biases and normalisation).
 NO_DECAY = ["bias", "gamma", "beta"]
 
+# The slot in which Keras sums the gradients of an accumulation window.
+ACCUMULATOR = "gradient_accumulator"
+
 
 def learning_rate_schedule(schedule: ScheduleConfig, learning_rate: float, total_steps: int) -> Any:
     """A float (constant) or a Keras schedule with optional linear warmup."""
@@ -56,19 +59,43 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def stage_schedule(rate: Any, accumulation: int = 1, offset: int = 0) -> Any:
+    """``rate`` (a float or a schedule sized in optimizer updates) as the stage's optimizer evaluates it.
+
+    Keras calls a schedule with the optimizer's micro-batch counter, which advances
+    ``accumulation`` times per update under gradient accumulation, and a stage that carries
+    the previous stage's optimizer state starts ``offset`` updates in. A constant rate stays a
+    float (a variable that callbacks such as reduce-lr-on-plateau can set).
+    """
+    if isinstance(rate, (int, float)) or (accumulation == 1 and not offset):
+        return rate
+    return OffsetSchedule(rate, offset, accumulation)
+
+
 @keras.saving.register_keras_serializable(package="kplug")
 class OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A stage's schedule counted from the optimizer step at which the stage began.
+    """A stage's schedule evaluated at the stage's optimizer update, counted from its first update.
 
-    Used when a stage keeps the previous stage's optimizer state (and so its step count).
+    Keras passes the schedule the optimizer's micro-batch counter (``_iterations``); with
+    ``accumulation`` micro-batches per update, update ``u`` is applied at micro-batch
+    ``u * accumulation + accumulation - 1``, so ``step // accumulation`` is ``u``, the same
+    number Keras' ``optimizer.iterations`` and Adam's bias correction use. ``offset`` is the
+    number of updates made before the stage began (carried optimizer state).
+
+    Args:
+        schedule: a schedule sized in optimizer updates (or a float, from older run files).
+        offset: updates made before the stage began.
+        accumulation: micro-batches per update (``gradient_accumulation_steps``).
     """
 
-    def __init__(self, schedule: Any, offset: int) -> None:
+    def __init__(self, schedule: Any, offset: int, accumulation: int = 1) -> None:
         self.schedule = schedule
         self.offset = offset
+        self.accumulation = accumulation
 
     def __call__(self, step):
-        local = keras.ops.maximum(keras.ops.cast(step, "float32") - self.offset, 0.0)
+        updates = keras.ops.floor_divide(keras.ops.cast(step, "int32"), self.accumulation)
+        local = keras.ops.maximum(keras.ops.cast(updates, "float32") - self.offset, 0.0)
         if isinstance(self.schedule, (int, float)):
             return keras.ops.cast(self.schedule, "float32") + 0.0 * local
         return self.schedule(local)
@@ -77,32 +104,45 @@ class OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
         schedule = self.schedule
         if not isinstance(schedule, (int, float)):
             schedule = keras.saving.serialize_keras_object(schedule)
-        return {"schedule": schedule, "offset": self.offset}
+        return {"schedule": schedule, "offset": self.offset, "accumulation": self.accumulation}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OffsetSchedule:
         schedule = config["schedule"]
         if isinstance(schedule, dict):
             schedule = keras.saving.deserialize_keras_object(schedule)
-        return cls(schedule, config["offset"])
+        return cls(schedule, config["offset"], config.get("accumulation", 1))
 
 
 def _slots(optimizer: keras.optimizers.Optimizer, model_variable: keras.Variable) -> dict[str, Any]:
     # Keras names a slot "<variable path with _>_<slot>", e.g. dense_kernel_momentum
     prefix = model_variable.path.replace("/", "_") + "_"
-    return {v.name[len(prefix) :]: v for v in optimizer.variables if v.name.startswith(prefix)}
+    slots = {v.name[len(prefix) :]: v for v in optimizer.variables if v.name.startswith(prefix)}
+    slots.pop(ACCUMULATOR, None)  # gradients of an unfinished window, not state
+    return slots
+
+
+def _accumulation(optimizer: keras.optimizers.Optimizer) -> int:
+    return optimizer.gradient_accumulation_steps or 1
 
 
 def carry_optimizer_state(
     previous: keras.optimizers.Optimizer, current: keras.optimizers.Optimizer, variables: list[keras.Variable]
 ) -> int:
-    """Copy the step count and the slots (moments) of every variable both optimizers update.
+    """Copy the update count and the slots (moments) of every variable both optimizers update.
+
+    The update count carries over in updates, not micro-batches: ``current`` starts at the
+    first micro-batch of an accumulation window, whatever either optimizer's
+    ``gradient_accumulation_steps``, and its bias correction sees the updates made so far.
+    Gradient accumulators are not carried (a stage starts with a fresh window).
 
     ``current`` must be built. Returns the number of variables whose state was carried.
     """
     # a wrapper (loss scaling, skipping non-finite steps) counts steps in its inner optimizer
+    old_inner = getattr(previous, "inner_optimizer", previous)
     inner = getattr(current, "inner_optimizer", current)
-    inner._iterations.assign(getattr(previous, "inner_optimizer", previous)._iterations)
+    updates = keras.ops.floor_divide(old_inner._iterations, _accumulation(old_inner))
+    inner._iterations.assign(keras.ops.cast(updates * _accumulation(inner), inner._iterations.dtype))
     carried = 0
     for variable in variables:
         old, new = _slots(previous, variable), _slots(current, variable)

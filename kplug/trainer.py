@@ -51,7 +51,7 @@ from kplug.head import Head
 from kplug.inputs import PreparedData, head_targets, prepare_data
 from kplug.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
-from kplug.optimizers import OffsetSchedule, build_optimizer, carry_optimizer_state, learning_rate_schedule
+from kplug.optimizers import build_optimizer, carry_optimizer_state, learning_rate_schedule, stage_schedule
 from kplug.plugins import Plugins, get_plugins, kplug_version
 from kplug.precision import Precision, as_precision, layer_dtypes
 from kplug.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
@@ -270,8 +270,8 @@ class Trainer:
         rate = learning_rate_schedule(
             stage.schedule or train.schedule, train.stage_rates(index).base, updates
         )
-        if offset:
-            rate = OffsetSchedule(rate, offset)
+        # sized in updates: evaluated at the stage's update, not Keras' micro-batch counter
+        rate = stage_schedule(rate, self._accumulation(index), offset)
         optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
         optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
         compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
@@ -532,6 +532,7 @@ class Trainer:
             stage.optimizer_state == "carry"
             or (stage.optimizer_state == "auto" and same_settings and now <= trained_before)
         )
+        # updates, not micro-batches: Keras' iterations divides by gradient_accumulation_steps
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
         optimizer, multipliers = self._compile_stage(index, offset)
         carried = (

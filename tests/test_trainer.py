@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -260,9 +261,35 @@ def test_configure_plugins_build_on_each_other(blobs):
     assert [c.name for c in trainer.config.callbacks] == ["terminate-on-nan", "early-stopping"]
 
 
-def test_stages_carry_optimizer_state_and_grow_the_batch(blobs, plugins):
+class StageLog(keras.callbacks.Callback):
+    """Per ``fit`` call (stage): the batches trained, then the optimizer, its rate and its update count."""
+
+    stages: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        StageLog.stages.append({"batches": 0})
+
+    def on_train_batch_end(self, batch, logs=None):
+        StageLog.stages[-1]["batches"] += 1
+
+    def on_train_end(self, logs=None):
+        optimizer = self.model.optimizer
+        StageLog.stages[-1].update(
+            optimizer=type(optimizer).__name__,
+            learning_rate=float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+            updates=int(keras.ops.convert_to_numpy(optimizer.iterations)),
+        )
+
+
+class StageLogPlugin:
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("stage-log", StageLog)
+
+
+def test_stages_carry_optimizer_state_and_grow_the_batch(blobs):
     x, y = blobs
-    config = blob_config(x, y)
+    config = blob_config(x[:230], y[:230])  # 184 training rows: every batch size leaves a short batch
     config["train"] = {
         "verbose": 0,
         "batch_size": 16,
@@ -273,11 +300,37 @@ def test_stages_carry_optimizer_state_and_grow_the_batch(blobs, plugins):
             {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "momentum": 0.9}},
         ],
     }
-    report = kplug.fit(config, plugins=plugins).report["stages"]
-    assert [s["batch_size"] for s in report] == [16, 32, 64, 64]
+    config["callbacks"] = [{"name": "stage-log"}]
+    StageLog.stages = []
+    result = kplug.fit(config, plugins=kplug.load_plugins([StageLogPlugin()], entry_points=False))
+    report, trained = result.report["stages"], StageLog.stages
+    batches = [math.ceil(result.report["data"]["train"] / size) for size in (16, 32, 64, 64)]
+    assert batches == [12, 6, 3, 3]
+    assert [s["batches"] for s in trained] == batches
+    # the carried stage continues the first stage's update count; the others start from zero
+    assert [s["updates"] for s in trained] == [12, 12 + 6, 3, 3]
     assert [s["optimizer_state"] for s in report] == ["fresh", "carried for 2 variables", "fresh", "fresh"]
-    assert [s["optimizer"] for s in report] == ["adam", "adam", "adam", "sgd"]
-    assert report[2]["learning_rate"] == 1e-4 and report[0]["trainable"] == ["heads/classification"]
+    assert [s["optimizer"] for s in trained] == ["Adam", "Adam", "Adam", "SGD"]
+    assert [s["learning_rate"] for s in trained] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-3])
+    assert report[0]["trainable"] == ["heads/classification"]
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_gives_the_smoothed_cross_entropy(blobs, plugins, smoothing):
+    """The reported loss is the cross-entropy against (1 - s) * one-hot + s / classes, by hand."""
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {"epochs": 1, "batch_size": 32, "verbose": 0, "label_smoothing": smoothing}
+    trainer = kplug.Trainer(config, plugins=plugins)
+    result = trainer.fit()
+    inputs, labels = trainer.split_data("validation")
+    logits = keras.ops.convert_to_numpy(result.model.predict(inputs, verbose=0)).astype("float64")
+    log_probabilities = logits - logits.max(axis=1, keepdims=True)
+    log_probabilities -= np.log(np.exp(log_probabilities).sum(axis=1, keepdims=True))
+    targets = (1 - smoothing) * np.eye(3)[np.asarray(labels).reshape(-1)] + smoothing / 3
+    expected = -(targets * log_probabilities).sum(axis=1).mean()
+    assert result.metrics["split"] == "validation"
+    assert result.metrics["loss"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_stage_optimizer_conflicts_are_config_errors(blobs, plugins):
