@@ -94,7 +94,7 @@ def check_global_batchnorm(run_dir: Path, reference_dir: Path, tolerance: float)
     """A data-parallel run's BatchNorm trained on global-batch statistics, as the one-device reference did.
 
     Its report says so, and its moving statistics (updated from the batch statistics at every step,
-    moved well away from their initial 0 and 1) equal the reference run's.
+    moved from their initial 0 and 1 by far more than ``tolerance``) equal the reference run's.
     """
     report = json.loads((run_dir / "report.json").read_text())
     assert report["distribution"]["batchnorm_statistics"] == "global batch"
@@ -103,7 +103,7 @@ def check_global_batchnorm(run_dir: Path, reference_dir: Path, tolerance: float)
     assert sorted(found) == sorted(expected) and len(found) == 2, sorted(found)
     for path, value in expected.items():
         initial = 0.0 if path.endswith("moving_mean") else 1.0
-        assert np.abs(value - initial).max() > 0.01, path  # the statistics were trained
+        assert np.abs(value - initial).max() > 100 * tolerance, path  # the statistics were trained
         difference = np.abs(found[path] - value).max()
         print(f"{run_dir.name} {path}: max difference from one device {difference:.3g}")
         assert difference < tolerance, path
