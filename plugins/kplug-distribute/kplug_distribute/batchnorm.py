@@ -38,8 +38,18 @@ GLOBAL = "global batch"
 AllReduce = Callable[[Any], Any]
 
 
-def global_moments(layer: keras.layers.BatchNormalization, inputs: Any, mask: Any, all_reduce: AllReduce):
-    """``layer``'s batch mean and variance over every replica's inputs (each of shape ``(channels,)``)."""
+def global_moments(
+    layer: keras.layers.BatchNormalization, inputs: Any, mask: Any, all_reduce: AllReduce
+) -> tuple[Any, Any]:
+    """``layer``'s batch mean and variance over every replica's inputs, each of shape ``(channels,)``.
+
+    Args:
+        layer: the BatchNormalization layer (its ``axis`` and reduction axes are used).
+        inputs: this replica's inputs to the layer.
+        mask: this replica's mask (the inputs' shape without the channel axis), or ``None``.
+        all_reduce: sums this replica's ``(3, channels)`` sums, sums of squares and counts
+            over the replicas.
+    """
     axes = layer._reduction_axes
     if mask is None:
         count = ops.sum(ops.ones_like(ops.take(inputs, 0, axis=layer.axis)))  # values per channel
