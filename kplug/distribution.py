@@ -30,9 +30,6 @@ from kplug.errors import ConfigError
 if TYPE_CHECKING:
     from kplug.plugins import Plugins
 
-# torchrun's variables; kplug's own launcher (``kplug train --nproc N``) sets the same ones.
-PROCESS_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-
 
 def list_devices() -> list[str]:
     """Devices visible to the active Keras backend."""

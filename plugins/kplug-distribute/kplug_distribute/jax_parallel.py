@@ -2,6 +2,10 @@
 
 ``keras.distribution`` shards only on JAX (on TensorFlow it is silently ignored
 and on torch it fails), so these strategies are registered for ``jax`` only.
+
+Both run one program over the global batch sharded over the devices, so a
+BatchNormalization layer's batch statistics are already those of the global batch
+(XLA inserts the all-reduce), and ``report.json`` says so.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import keras
 import kplug
 from kplug.distribution import process_rank, sharding_table, world_size
+
+from kplug_distribute.batchnorm import GLOBAL, has_batchnorm
 
 CPU_HINT = (
     "On a CPU-only machine JAX sees one device unless XLA_FLAGS=--xla_force_host_platform_device_count=N "
@@ -107,6 +113,8 @@ class DataParallel(kplug.Distribution):
         }
         if model is not None:
             placement["variables"] = sharding_table(model)
+        if has_batchnorm(model):
+            placement["batchnorm_statistics"] = GLOBAL
         return placement
 
 
@@ -286,6 +294,8 @@ class ModelParallel(kplug.Distribution):
             placement["rules_matched"] = {
                 path: rule for path, rule in self.matches.items() if path in placement["variables"]
             }
+        if has_batchnorm(model):
+            placement["batchnorm_statistics"] = GLOBAL
         return placement
 
 

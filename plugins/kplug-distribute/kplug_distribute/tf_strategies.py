@@ -23,6 +23,22 @@ import kplug
 import numpy as np
 from kplug.distribution import sharding_table, world_size
 
+from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
+
+
+def replica_sum(value: Any) -> Any:
+    """``value`` summed over the replicas of the strategy running this step (differentiable).
+
+    Outside a replica context (e.g. while Keras traces the model's shapes) it is this
+    replica's value: there is nothing to sum yet.
+    """
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
 
 def split_cpu(count: int) -> list[str]:
     """Split the host CPU into ``count`` logical devices; possible only before TensorFlow starts.
@@ -83,6 +99,10 @@ class Mirrored(kplug.Distribution):
         with self._strategy.scope():
             yield
 
+    def prepare_stage(self, model: keras.Model) -> None:
+        """BatchNormalization statistics over the global batch, not each replica's slice."""
+        synchronise_batchnorm(model, replica_sum)
+
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
         import tensorflow as tf
 
@@ -95,6 +115,8 @@ class Mirrored(kplug.Distribution):
         }
         if model is not None:
             placement["variables"] = _placement_table(model)
+        if has_batchnorm(model):
+            placement["batchnorm_statistics"] = GLOBAL
         return placement
 
 
@@ -250,6 +272,7 @@ class MultiWorkerMirrored(kplug.Distribution):
 
     def prepare_stage(self, model: keras.Model) -> None:
         model._maybe_symbolic_build = types.MethodType(_local_symbolic_build, model)
+        synchronise_batchnorm(model, replica_sum)  # statistics over every worker's replicas
 
     def shard_batches(self, batches: Any) -> Any:
         """This worker's replicas' slices of every global batch, as a distributed dataset.
@@ -298,6 +321,8 @@ class MultiWorkerMirrored(kplug.Distribution):
         }
         if model is not None:
             placement["variables"] = _placement_table(model)
+        if has_batchnorm(model):
+            placement["batchnorm_statistics"] = GLOBAL
         return placement
 
 

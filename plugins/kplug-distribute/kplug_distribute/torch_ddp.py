@@ -8,7 +8,8 @@ backward pass then averages gradients over the processes before the Keras
 optimizer applies them. Each process trains on its slice of every global batch
 (``shard_batches``), and the epoch's training metrics are averaged over the
 processes before any callback sees them. Validation runs whole in every process
-(the weights are identical), so its metrics need no averaging.
+(the weights are identical), so its metrics need no averaging. BatchNormalization
+layers train on statistics summed over the processes (``kplug_distribute.batchnorm``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import keras
 import kplug
 from kplug.distribution import process_rank
+
+from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
 
 LAUNCH_HINT = "Start it with `kplug train --nproc N CONFIG` or torchrun (which set RANK and WORLD_SIZE)."
 
@@ -54,6 +57,38 @@ def _ddp_train_step(self: keras.Model, data: Any, wrapper: Any) -> dict[str, Any
     else:
         warnings.warn("The model does not have any trainable weights.", stacklevel=2)
     return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+@functools.cache
+def _sum_function() -> Any:
+    import torch
+    import torch.distributed as dist
+
+    class SumOverProcesses(torch.autograd.Function):
+        """All-reduce (sum) whose gradient is the all-reduced gradient, as in torch.nn.SyncBatchNorm."""
+
+        @staticmethod
+        def forward(ctx: Any, value: Any) -> Any:
+            total = value.clone()
+            dist.all_reduce(total)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, gradient: Any) -> Any:
+            total = gradient.clone()
+            dist.all_reduce(total)
+            return total
+
+    return SumOverProcesses.apply
+
+
+def process_sum(value: Any) -> Any:
+    """``value`` summed over the processes of the group, differentiably (itself outside a group)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return value
+    return _sum_function()(value)
 
 
 class AverageLogs(keras.callbacks.Callback):
@@ -146,6 +181,7 @@ class DistributedDataParallel(kplug.Distribution):
         # Not an attribute of the model: torch would register the wrapper as a submodule of
         # the module it wraps (a cycle).
         wrapper = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        synchronise_batchnorm(model, process_sum)
         model.train_step = types.MethodType(functools.partial(_ddp_train_step, wrapper=wrapper), model)
         model.train_function = None  # rebuilt by fit around the new train_step
         model.make_train_function(force=True)
@@ -157,7 +193,7 @@ class DistributedDataParallel(kplug.Distribution):
         import torch
 
         device = f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
-        return {
+        placement = {
             "strategy": self.name,
             "replicas": self.replicas,
             "processes": self.processes,
@@ -166,6 +202,9 @@ class DistributedDataParallel(kplug.Distribution):
             "devices": [device],
             "visible_devices": [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"],
         }
+        if has_batchnorm(model):
+            placement["batchnorm_statistics"] = GLOBAL
+        return placement
 
 
 def offer_ddp() -> kplug.Distribution | None:

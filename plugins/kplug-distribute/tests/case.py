@@ -28,9 +28,22 @@ def blobs(rows: int = 240, features: int = 8, classes: int = 4) -> tuple[np.ndar
     return x[order], y[order]
 
 
-def run_config(output: str, distribution: dict, **overrides) -> dict:
-    """An MLP + classification run on ``blobs``; 192 training and 48 validation rows."""
-    x, y = blobs()
+def images(rows: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """``blobs`` of 16 features as 4x4 one-channel images, for the BatchNorm CNN."""
+    x, y = blobs(rows, features=16)
+    return x.reshape(rows, 4, 4, 1), y
+
+
+# BatchNormalization after its one convolution: its batch statistics are what data parallelism splits
+BATCHNORM_CNN = {"name": "small-cnn", "options": {"filters": [4], "dense_units": 8, "batch_norm": True}}
+
+
+def run_config(output: str, distribution: dict, batchnorm: bool = False, **overrides) -> dict:
+    """An MLP + classification run on ``blobs``; 192 training and 48 validation rows.
+
+    With ``batchnorm``, a small CNN with BatchNormalization on the same problem as images.
+    """
+    x, y = images() if batchnorm else blobs()
     config = {
         "name": "dist",
         "seed": 5,
@@ -48,6 +61,8 @@ def run_config(output: str, distribution: dict, **overrides) -> dict:
         "distribution": distribution,
         "output": {"dir": output},
     }
+    if batchnorm:
+        config["model"]["backbone"] = BATCHNORM_CNN
     config.update(overrides)
     return config
 
@@ -62,13 +77,16 @@ def run_case(root: Path, case: dict) -> dict:
     plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
     overrides = dict(case.get("overrides", {}))
     limit = overrides.pop("limit", None)
-    config = run_config(output, case.get("distribution", {"name": "single-device"}), **overrides)
+    batchnorm = bool(case.get("batchnorm"))
+    distribution = case.get("distribution", {"name": "single-device"})
+    config = run_config(output, distribution, batchnorm=batchnorm, **overrides)
     if limit is not None:
         config["data"]["limit"] = limit
     if case.get("npz"):  # the same data from a file, as a `kplug train` config reads it
-        x, y = blobs()
-        np.savez(root / "blobs.npz", x=x, y=y)
-        config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+        x, y = images() if batchnorm else blobs()
+        path = root / ("images.npz" if batchnorm else "blobs.npz")
+        np.savez(path, x=x, y=y)
+        config["data"] = {**config["data"], "source": "npz", "options": {"path": str(path)}}
     if "init_from" in case:
         config["model"]["backbone"]["init"] = {"from": str(root / case["init_from"])}
     try:

@@ -84,6 +84,31 @@ def weights(path: Path) -> list[np.ndarray]:
     return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
 
+def moving_statistics(path: Path) -> dict[str, np.ndarray]:
+    """The BatchNormalization moving means and variances of a saved ``.keras`` model, by variable path."""
+    model = keras.saving.load_model(path, compile=False)
+    return {v.path: np.asarray(v) for v in model.weights if v.path.rsplit("/", 1)[-1].startswith("moving_")}
+
+
+def check_global_batchnorm(run_dir: Path, reference_dir: Path, tolerance: float) -> None:
+    """A data-parallel run's BatchNorm trained on global-batch statistics, as the one-device reference did.
+
+    Its report says so, and its moving statistics (updated from the batch statistics at every step,
+    moved from their initial 0 and 1 by far more than ``tolerance``) equal the reference run's.
+    """
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["distribution"]["batchnorm_statistics"] == "global batch"
+    found = moving_statistics(run_dir / "model.keras")
+    expected = moving_statistics(reference_dir / "model.keras")
+    assert sorted(found) == sorted(expected) and len(found) == 2, sorted(found)
+    for path, value in expected.items():
+        initial = 0.0 if path.endswith("moving_mean") else 1.0
+        assert np.abs(value - initial).max() > 100 * tolerance, path  # the statistics were trained
+        difference = np.abs(found[path] - value).max()
+        print(f"{run_dir.name} {path}: max difference from one device {difference:.3g}")
+        assert difference < tolerance, path
+
+
 def max_difference(a: list[np.ndarray], b: list[np.ndarray]) -> float:
     """Largest absolute difference between two lists of weights of the same shapes."""
     assert [x.shape for x in a] == [y.shape for y in b]

@@ -113,3 +113,29 @@ def test_a_shard_refuses_a_batch_that_does_not_split():
     x, y = np.zeros((9, 2), dtype="float32"), np.zeros(9)
     with pytest.raises(ValueError, match="batch 0 has 9 rows, which do not split over 2 processes"):
         ProcessShard(TrainingBatches(x, y, batch_size=9, seed=0), 0, 2)[0]
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_batchnorm_moments_of_two_replicas_are_those_of_the_whole_batch(masked):
+    """Two replicas' halves of a batch, their sums all-reduced: the whole batch's Keras moments."""
+    from kplug_distribute.batchnorm import global_moments
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(8, 3, 4)).astype("float32")
+    mask = rng.random((8, 3)) > 0.3 if masked else None
+    layer = keras.layers.BatchNormalization()
+    layer.build(x.shape)
+
+    def rows(part):
+        return keras.ops.convert_to_tensor(x[part]), None if mask is None else keras.ops.convert_to_tensor(
+            mask[part]
+        )
+
+    expected = [keras.ops.convert_to_numpy(m) for m in layer._moments(*rows(slice(None)))]
+    second = []
+    global_moments(layer, *rows(slice(4, 8)), lambda local: second.append(local) or local)
+    found = global_moments(layer, *rows(slice(0, 4)), lambda local: local + second[0])
+    for value, wanted in zip(found, expected, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(value), wanted, rtol=1e-5, atol=1e-5)
+    alone = global_moments(layer, *rows(slice(0, 4)), lambda local: local)  # per-replica statistics
+    assert np.abs(keras.ops.convert_to_numpy(alone[0]) - expected[0]).max() > 0.1

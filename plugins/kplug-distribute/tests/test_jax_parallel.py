@@ -13,6 +13,7 @@ import yaml
 from case import run_config
 from conftest import (
     CHECKPOINTS,
+    check_global_batchnorm,
     interrupted_copy,
     launch_cli,
     load_weights,
@@ -49,6 +50,13 @@ CASES = [
     },
     {"label": "load_dp", "run": "dp"},
     {"label": "single_npz", "npz": True},  # the 2-process run reads the same npz file
+    {"label": "dp_bn", "distribution": {"name": "data-parallel"}, "batchnorm": True},
+    {
+        "label": "mp_bn",
+        "distribution": {"name": "model-parallel", "options": {"mesh": MESH}},
+        "batchnorm": True,
+    },
+    {"label": "single_bn", "batchnorm": True, "npz": True},  # and the 2-process BatchNorm run's data
     {"label": "load_mp", "run": "mp"},
     {
         "label": "bad_mesh",
@@ -106,6 +114,17 @@ def test_auto_picks_data_parallel_on_several_devices(results):
     assert found["auto"]["distribution"]["strategy"] == "data-parallel"
     assert (
         max_difference(weights(root / "single/weights.npz"), weights(root / "auto/weights.npz")) < TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("label", ["dp_bn", "mp_bn"])
+def test_batchnorm_statistics_are_those_of_the_global_batch(results, label):
+    """One program over the sharded global batch: BatchNorm's batch mean is already a global one."""
+    root, _ = results
+    check_global_batchnorm(root / label, root / "single_bn", TOLERANCE)
+    assert (
+        max_difference(weights(root / "single_bn/weights.npz"), weights(root / label / "weights.npz"))
+        < TOLERANCE
     )
 
 
@@ -231,3 +250,18 @@ def test_resumed_two_processes_equal_the_uninterrupted_run(group):
         f"2 processes x 2 devices resumed mid-epoch vs uninterrupted: max weight difference {difference:.3g}"
     )
     assert difference < TOLERANCE
+
+
+def test_two_processes_train_batchnorm_on_global_batch_statistics(results, tmp_path_factory):
+    """`kplug train --nproc 2` of the BatchNorm CNN over 2 processes x 2 host devices: one 4-device mesh."""
+    root, _ = results
+    tmp_path = tmp_path_factory.mktemp("jax-group-batchnorm")
+    config = run_config(str(tmp_path / "two"), {"name": "data-parallel"}, batchnorm=True)
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "images.npz")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    flags = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "jax", **flags)
+    assert json.loads((tmp_path / "two" / "report.json").read_text())["distribution"]["processes"] == 2
+    check_global_batchnorm(tmp_path / "two", root / "single_bn", TOLERANCE)
+    two = load_weights(tmp_path / "two" / "model.keras")
+    assert max_difference(weights(root / "single_bn/weights.npz"), two) < TOLERANCE

@@ -18,6 +18,7 @@ from case import run_config
 from conftest import (
     CHECKPOINTS,
     MIDDLE,
+    check_global_batchnorm,
     interrupted_copy,
     launch_cli,
     load_weights,
@@ -42,6 +43,12 @@ CASES = [
     {"label": "no_gpus", "distribution": {"name": "mirrored"}},
     {"label": "single_npz", "npz": True},  # the data the 2-worker run reads from a file
 ]
+# In a process of their own: a second MirroredStrategy in one process restarts its collective keys and
+# collides with the first one's all-reduces ("Shape mismatch in the collective instance 100").
+BATCHNORM_CASES = [
+    {"label": "mirrored_bn", "distribution": MIRRORED, "batchnorm": True},
+    {"label": "single_bn", "batchnorm": True, "npz": True},  # and the 2-worker BatchNorm run's data
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +70,22 @@ def test_mirrored_equals_one_device(results):
         max_difference(weights(root / "single/weights.npz"), weights(root / "mirrored/weights.npz"))
         < TOLERANCE
     )
+
+
+@pytest.fixture(scope="module")
+def batchnorm_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tf-batchnorm")
+    return root, run_cases(root, BATCHNORM_CASES, "tensorflow")
+
+
+def test_mirrored_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_results):
+    """Each replica sees half of every batch; its BatchNorm layers normalise with both halves' statistics."""
+    root, _ = batchnorm_results
+    check_global_batchnorm(root / "mirrored_bn", root / "single_bn", TOLERANCE)
+    difference = max_difference(
+        weights(root / "single_bn/weights.npz"), weights(root / "mirrored_bn/weights.npz")
+    )
+    assert difference < TOLERANCE
 
 
 def test_mirrored_checkpoint_loads_on_one_device(results):
@@ -136,6 +159,19 @@ def test_resumed_two_workers_equal_the_uninterrupted_run(workers):
     assert [row["epoch"] for row in read_metrics(tmp_path / "resumed" / "metrics.csv")] == [1, 2, 3]
     for name in ("val_loss", "val_accuracy"):  # the training metrics of epoch 2 cover its last batches only
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=TOLERANCE)
+
+
+def test_two_workers_train_batchnorm_on_global_batch_statistics(batchnorm_results, tmp_path_factory):
+    """`kplug train --nproc 2` of the BatchNorm CNN: each worker sees half of every batch."""
+    root, _ = batchnorm_results
+    tmp_path = tmp_path_factory.mktemp("tf-workers-batchnorm")
+    config = run_config(str(tmp_path / "two"), {"name": "multi-worker-mirrored"}, batchnorm=True)
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "images.npz")}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "tensorflow")
+    check_global_batchnorm(tmp_path / "two", root / "single_bn", TOLERANCE)
+    two = load_weights(tmp_path / "two" / "model.keras")
+    assert max_difference(weights(root / "single_bn/weights.npz"), two) < TOLERANCE
 
 
 def test_multi_worker_outside_a_cluster_is_refused(tmp_path):

@@ -21,8 +21,16 @@ import kplug
 import numpy as np
 import pytest
 import yaml
-from case import blobs
-from conftest import CHECKPOINTS, REPO, interrupted_copy, launch_cli, load_weights, max_difference
+from case import BATCHNORM_CNN, blobs, images
+from conftest import (
+    CHECKPOINTS,
+    REPO,
+    check_global_batchnorm,
+    interrupted_copy,
+    launch_cli,
+    load_weights,
+    max_difference,
+)
 
 import kplug_distribute
 
@@ -31,21 +39,20 @@ pytestmark = pytest.mark.backends("torch")
 TOLERANCE = 1e-5  # float32 sums in another order; measured 1.2e-7 here
 
 
-def _config(tmp_path, output, distribution="ddp"):
-    x, y = blobs()
-    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+def _config(tmp_path, output, distribution="ddp", batchnorm=False):
+    """The MLP run on ``blobs``, or with ``batchnorm`` the BatchNorm CNN on the same problem as images."""
+    x, y = images() if batchnorm else blobs()
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    backbone = BATCHNORM_CNN if batchnorm else {"name": "mlp", "options": {"units": [16, 8]}}
     return {
         "name": "ddp",
         "seed": 5,
         "data": {
             "source": "npz",
-            "options": {"path": str(tmp_path / "blobs.npz")},
+            "options": {"path": str(tmp_path / "data.npz")},
             "split": {"validation": 0.2},
         },
-        "model": {
-            "backbone": {"name": "mlp", "options": {"units": [16, 8]}},
-            "heads": [{"name": "classification"}],
-        },
+        "model": {"backbone": backbone, "heads": [{"name": "classification"}]},
         "train": {
             "epochs": 3,
             "batch_size": 32,
@@ -147,6 +154,28 @@ def test_resumed_two_processes_equal_the_uninterrupted_run(runs):
     assert [row["epoch"] for row in _metrics(resumed)] == [1, 2, 3]
     for a, b in zip(_metrics(tmp_path / "two"), _metrics(resumed), strict=True):
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def batchnorm_runs(tmp_path_factory):
+    """The BatchNorm CNN trained by 2 launched processes and by one device, on the same global batches."""
+    tmp_path = tmp_path_factory.mktemp("ddp-batchnorm")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(_config(tmp_path, tmp_path / "two", batchnorm=True)))
+    launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "torch")
+    plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
+    kplug.fit(_config(tmp_path, tmp_path / "single", "single-device", batchnorm=True), plugins=plugins)
+    return tmp_path
+
+
+def test_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_runs):
+    """Each process sees half of every batch; its BatchNorm layers normalise with both halves' statistics."""
+    tmp_path = batchnorm_runs
+    check_global_batchnorm(tmp_path / "two", tmp_path / "single", TOLERANCE)
+    difference = max_difference(
+        load_weights(tmp_path / "single" / "model.keras"), load_weights(tmp_path / "two" / "model.keras")
+    )
+    print(f"BatchNorm CNN, 2 ddp processes vs single-device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
 
 
 def test_ddp_outside_a_launched_group_is_refused(tmp_path, plugins):
