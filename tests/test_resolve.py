@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -69,7 +71,7 @@ def test_a_factorys_own_config_error_passes_through_unchanged():
     assert str(error.value) == "x"
 
 
-def test_a_logger_error_names_the_run_config_without_showing_its_arrays(tmp_path):
+def test_a_logger_error_names_the_run_config_without_showing_its_arrays():
     plugins = kplug.load_plugins([RaisingComponents()], entry_points=False)
     x = np.full((3, 2), 0.123456, dtype="float32")
     config = parse_config(
@@ -81,8 +83,8 @@ def test_a_logger_error_names_the_run_config_without_showing_its_arrays(tmp_path
     )
     run = resolve(config, plugins)
     with pytest.raises(kplug.ConfigError) as error:
-        run.loggers[0].build(run_dir=tmp_path, run_config=config)
+        run.loggers[0].build(run_dir=Path("runs/x"), run_config=config)
     assert str(error.value) == (
         "loggers[0]: logger 'rejecting' could not be built from its options (no options) "
-        "with run_dir, run_config: no such project"
+        f"and run_dir={Path('runs/x')!r} and run_config: no such project"
     )
