@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import keras
 import numpy as np
 
 from kplug.errors import CheckpointError
-from kplug.rundir import CHECKPOINT_DIR, MODEL_FILE
+from kplug.rundir import CHECKPOINT_DIR, MODEL_FILE, new_directory
 
 STATE_FILE = "state.json"
 RNG_FILE = "rng.npz"
@@ -184,7 +183,7 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
     """Write a checkpoint atomically and keep only the newest ``keep``."""
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(dir=root, prefix=".partial-"))
+    partial = new_directory(root, ".partial-")
     try:
         model.save(partial / MODEL_FILE)
         states = rng_states(model)
@@ -215,7 +214,7 @@ def _remove_checkpoint(path: Path) -> None:
     The directory is first renamed to a ``.partial-*`` name (atomic), so a run killed while
     deleting leaves only a leftover that ``latest_checkpoint`` removes.
     """
-    doomed = Path(tempfile.mkdtemp(dir=path.parent, prefix=".partial-"))
+    doomed = new_directory(path.parent, ".partial-")
     os.replace(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
 

@@ -239,29 +239,52 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
 
 
 def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> None:
-    """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``)."""
-    from kplug.errors import PluginError
+    """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``).
+
+    A plugin whose hook raises, or takes a command name that kplug or an earlier plugin
+    already has, loses all its commands (a warning names it); kplug's own commands and
+    the other plugins' go on.
+    """
     from kplug.plugins import get_plugins
 
     try:
         loaded = get_plugins(plugins)
     except KplugError:
         return  # kplug's own commands still work; the ones that load plugins report the error
+    owners = dict.fromkeys(commands.choices, "kplug")
     for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
-        try:
-            implementation.function(commands=commands)
-        except argparse.ArgumentError as error:
-            raise PluginError(
-                f"kplug_add_commands of {implementation.plugin_name}: {error.message}; "
-                f"kplug's own commands and other plugins' keep their names."
-            ) from None
-        except Exception as error:  # a broken plugin must not take the kplug command down
-            name = loaded.providers.get(implementation.plugin_name, implementation.plugin_name)
+        name = loaded.providers.get(implementation.plugin_name, implementation.plugin_name)
+        before = set(commands.choices)
+        problem = _command_problem(implementation.function, commands, owners, f"plugin {name}")
+        added = set(commands.choices) - before
+        if problem is None:
+            owners.update(dict.fromkeys(added, f"plugin {name}"))
+        else:
+            _remove_commands(commands, added)
             print(
-                f"kplug: warning: plugin {name}: kplug_add_commands raised {type(error).__name__}: "
-                f"{error}; its commands are not available.",
-                file=sys.stderr,
+                f"kplug: warning: plugin {name}: {problem}; its commands are not available.", file=sys.stderr
             )
+
+
+def _command_problem(
+    hook: Any, commands: argparse._SubParsersAction, owners: dict[str, str], plugin: str
+) -> str | None:
+    """Call one plugin's ``kplug_add_commands``; return what went wrong, or ``None``."""
+    try:
+        hook(commands=commands)
+    except argparse.ArgumentError as error:
+        taken = error.message.rpartition(": ")[2]  # "conflicting subparser: train"
+        return f"kplug_add_commands adds the command '{taken}', which {owners.get(taken, plugin)} already has"
+    except Exception as error:  # a broken plugin must not take the kplug command down
+        return f"kplug_add_commands raised {type(error).__name__}: {error}"
+    return None
+
+
+def _remove_commands(commands: argparse._SubParsersAction, names: set[str]) -> None:
+    """Take back the commands a failed plugin added before it failed (argparse has no public way)."""
+    for name in names:
+        del commands._name_parser_map[name]
+    commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest not in names]
 
 
 def _warn_failures(plugins: Any) -> None:

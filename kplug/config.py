@@ -365,6 +365,10 @@ def _component_by_name(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+# A component list entry: a bare name or {name, options}.
+NamedComponent = Annotated[ComponentConfig, pydantic.BeforeValidator(_component_by_name)]
+
+
 class RunConfig(Strict):
     """Everything that describes one training run."""
 
@@ -376,8 +380,11 @@ class RunConfig(Strict):
     augment: list[ComponentConfig] = Field(default_factory=list)
     precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
     distribution: DistributionConfig = Field(default_factory=DistributionConfig)
-    callbacks: list[ComponentConfig] = Field(default_factory=list)
-    loggers: list[Annotated[ComponentConfig, pydantic.BeforeValidator(_component_by_name)]] = Field(
+    callbacks: list[NamedComponent] = Field(
+        default_factory=list,
+        description="Training callbacks (e.g. early-stopping): a name or {name, options}.",
+    )
+    loggers: list[NamedComponent] = Field(
         default_factory=list,
         description="Experiment loggers (e.g. tensorboard, mlflow): a name or {name, options}.",
     )

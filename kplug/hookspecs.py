@@ -196,7 +196,8 @@ def kplug_add_commands(commands: argparse._SubParsersAction) -> None:
     subparsers object: add a parser, its arguments and ``set_defaults(handler=...)``.
     The handler receives the parsed ``argparse.Namespace`` and returns the exit code;
     a ``KplugError`` it raises is printed as ``kplug: error: ...`` with exit code 2,
-    like kplug's own commands. A name another plugin (or kplug) already uses is an error.
+    like kplug's own commands. A plugin that takes a name kplug or another plugin already
+    uses loses all its commands, with a warning naming it and the command.
 
     Example::
 

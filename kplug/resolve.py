@@ -8,7 +8,7 @@ from typing import Any
 import keras
 
 from kplug.config import ComponentConfig, HeadConfig, RunConfig
-from kplug.errors import ConfigError, first_line
+from kplug.errors import ConfigError, KplugError, first_line
 from kplug.options import accepts_argument, validate_options
 from kplug.plugins import Plugins
 from kplug.registry import Component
@@ -19,17 +19,28 @@ def call_factory(component: Component, options: dict[str, Any], where: str, **co
 
     A factory (or the Keras layer it builds) that rejects an option value raises
     ValueError or TypeError; that becomes a ``ConfigError`` naming the config path.
+    A ``KplugError`` the factory raises already says what is wrong and passes through
+    unchanged.
     """
     extra = {k: v for k, v in context.items() if accepts_argument(component.factory, k)}
     try:
         return component.factory(**options, **extra)
+    except KplugError:
+        raise
     except (ValueError, TypeError) as error:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
-        given = "".join(f" and {k}={v!r}" for k, v in extra.items())
+        given = "".join(f" and {_shown_context(k, v)}" for k, v in extra.items())
         raise ConfigError(
             f"{where}: {component.kind} '{component.name}' could not be built from its options "
             f"({shown}){given}: {first_line(error)}"
         ) from None
+
+
+def _shown_context(name: str, value: Any) -> str:
+    """``name=value`` for a short value (an input shape), the name alone for a long one: a run
+    config can hold in-memory arrays, which an error message must not print."""
+    text = repr(value)
+    return f"{name}={text}" if len(text) <= 80 else name
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,39 @@ MODEL_FILE = "model.keras"
 CHECKPOINT_DIR = "checkpoints"
 
 
+def _create_unique(parent: Path, prefix: str, suffix: str, create: Callable[[Path], None]) -> Path:
+    """Create ``parent/<prefix><random><suffix>`` with ``create``, which must fail if it exists.
+
+    Like ``tempfile``'s names, but the mode is what the umask gives, as for any file a
+    program writes: ``mkstemp`` and ``mkdtemp`` make private 0600 files and 0700
+    directories, which another user, a container or a shared TensorBoard cannot read.
+    """
+    for _ in range(100):
+        path = parent / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            create(path)
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(parent / f"{prefix}*{suffix}"))
+
+
+def _create_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def new_directory(parent: Path, prefix: str) -> Path:
+    """Create a new, uniquely named directory in ``parent`` (mode 0777 less the umask)."""
+    return _create_unique(parent, prefix, "", Path.mkdir)
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary_path)`` then rename it onto ``path``, so ``path`` is never partial."""
+    """Call ``write(temporary_path)`` then rename it onto ``path``, so ``path`` is never partial.
+
+    The file gets mode 0666 less the umask, like any file a program writes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
+    temporary = _create_unique(path.parent, f".{path.name}.", path.suffix, _create_file)
     try:
         write(Path(temporary))
         os.replace(temporary, path)

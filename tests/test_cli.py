@@ -163,12 +163,27 @@ def test_plugins_add_commands(capsys):
     assert "kplug: error: hello NAME: 'nobody' is nobody." in capsys.readouterr().err
 
 
-def test_a_plugin_command_cannot_take_a_builtin_name(capsys):
-    class Clash:
-        @staticmethod
-        @kplug.hookimpl
-        def kplug_add_commands(commands):
-            commands.add_parser("train")
+class SecondHello:
+    """A second plugin adding `kplug hello` (and, before that, `kplug hi`)."""
 
-    assert main(["plugins"], plugins=kplug.load_plugins([Clash()], entry_points=False)) == 2
-    assert "kplug_add_commands of" in capsys.readouterr().err
+    @staticmethod
+    @kplug.hookimpl
+    def kplug_add_commands(commands):
+        commands.add_parser("hi").set_defaults(handler=lambda args: 0)
+        commands.add_parser("hello")
+
+
+def test_a_second_plugin_taking_a_command_name_loses_its_commands(capsys):
+    plugins = kplug.load_plugins([HelloCommand(), SecondHello()], entry_points=False)
+
+    assert main(["hello", "kplug"], plugins=plugins) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "hello kplug\n"
+    assert captured.err == (
+        "kplug: warning: plugin SecondHello (passed in Python): kplug_add_commands adds the command "
+        "'hello', which plugin HelloCommand (passed in Python) already has; its commands are not available.\n"
+    )
+    with pytest.raises(SystemExit) as exit_code:
+        main(["hi"], plugins=plugins)  # added before the clash, taken back with the plugin's others
+    assert exit_code.value.code == 2
+    assert "invalid choice: 'hi'" in capsys.readouterr().err

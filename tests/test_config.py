@@ -168,3 +168,12 @@ def test_yaml_loader_refuses_python_tags(tmp_path):
 def test_config_can_be_built_in_python():
     config = RunConfig.model_validate(MINIMAL)
     assert load_config(config) is config
+
+
+@pytest.mark.parametrize("section", ["callbacks", "loggers"])
+def test_a_component_list_takes_a_bare_name_or_name_and_options(section):
+    config = parse_config(
+        {**MINIMAL, section: ["early-stopping", {"name": "tensorboard", "options": {"a": 1}}]}
+    )
+    entries = [(item.name, item.options) for item in getattr(config, section)]
+    assert entries == [("early-stopping", {}), ("tensorboard", {"a": 1})]

@@ -60,6 +60,11 @@ def test_csv_and_tsv(tmp_path):
     [
         ("a,label\n1,0\n2\n", "line 3: 1 fields, expected 2 (ragged row)"),
         ("a,label\nx,0\n", "feature column 'a' holds text ('x' on data row 1)"),
+        (
+            "a,b,label\n1,2,0\n3, ,1\n",
+            "d.csv: missing value at data row 2, column 'b'; feature columns must be numbers in every row. "
+            "Fill the cell or drop the row.",
+        ),
         ("", "the file is empty"),
     ],
 )

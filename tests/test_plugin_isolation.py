@@ -50,6 +50,21 @@ COMMAND_RAISES = """
         raise RuntimeError("cannot add my command")
 """
 
+# Adds `kplug greet`, then a second `kplug train`; and a backbone, which must stay usable.
+COMMAND_CLASHES = """
+    import kplug
+    from kplug.builtin.backbones import mlp
+
+    @kplug.hookimpl
+    def kplug_add_commands(commands):
+        commands.add_parser("greet", help="greet").set_defaults(handler=lambda args: print("hi") or 0)
+        commands.add_parser("train")
+
+    @kplug.hookimpl
+    def kplug_register_backbones(register):
+        register("clash-mlp", mlp)
+"""
+
 
 @pytest.fixture
 def installed(tmp_path, monkeypatch):
@@ -176,3 +191,31 @@ def test_a_plugin_whose_command_hook_raises_leaves_the_other_commands(installed,
         "kplug: warning: plugin kplug-iso-command 1.2.3: kplug_add_commands raised RuntimeError: "
         "cannot add my command; its commands are not available." in err
     )
+
+
+def test_a_plugin_whose_command_name_clashes_loses_its_commands_only(installed, capsys):
+    installed("kplug_iso_clash", COMMAND_CLASHES)
+    warning = (
+        "kplug: warning: plugin kplug-iso-clash 1.2.3: kplug_add_commands adds the command 'train', "
+        "which kplug already has; its commands are not available.\n"
+    )
+
+    assert main(["plugins"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == warning
+    assert "clash-mlp" in captured.out  # its components still load
+
+    assert main(["doctor"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == warning and json.loads(captured.out)["failures"] == []
+
+    assert main(["init", "--output", "run.yaml"]) == 0
+    assert capsys.readouterr().err == warning
+    assert main(["train"]) == 2  # kplug's own train, not the plugin's
+    assert capsys.readouterr().err == warning + (
+        "kplug: error: kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.\n"
+    )
+    with pytest.raises(SystemExit) as exit_code:
+        main(["greet"])  # added before the clash, taken back with the plugin's other commands
+    assert exit_code.value.code == 2
+    assert "invalid choice: 'greet'" in capsys.readouterr().err

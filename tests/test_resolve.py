@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
+import numpy as np
 import pytest
 
 import kplug
@@ -37,4 +40,51 @@ def test_a_component_for_other_backends_is_refused_at_validation():
     assert str(error.value) == (
         f"distribution: distribution 'only-elsewhere' does not run on the {keras.backend.backend()} backend; "
         f"it supports not-a-backend. Set KERAS_BACKEND to one of those or choose another distribution."
+    )
+
+
+class RaisingComponents:
+    """A callback factory raising the plugin's own ConfigError, a logger rejecting its options."""
+
+    @staticmethod
+    @kplug.hookimpl
+    def kplug_register_callbacks(register):
+        def own_error():
+            raise kplug.ConfigError("x")
+
+        register("own-error", own_error)
+
+    @staticmethod
+    @kplug.hookimpl
+    def kplug_register_loggers(register):
+        def rejecting(run_dir, run_config):
+            raise ValueError("no such project")
+
+        register("rejecting", rejecting)
+
+
+def test_a_factorys_own_config_error_passes_through_unchanged():
+    plugins = kplug.load_plugins([RaisingComponents()], entry_points=False)
+    run = resolve(parse_config({**CONFIG, "callbacks": [{"name": "own-error"}]}), plugins)
+    with pytest.raises(kplug.ConfigError) as error:
+        run.callbacks[0].build()
+    assert str(error.value) == "x"
+
+
+def test_a_logger_error_names_the_run_config_without_showing_its_arrays():
+    plugins = kplug.load_plugins([RaisingComponents()], entry_points=False)
+    x = np.full((3, 2), 0.123456, dtype="float32")
+    config = parse_config(
+        {
+            **CONFIG,
+            "data": {"source": "arrays", "options": {"x": x, "y": [0, 1, 0]}},
+            "loggers": ["rejecting"],
+        }
+    )
+    run = resolve(config, plugins)
+    with pytest.raises(kplug.ConfigError) as error:
+        run.loggers[0].build(run_dir=Path("runs/x"), run_config=config)
+    assert str(error.value) == (
+        "loggers[0]: logger 'rejecting' could not be built from its options (no options) "
+        f"and run_dir={Path('runs/x')!r} and run_config: no such project"
     )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+import stat
 
+import pytest
+from conftest import blob_config
+
+import kplug
 from kplug import rundir
 from kplug.errors import ConfigError
 
@@ -36,3 +41,25 @@ def test_prepare_run_dir_rules(tmp_path):
     with pytest.raises(ConfigError, match="not a kplug run"):
         rundir.prepare_run_dir(precious, overwrite=True)
     assert (precious / "thesis.txt").exists()
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_a_run_is_readable_by_others_as_the_umask_allows(blobs, plugins, umask_022):
+    x, y = blobs
+    config = blob_config(x, y, train={"epochs": 1, "batch_size": 64, "verbose": 0})
+    run_dir = kplug.Trainer(config, plugins=plugins).fit().run_dir
+
+    modes = {str(path.relative_to(run_dir)): stat.S_IMODE(path.stat().st_mode) for path in run_dir.rglob("*")}
+    checkpoints = [name for name in modes if name.startswith("checkpoints/")]
+    assert {"config.yaml", "report.json", "model.keras"} <= set(modes)
+    assert any(name.endswith("/model.keras") for name in checkpoints)
+    expected = {name: 0o755 if (run_dir / name).is_dir() else 0o644 for name in modes}
+    assert {name: oct(mode) for name, mode in modes.items()} == {
+        name: oct(mode) for name, mode in expected.items()
+    }

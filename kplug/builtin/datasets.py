@@ -201,6 +201,11 @@ def _non_numeric_message(
     names = [columns[i] if columns else str(i) for i in indices]
     for position, name in enumerate(names):
         for row, value in enumerate(matrix[:, position]):
+            if not str(value).strip():
+                return (
+                    f"{path}: missing value at data row {row + 1}, column {name!r}; feature columns "
+                    f"must be numbers in every row. Fill the cell or drop the row."
+                )
             try:
                 float(value)
             except ValueError:

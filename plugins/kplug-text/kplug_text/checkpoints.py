@@ -21,7 +21,6 @@ HF_ACTIVATIONS = {
     "silu": "silu",
     "swish": "silu",
 }
-ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "silu")
 
 
 @dataclass
