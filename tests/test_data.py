@@ -65,6 +65,11 @@ def test_csv_and_tsv(tmp_path):
             "d.csv: missing value at data row 2, column 'b'; feature columns must be numbers in every row. "
             "Fill the cell or drop the row.",
         ),
+        (
+            "a,label\n1,0\n2,\n",
+            "d.csv: missing label at data row 2, column 'label'; every row needs a label. "
+            "Fill the cell or drop the row.",
+        ),
         ("", "the file is empty"),
     ],
 )

@@ -191,7 +191,15 @@ def table(
             )
     targets: dict[str, Any] = {}
     if label_index is not None:
-        targets["label"] = _parse_labels(np.asarray([row[label_index] for row in rows]))
+        raw_labels = [row[label_index] for row in rows]
+        missing = next((number for number, value in enumerate(raw_labels, start=1) if not value.strip()), None)
+        if missing is not None:
+            name = columns[label_index] if columns else str(label_index)
+            raise DataError(
+                f"{path}: missing label at data row {missing}, column {name!r}; every row needs a label. "
+                f"Fill the cell or drop the row."
+            )
+        targets["label"] = _parse_labels(np.asarray(raw_labels))
     return Examples(values, targets)
 
 
