@@ -187,7 +187,9 @@ class ScheduleConfig(Strict):
 
     name: Literal["constant", "cosine", "linear"] = "constant"
     warmup_steps: int = Field(
-        0, ge=0, description="Optimizer updates of linear warmup (an update spans gradient_accumulation_steps batches)."
+        0,
+        ge=0,
+        description="Optimizer updates of linear warmup (an update spans gradient_accumulation_steps batches).",
     )
     final_fraction: float = Field(0.0, ge=0.0, le=1.0, description="End rate as a fraction of the start.")
 

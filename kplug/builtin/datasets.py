@@ -192,7 +192,9 @@ def table(
     targets: dict[str, Any] = {}
     if label_index is not None:
         raw_labels = [row[label_index] for row in rows]
-        missing = next((number for number, value in enumerate(raw_labels, start=1) if not value.strip()), None)
+        missing = next(
+            (number for number, value in enumerate(raw_labels, start=1) if not value.strip()), None
+        )
         if missing is not None:
             name = columns[label_index] if columns else str(label_index)
             raise DataError(
