@@ -11,8 +11,10 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
+from kplug.checkpoint import latest_checkpoint
 from kplug.transfer import iter_layers, load_model_file
 
+import kplug_compress
 from kplug_compress.export import export_run
 
 
@@ -86,6 +88,39 @@ def test_merged_model_is_plain_and_predicts_the_same(
 
 def test_merged_model_exports(lora_run: kplug.FitResult) -> None:
     assert export_run(lora_run.run_dir, "keras").max_abs_diff < 1e-6
+
+
+class StopAfterEpoch:
+    """A throwaway plugin that presses Ctrl-C when one epoch ends (before its checkpoint is written)."""
+
+    def __init__(self, epoch: int | None) -> None:
+        self.epoch = epoch
+
+    @kplug.hookimpl
+    def kplug_on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resumed_lora_run_ends_with_the_uninterrupted_weights(tmp_path, plugins, digits_run) -> None:
+    def config(name: str) -> dict:
+        run = lora_config(tmp_path / name, digits_run.run_dir)
+        run["train"]["epochs"] = 3
+        run["output"]["checkpoint_every"] = 1
+        return run
+
+    whole = kplug.fit(config("whole"), plugins=plugins)
+    stop = kplug.load_plugins([kplug_compress, StopAfterEpoch(1)], entry_points=False)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(config("cut"), plugins=stop)
+    assert latest_checkpoint(tmp_path / "cut").state.epoch == 1  # resumed from the end of epoch 1
+    resumed = kplug.fit(config("cut"), resume=tmp_path / "cut", plugins=plugins)
+    assert [v.path for v in resumed.model.weights] == [v.path for v in whole.model.weights]
+    for ours, theirs in zip(resumed.model.weights, whole.model.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-6
+        )
+    np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
 
 
 def test_targets_that_match_nothing(tmp_path, plugins, digits_run) -> None:
