@@ -46,8 +46,9 @@ def kplug_on_fit_start(trainer, model):
 
 @kplug.hookimpl
 def kplug_on_stage_start(trainer, model, stage):
-    """Keep what LoRA does not train frozen in every stage."""
+    """Keep what LoRA does not train frozen in every stage; start each stage's pruning schedule."""
     lora.on_stage_start(trainer, model, stage)
+    pruning.on_stage_start(trainer, model, stage)
 
 
 @kplug.hookimpl

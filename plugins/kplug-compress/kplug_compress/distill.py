@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     from kplug.config import RunConfig
     from kplug.trainer import FitResult, Trainer
 
-SECTION = "distill"
 FINAL = "final_output"  # the key Keras' Distiller gives a model's own output among its features
 
 

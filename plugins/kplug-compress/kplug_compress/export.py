@@ -6,7 +6,10 @@ write a SavedModel from torch and needs tf2onnx/jax2onnx for ONNX from the other
 subprocess when another backend is active. The export is then checked: the exported
 artifact and the in-memory Keras model predict the same random probe batch, and the
 largest difference is recorded in ``export.json`` next to it (and must stay under
-``tolerance``).
+``tolerance``). A model trained in mixed precision is exported as a float32 copy (the same
+float32 weights computing in float32, see ``kplug_compress.float32``): onnxruntime refuses
+the graph of a bfloat16 model, and CPU runtimes compute in float32 anyway. ``export.json``
+records it under ``precision``.
 
 Example::
 
@@ -37,6 +40,8 @@ from kplug import rundir
 from kplug.errors import CheckpointError, ConfigError, PluginError
 from kplug.transfer import load_model_file
 
+from kplug_compress.float32 import float32_copy, precision_note
+
 FORMATS = ("saved_model", "onnx", "keras")
 EXPORT_DIR = "export"
 EXPORT_REPORT = "export.json"
@@ -62,6 +67,7 @@ class ExportResult:
         max_abs_diff: largest absolute difference between the exported artifact's and the
             in-memory Keras model's outputs on the probe batch (``None``: not checked).
         probe_rows: rows in the probe batch.
+        precision: the model's precision (``model``) and the one exported (``written_as``).
     """
 
     format: str
@@ -70,6 +76,7 @@ class ExportResult:
     trained_backend: str
     max_abs_diff: float | None
     probe_rows: int
+    precision: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe fields."""
@@ -216,7 +223,8 @@ def export_run(
         output: where to write (default ``RUN_DIR/export/saved_model|model.onnx|model.keras``).
         tolerance: largest allowed absolute difference between the export's and the Keras
             model's outputs on a random probe batch.
-        model: the in-memory model to compare with (default: ``model.keras`` loaded here).
+        model: the in-memory model to compare with (default: ``model.keras`` loaded here); a
+            mixed-precision model is exported, and compared, as its float32 copy.
 
     Returns:
         An ``ExportResult``; the same facts are written to ``export.json`` next to the export.
@@ -238,6 +246,8 @@ def export_run(
     if suffix and path.suffix != suffix:
         raise ConfigError(f"--output {str(path)!r}: a {fmt} export is a file ending in {suffix}.")
     model = model if model is not None else load_model_file(model_file)
+    precision = precision_note(model)
+    model = float32_copy(model)  # what is exported, and what the export is checked against
     backend = keras.backend.backend()
     if fmt == "keras" or backend == "tensorflow":
         exported = export_model(model, fmt, path)
@@ -253,7 +263,7 @@ def export_run(
                 f"the {fmt} export at {path} predicts differently from the Keras model: largest "
                 f"difference {difference:.3g} on a probe batch (tolerance {tolerance:g})."
             )
-    result = ExportResult(fmt, path, writer, backend, difference, PROBE_ROWS)
+    result = ExportResult(fmt, path, writer, backend, difference, PROBE_ROWS, precision)
     report = path.parent / EXPORT_REPORT
     entries = json.loads(report.read_text()) if report.is_file() else {}
     rundir.write_json(report, {**entries, fmt: result.to_dict()})
@@ -292,6 +302,6 @@ def worker(argv: list[str]) -> None:
         get_plugins()  # plugins may define the custom layers the model file names
     except PluginError:
         pass  # a broken plugin is reported by `kplug doctor`; loading names any layer it misses
-    outputs = export_model(load_model_file(Path(model_file)), fmt, Path(path))
+    outputs = export_model(float32_copy(load_model_file(Path(model_file))), fmt, Path(path))
     if outputs is not None:
         np.savez(outputs_file, **outputs)

@@ -13,6 +13,12 @@ train fully; every other layer is frozen. When the run ends, the adapters are me
 the kernels and ``model.keras`` is written as a plain model (no LoRA in its config), so
 ``kplug predict`` and ``kplug export`` serve the merged model; ``report.json`` gets a
 ``lora`` section (adapted layers, adapter and total parameter counts).
+
+Keras saves an adapted layer's kernel merged and zeroes the adapters when it loads one
+(``Dense.load_own_variables``): right for a finished model, wrong for a checkpoint, where
+the run would go on from a frozen merged kernel and zero adapters, whose gradients are
+zero. So while a run trains, ``LoraWeights`` saves the base kernels and adapters as they
+are with every checkpoint, and a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +36,8 @@ import numpy as np
 from kplug import rundir
 from kplug.errors import ConfigError, PluginError
 from kplug.transfer import iter_layers
+
+from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
     from kplug.trainer import FitResult, Trainer
@@ -88,6 +97,37 @@ def lora_settings(trainer: Trainer) -> LoraAdapters | None:
 def adapted_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
     """``(path, layer)`` of every layer with LoRA enabled."""
     return [(path, layer) for path, layer in iter_layers(model) if getattr(layer, "lora_enabled", False)]
+
+
+class LoraWeights(ModelState):
+    """The base kernels and adapters of a model's adapted layers, saved unmerged with the model."""
+
+    attribute = "_kplug_lora_weights"
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__(name="lora_weights")
+        self._model = weakref.ref(model)  # not a tracked sublayer
+
+    def _variables(self) -> list[tuple[str, keras.Variable]]:
+        return [
+            (f"{path}/{name}".replace("/", "."), variable)
+            for path, layer in adapted_layers(self._model())
+            for name, variable in (
+                ("kernel", layer._kernel),
+                ("lora_kernel_a", layer.lora_kernel_a),
+                ("lora_kernel_b", layer.lora_kernel_b),
+            )
+        ]
+
+    def save_own_variables(self, store: Any) -> None:
+        for key, variable in self._variables():
+            store[key] = variable
+
+    def load_own_variables(self, store: Any) -> None:
+        saved = set(store.keys())
+        for key, variable in self._variables():
+            if key in saved:
+                variable.assign(store[key])
 
 
 def _matches(path: str, patterns: list[str]) -> bool:
@@ -178,6 +218,7 @@ def on_fit_start(trainer: Trainer, model: keras.Model) -> None:
     settings = lora_settings(trainer)
     if settings is not None:
         enable_adapters(model, settings)
+        LoraWeights(model).attach(model)
 
 
 def on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
@@ -192,6 +233,7 @@ def on_fit_end(trainer: Trainer, result: FitResult) -> None:
     settings = lora_settings(trainer)
     if settings is None:
         return
+    LoraWeights.detach(result.model)  # training is over: the model file holds the merged kernels only
     write_merged(result.model, result.run_dir / rundir.MODEL_FILE)
     result.report["lora"] = adapter_summary(result.model, settings)
     rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)

@@ -18,6 +18,11 @@ fraction ``[begin, end]`` of the stage's steps, updating the masks every ``frequ
 steps. A stage that starts at the target only keeps the masks, so pruned weights stay
 pruned through later fine-tuning stages. ``report.json`` gets a ``pruning`` section: the
 sparsity of every pruned layer, the overall sparsity, and the pruned model's metrics.
+
+Where a stage's schedule stands (its step, its length, each layer's starting sparsity) is a
+``PruningProgress`` saved with every checkpoint written mid-stage; the masks are the zeros
+of the kernels. So ``kplug train --resume`` continues the schedule where it stopped, mid-epoch
+included, instead of starting it again.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import numpy as np
 from kplug import rundir
 from kplug.errors import ConfigError
 from kplug.transfer import iter_layers
+
+from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
     from kplug.trainer import FitResult, Trainer
@@ -124,9 +131,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.schedule = schedule
         self._layers: list[tuple[str, keras.layers.Layer]] = []
         self._masks: list[np.ndarray] = []
-        self._initial: list[float] = []
-        self._step = 0
-        self._total_steps = 0
+        self._progress = PruningProgress()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._layers = prunable_layers(self.model, self.targets)
@@ -136,32 +141,41 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"prune option targets = {self.targets}: no Dense/EinsumDense/convolution layer matches; "
                 f"this model has {', '.join(candidates) or 'none'}."
             )
-        # Weights pruned by an earlier stage start masked, so fine-tuning keeps them at zero.
+        # Pruned weights are exactly zero, so the masks are where the kernels are not: weights
+        # pruned by an earlier stage (or before a resume) start masked and stay at zero.
         values = [keras.ops.convert_to_numpy(kernel_variable(layer)) for _, layer in self._layers]
         self._masks = [v != 0 for v in values]
-        self._initial = [sparsity(v) for v in values]
-        self._step = 0
-        self._total_steps = 0
+        # the stage's progress, restored with a checkpoint when the run resumes mid-stage
+        self._progress = PruningProgress.of(self.model) or PruningProgress().attach(self.model)
+        if self._progress.initial is None:  # the stage starts: from the sparsity the layers have now
+            self._progress.initial = [sparsity(v) for v in values]
+        elif len(self._progress.initial) != len(self._layers):
+            raise ConfigError(
+                f"prune option targets = {self.targets}: matches {len(self._layers)} layers, but the "
+                f"checkpoint this run resumes from pruned {len(self._progress.initial)}; resume with "
+                f"the run's own prune options."
+            )
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self._total_steps:
+        if not self._progress.total_steps:  # the first fit of a stage covers the whole stage
             steps = self.params.get("steps") or 1
-            self._total_steps = steps * max(self.params.get("epochs", 1) - epoch, 1)
+            self._progress.total_steps = steps * max(self.params.get("epochs", 1) - epoch, 1)
 
     def target_at(self, step: int, initial: float) -> float:
         """The scheduled sparsity of a layer that had ``initial`` sparsity at the stage start."""
-        first = self.begin * self._total_steps
+        total = self._progress.total_steps
+        first = self.begin * total
         if step < first:
             return initial
         if self.schedule == "constant" or initial >= self.target_sparsity:
             return max(initial, self.target_sparsity)
-        span = max((self.end - self.begin) * self._total_steps, 1.0)
+        span = max((self.end - self.begin) * total, 1.0)
         return polynomial_sparsity((step - first) / span, initial, self.target_sparsity)
 
     def _update_masks(self) -> None:
         for index, (_, layer) in enumerate(self._layers):
             values = keras.ops.convert_to_numpy(kernel_variable(layer))
-            target = self.target_at(self._step, self._initial[index])
+            target = self.target_at(self._progress.step, self._progress.initial[index])
             self._masks[index] = grow_mask(values, self._masks[index], target)
 
     def _apply_masks(self) -> None:
@@ -171,16 +185,50 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.model  # noqa: B018 - on jax, reading .model syncs the training state into the variables
-        self._step += 1
-        if self._step % self.frequency == 0 or self._step >= self.end * self._total_steps:
+        progress = self._progress
+        progress.step += 1
+        if progress.step % self.frequency == 0 or progress.step >= self.end * progress.total_steps:
             self._update_masks()
         self._apply_masks()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.model  # noqa: B018
-        self._step = max(self._step, int(np.ceil(self.end * self._total_steps)))
+        model = self.model  # on jax, reading .model syncs the training state into the variables
+        progress = self._progress
+        if progress.step < progress.total_steps and not model.stop_training:
+            return  # the stage goes on in another fit (after the rest of an epoch resumed mid-way)
+        progress.step = max(progress.step, int(np.ceil(self.end * progress.total_steps)))
         self._update_masks()
         self._apply_masks()
+        PruningProgress.detach(model)  # the stage is done: the next one starts its own schedule
+
+
+class PruningProgress(ModelState):
+    """Where a stage's pruning schedule stands, saved with the model so a resumed run continues it.
+
+    Attributes:
+        initial: each pruned layer's sparsity when the stage started, in layer order
+            (``None``: the stage has not started pruning).
+        total_steps: the stage's training steps.
+        step: steps trained in the stage so far.
+    """
+
+    attribute = "_kplug_pruning_progress"
+
+    def __init__(self) -> None:
+        super().__init__(name="pruning_progress")
+        self.initial: list[float] | None = None
+        self.total_steps = 0
+        self.step = 0
+
+    def save_own_variables(self, store: Any) -> None:
+        if self.initial is not None:
+            store["steps"] = np.array([self.step, self.total_steps], dtype="int64")
+            store["initial"] = np.array(self.initial, dtype="float64")
+
+    def load_own_variables(self, store: Any) -> None:
+        if "steps" in set(store.keys()):  # else saved between stages: the next one starts afresh
+            self.step, self.total_steps = (int(n) for n in np.asarray(store["steps"]))
+            self.initial = [float(value) for value in np.asarray(store["initial"])]
 
 
 def pruning_settings(trainer: Trainer) -> MagnitudePruning | None:
@@ -208,6 +256,12 @@ def sparsity_report(model: keras.Model, targets: list[str]) -> dict[str, Any]:
         "weights_bytes": int(weights.nbytes),
         "weights_bytes_zlib": len(zlib.compress(weights.tobytes(), 6)),
     }
+
+
+def on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+    """Start each stage's schedule afresh (a resumed run then loads where it stood with the checkpoint)."""
+    if pruning_settings(trainer) is not None:
+        PruningProgress().attach(model)
 
 
 def on_fit_end(trainer: Trainer, result: FitResult) -> None:

@@ -8,6 +8,10 @@ derived run directory ``RUN_DIR/quantized-<mode>/`` holding the quantized
 ``model.keras``, the run's config and labels and a ``report.json`` with the size and
 accuracy before and after. ``kplug evaluate`` and ``kplug predict`` work on it.
 
+A run trained in mixed precision is quantized as a float32 copy (the same float32 weights
+computing in float32, see ``kplug_compress.float32``): Keras refuses int8 for a layer that
+computes in float16. ``report.json`` records it under ``quantization.precision``.
+
 Fine-tuning compiles the model with a new optimizer: reusing the optimizer built before
 quantization fails on jax ("optimizer_variables ... built with N variables"), because
 quantization replaces float kernels with non-trainable integer ones.
@@ -31,12 +35,14 @@ import kplug
 import numpy as np
 from kplug import rundir
 from kplug.assembly import compile_model
-from kplug.errors import ConfigError, DataError
+from kplug.errors import ConfigError, DataError, first_line
 from kplug.inputs import head_targets, prepare_data
 from kplug.optimizers import build_optimizer
 from kplug.plugins import Plugins
 from kplug.prediction import LoadedRun, load_run
 from kplug.transfer import iter_layers
+
+from kplug_compress.float32 import float32_copy, precision_note
 
 # Weight-only modes of Model.quantize that need no calibration data (gptq and awq do).
 MODES = ("int8", "int4")
@@ -99,7 +105,12 @@ def _quantize(model: keras.Model, mode: str, keep: list[str]) -> tuple[list[str]
 
     with warnings.catch_warnings():  # Keras warns once per layer type it cannot quantize
         warnings.simplefilter("ignore", UserWarning)
-        model.quantize(mode, filters=lambda layer: not kept(layer))
+        try:
+            model.quantize(mode, filters=lambda layer: not kept(layer))
+        except (ValueError, TypeError, NotImplementedError) as error:
+            raise ConfigError(
+                f"--mode {mode}: Keras {keras.__version__} cannot quantize this model: {first_line(error)}"
+            ) from None
     quantized = [path for path, layer in iter_layers(model) if layer.quantization_mode is not None]
     left = [
         path
@@ -193,6 +204,8 @@ def quantize_run(
     batch_size = loaded.run.config.train.batch_size
     before = _evaluate(loaded, x_eval, y_eval, batch_size)
     size_before = {"weights_bytes": weight_bytes(loaded.model), "file_bytes": saved_bytes(loaded.model)}
+    precision = precision_note(loaded.model)
+    loaded.model = float32_copy(loaded.model)  # Keras quantizes no float16 layer to int8
     quantized, kept = _quantize(loaded.model, mode, list(keep or []))
     if not quantized:
         raise ConfigError(
@@ -222,6 +235,7 @@ def quantize_run(
             "keras": keras.__version__,
             "quantized_layers": quantized,
             "kept_float": kept,
+            "precision": precision,
         },
         "split": split,
         "size": {

@@ -61,3 +61,20 @@ def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
 def digits_run(tmp_path_factory: pytest.TempPathFactory, plugins: kplug.Plugins) -> kplug.FitResult:
     """One trained digits run shared by the tests that only read it."""
     return kplug.fit(digits_config(tmp_path_factory.mktemp("runs") / "digits"), plugins=plugins)
+
+
+@pytest.fixture(scope="session")
+def precision_plugins() -> kplug.Plugins:
+    """Built-ins, this plugin and kplug-precision (the mixed-precision policies)."""
+    import kplug_precision
+
+    return kplug.load_plugins([kplug_compress, kplug_precision], entry_points=False)
+
+
+@pytest.fixture(scope="session", params=["mixed_float16", "mixed_bfloat16"])
+def mixed_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, precision_plugins
+) -> kplug.FitResult:
+    """The digits run trained under each mixed-precision policy (both run on every backend)."""
+    output = tmp_path_factory.mktemp(request.param) / "digits"
+    return kplug.fit(digits_config(output, precision={"policy": request.param}), plugins=precision_plugins)

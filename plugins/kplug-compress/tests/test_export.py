@@ -98,3 +98,23 @@ def test_unknown_format_and_bad_output(digits_run: kplug.FitResult, tmp_path: Pa
         export_run(digits_run.run_dir, "tflite")
     with pytest.raises(kplug.ConfigError, match="a keras export is a file ending in .keras"):
         export_run(digits_run.run_dir, "keras", output=tmp_path / "model")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+def test_a_mixed_precision_run_exports_as_float32(mixed_run: kplug.FitResult, precision_plugins) -> None:
+    import onnxruntime
+
+    result = export_run(mixed_run.run_dir, "onnx")  # bfloat16 alone: a graph onnxruntime refuses
+    assert result.max_abs_diff < 1e-4
+    policy = mixed_run.report["precision"]
+    assert result.precision == {"model": policy, "written_as": "float32"}
+    recorded = json.loads((result.path.parent / "export.json").read_text())
+    assert recorded["onnx"]["precision"] == {"model": policy, "written_as": "float32"}
+    images = held_out_images(mixed_run.run_dir, precision_plugins)
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {session.get_inputs()[0].name: images})
+    assert logits.dtype == np.float32
+    # the float32 export predicts what the half-precision model predicts, to half precision
+    trained = reference(mixed_run.run_dir, images).astype("float32")
+    np.testing.assert_allclose(logits, trained, atol=0.05)
+    assert np.mean(logits.argmax(-1) == trained.argmax(-1)) >= 0.9

@@ -9,9 +9,17 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
+from kplug.checkpoint import latest_checkpoint
 
 import kplug_compress
-from kplug_compress.pruning import grow_mask, kernel_variable, polynomial_sparsity, prunable_layers
+from kplug_compress.pruning import (
+    MagnitudePruning,
+    PruningProgress,
+    grow_mask,
+    kernel_variable,
+    polynomial_sparsity,
+    prunable_layers,
+)
 
 
 class ZerosAtStageStart:
@@ -91,3 +99,82 @@ def test_bad_options(tmp_path, plugins, digits_run) -> None:
         kplug.fit(
             prune_config(tmp_path / "b", digits_run.run_dir, targets=["heads/nothing"]), plugins=plugins
         )
+
+
+class StopAt(keras.callbacks.Callback):
+    """Presses Ctrl-C after one batch (0-based ``batch`` of 0-based ``epoch``)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+class StopAtPlugin:
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("stop-at", StopAt)
+
+
+def checkpointed_prune_config(output: Path, source: Path, stop: dict | None = None) -> dict:
+    """``prune_config`` with a checkpoint every epoch and every 2 batches (6 batches an epoch)."""
+    config = prune_config(output, source, frequency=2)
+    config["output"].update(checkpoint_every=1, checkpoint_every_steps=2)
+    if stop is not None:  # callbacks may change on resume: the resumed run goes on without it
+        config["callbacks"] = [*config["callbacks"], {"name": "stop-at", "options": stop}]
+    return config
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, digits_run) -> kplug.FitResult:
+    config = checkpointed_prune_config(tmp_path_factory.mktemp("prune") / "whole", digits_run.run_dir)
+    return kplug.fit(config, plugins=kplug.load_plugins([kplug_compress], entry_points=False))
+
+
+@pytest.mark.parametrize(
+    ("stop", "resumed_at"),
+    [({"epoch": 1, "batch": 0}, (1, 0)), ({"epoch": 0, "batch": 2}, (0, 2))],
+    ids=["epoch-boundary", "mid-epoch"],
+)
+def test_resumed_pruning_run_ends_with_the_uninterrupted_weights_and_masks(
+    tmp_path, digits_run, uninterrupted, stop, resumed_at
+) -> None:
+    plugins = kplug.load_plugins([kplug_compress, StopAtPlugin()], entry_points=False)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(checkpointed_prune_config(tmp_path / "cut", digits_run.run_dir, stop), plugins=plugins)
+    state = latest_checkpoint(tmp_path / "cut").state
+    assert (state.stage, state.epoch, state.batch) == (0, *resumed_at)  # mid-way through the pruning stage
+    resumed = kplug.fit(
+        checkpointed_prune_config(tmp_path / "cut", digits_run.run_dir),
+        resume=tmp_path / "cut",
+        plugins=plugins,
+    )
+    for ours, theirs in zip(resumed.model.weights, uninterrupted.model.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-6
+        )
+    pruned = dict(prunable_layers(uninterrupted.model, ["backbone/*"]))
+    for path, layer in prunable_layers(resumed.model, ["backbone/*"]):
+        ours = keras.ops.convert_to_numpy(kernel_variable(layer))
+        theirs = keras.ops.convert_to_numpy(kernel_variable(pruned[path]))
+        np.testing.assert_array_equal(ours == 0, theirs == 0, err_msg=path)
+    assert resumed.report["pruning"]["layers"] == uninterrupted.report["pruning"]["layers"]
+
+
+def test_resuming_with_other_targets_is_refused() -> None:
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")]
+    )
+    progress = PruningProgress()
+    progress.initial = [0.0]  # a checkpoint saved mid-stage while pruning one layer
+    progress.attach(model)
+    callback = MagnitudePruning(targets=["heads/*"])
+    callback.set_model(model)
+    with pytest.raises(kplug.ConfigError, match=r"matches 2 layers, but the checkpoint .* pruned 1"):
+        callback.on_train_begin()

@@ -118,3 +118,24 @@ def test_quantize_command(trained_run: Path, tmp_path: Path, capsys, monkeypatch
     assert {p.name for p in out.iterdir()} >= {"model.keras", "report.json", "config.yaml", "labels.json"}
     assert main(["quantize", str(trained_run), "--mode", "int2", "--output", str(tmp_path / "x")]) == 2
     assert "'int2'" in capsys.readouterr().err
+
+
+def test_a_mixed_precision_run_is_quantized_as_float32(mixed_run, precision_plugins) -> None:
+    # Keras alone refuses int8 for a layer computing in float16 (mixed_float16)
+    result = kplug_compress.quantize_run(mixed_run.run_dir, mode="int8", plugins=precision_plugins)
+    report = result.report
+    policy = mixed_run.report["precision"]
+    assert report["quantization"]["precision"] == {"model": policy, "written_as": "float32"}
+    dense = result.model.get_layer("backbone").get_layer("embedding")
+    assert keras.backend.standardize_dtype(dense._kernel.dtype) == "int8"
+    assert dense.compute_dtype == "float32"
+    assert report["accuracy"]["before"] == pytest.approx(mixed_run.metrics["accuracy"], abs=1e-6)
+    assert report["accuracy"]["change"] >= -0.05
+    metrics = kplug.evaluate(result.output_dir, split="test", plugins=precision_plugins)
+    assert metrics["accuracy"] == pytest.approx(report["accuracy"]["after"], abs=1e-6)
+
+
+def test_keras_errors_reach_the_user_as_config_errors(trained_run: Path, plugins, tmp_path: Path) -> None:
+    once = kplug_compress.quantize_run(trained_run, mode="int8", output=tmp_path / "once", plugins=plugins)
+    with pytest.raises(kplug.ConfigError, match=r"--mode int8: Keras .* cannot quantize .*already quantized"):
+        kplug_compress.quantize_run(once.output_dir, mode="int8", output=tmp_path / "twice", plugins=plugins)
