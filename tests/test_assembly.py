@@ -78,3 +78,45 @@ def test_precision_policy_is_applied_then_restored(blobs):
     assert result.model.get_layer("classification").get_layer("logits").compute_dtype == "float32"
     assert result.report["precision"] == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"
+
+
+def two_head_run(x, y, size, weight: float, plugins) -> kplug.FitResult:
+    """Classification of the blobs plus a regression of ``size``, its loss weighted by ``weight``."""
+    config = {
+        "name": "two-heads",
+        "seed": 1,
+        "data": {"source": "arrays", "options": {"x": x, "targets": {"label": y, "size": size}}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [
+                {"name": "classification", "id": "kind"},
+                {"name": "regression", "id": "size", "target": "size", "loss_weight": weight},
+            ],
+        },
+        # plain SGD: a head's gradient, and so its step, scales with its loss weight
+        "train": {
+            "epochs": 5,
+            "batch_size": 32,
+            "verbose": 0,
+            "optimizer": {"name": "sgd", "learning_rate": 0.01},
+        },
+        "output": {"dir": f"runs/weight-{weight}"},
+    }
+    return kplug.fit(config, plugins=plugins)
+
+
+def test_loss_weight_scales_a_heads_share_of_the_training_loss(blobs, plugins):
+    x, y = blobs
+    size = (x[:, 0] - x[:, 1]).astype("float32")
+    full = two_head_run(x, y, size, 1.0, plugins)
+    tiny = two_head_run(x, y, size, 1e-3, plugins)
+    for run, weight in ((full, 1.0), (tiny, 1e-3)):
+        history = {key: np.array(values) for key, values in run.history.items()}
+        # the loss trained on is the weighted sum of the heads' (unweighted) losses
+        np.testing.assert_allclose(
+            history["loss"], history["kind_loss"] + weight * history["size_loss"], rtol=1e-5
+        )
+        assert history["kind_loss"][-1] < 0.6 * history["kind_loss"][0]  # the classifier learns either way
+    # weighted 1 the regression learns; weighted 1e-3 it does not
+    assert full.history["size_loss"][-1] < 0.3 * full.history["size_loss"][0]
+    assert tiny.history["size_loss"][-1] > 0.9 * tiny.history["size_loss"][0]
