@@ -33,6 +33,15 @@ def _allocate(wanted: int, sizes: list[int]) -> list[int]:
     return counts
 
 
+def _within(counts: list[int], room: list[int]) -> list[int]:
+    """``counts`` with none above its ``room``; what a group cannot give comes from those with most room."""
+    capped = [min(count, space) for count, space in zip(counts, room, strict=True)]
+    for _ in range(min(sum(counts), sum(room)) - sum(capped)):
+        most = max(range(len(room)), key=lambda i: room[i] - capped[i])
+        capped[most] += 1
+    return capped
+
+
 def split_indices(
     count: int,
     validation: float,
@@ -60,12 +69,13 @@ def split_indices(
     n_test = int(test) if test >= 1 else int(round(count * test))
     groups = [order] if strata is None else [order[strata[order] == value] for value in np.unique(strata)]
     sizes = [len(group) for group in groups]
-    # Whole-split sizes first, then shared out over the classes: a stratified split holds out as many
-    # rows as a plain one, and the validation rows come from what the test rows leave in each class.
-    test_counts = _allocate(n_test, sizes)
-    validation_counts = _allocate(
-        n_validation, [size - n for size, n in zip(sizes, test_counts, strict=True)]
-    )
+    if strata is None or validation >= 1 or test >= 1:  # exact sizes, shared out over the classes
+        test_counts = _allocate(n_test, sizes)
+        left = [size - n for size, n in zip(sizes, test_counts, strict=True)]
+        validation_counts = _within(_allocate(n_validation, sizes), left)
+    else:  # fractions of each class
+        test_counts = [int(round(size * test)) for size in sizes]
+        validation_counts = [int(round(size * validation)) for size in sizes]
     pieces = [
         (group[n_tst + n_val :], group[n_tst : n_tst + n_val], group[:n_tst])
         for group, n_val, n_tst in zip(groups, validation_counts, test_counts, strict=True)

