@@ -17,8 +17,14 @@ class SplitIndices:
 
 
 def _allocate(wanted: int, sizes: list[int]) -> list[int]:
-    """Split a count over groups in proportion to their sizes (largest remainder, exact total)."""
+    """Split a count over groups in proportion to their sizes (largest remainder, exact total).
+
+    Ties go to the earlier group. No group gets more than its size.
+    """
     total = sum(sizes)
+    wanted = min(wanted, total)
+    if wanted == 0:
+        return [0] * len(sizes)
     shares = [wanted * size / total for size in sizes]
     counts = [int(share) for share in shares]
     by_remainder = sorted(range(len(sizes)), key=lambda i: shares[i] - counts[i], reverse=True)
@@ -27,21 +33,13 @@ def _allocate(wanted: int, sizes: list[int]) -> list[int]:
     return counts
 
 
-def _split_group(
-    indices: np.ndarray,
-    validation: float,
-    test: float,
-    n_validation: int | None = None,
-    n_test: int | None = None,
-) -> tuple[np.ndarray, ...]:
-    count = len(indices)
-    n_test = int(round(count * test)) if n_test is None else n_test
-    n_validation = int(round(count * validation)) if n_validation is None else n_validation
-    return (
-        indices[n_test + n_validation :],
-        indices[n_test : n_test + n_validation],
-        indices[:n_test],
-    )
+def _within(counts: list[int], room: list[int]) -> list[int]:
+    """``counts`` with none above its ``room``; what a group cannot give comes from those with most room."""
+    capped = [min(count, space) for count, space in zip(counts, room, strict=True)]
+    for _ in range(min(sum(counts), sum(room)) - sum(capped)):
+        most = max(range(len(room)), key=lambda i: room[i] - capped[i])
+        capped[most] += 1
+    return capped
 
 
 def split_indices(
@@ -67,21 +65,21 @@ def split_indices(
     """
     rng = np.random.default_rng(seed)
     order = rng.permutation(count)
-    counts = validation >= 1 or test >= 1
     n_validation = int(validation) if validation >= 1 else int(round(count * validation))
     n_test = int(test) if test >= 1 else int(round(count * test))
-    if strata is None:
-        parts = _split_group(
-            order, validation, test, n_validation if counts else None, n_test if counts else None
-        )
-    else:
-        groups = [order[strata[order] == value] for value in np.unique(strata)]
-        sizes = [len(group) for group in groups]
-        validation_counts = _allocate(n_validation, sizes) if counts else [None] * len(groups)
-        test_counts = _allocate(n_test, sizes) if counts else [None] * len(groups)
-        pieces: list[tuple[np.ndarray, ...]] = []
-        for group, n_val, n_tst in zip(groups, validation_counts, test_counts, strict=True):
-            pieces.append(_split_group(group, validation, test, n_val, n_tst))
-        parts = tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(3))
+    groups = [order] if strata is None else [order[strata[order] == value] for value in np.unique(strata)]
+    sizes = [len(group) for group in groups]
+    if strata is None or validation >= 1 or test >= 1:  # exact sizes, shared out over the classes
+        test_counts = _allocate(n_test, sizes)
+        left = [size - n for size, n in zip(sizes, test_counts, strict=True)]
+        validation_counts = _within(_allocate(n_validation, sizes), left)
+    else:  # fractions of each class
+        test_counts = [int(round(size * test)) for size in sizes]
+        validation_counts = [int(round(size * validation)) for size in sizes]
+    pieces = [
+        (group[n_tst + n_val :], group[n_tst : n_tst + n_val], group[:n_tst])
+        for group, n_val, n_tst in zip(groups, validation_counts, test_counts, strict=True)
+    ]
+    parts = tuple(np.concatenate([piece[i] for piece in pieces]) for i in range(3))
     # Rows keep their original order inside each split (fit shuffles the training rows itself).
     return SplitIndices(*(np.sort(np.asarray(part, dtype=np.int64)) for part in parts))

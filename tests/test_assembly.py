@@ -78,3 +78,62 @@ def test_precision_policy_is_applied_then_restored(blobs):
     assert result.model.get_layer("classification").get_layer("logits").compute_dtype == "float32"
     assert result.report["precision"] == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"
+
+
+def two_head_run(x, y, size, weight: float) -> tuple[kplug.FitResult, np.ndarray]:
+    """Classification of the blobs plus a regression of ``size`` whose loss is weighted by ``weight``.
+
+    Returns the result and the regression head's kernel before training.
+    """
+    start = []
+
+    class Start:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_fit_start(trainer, model):
+            start.append(keras.ops.convert_to_numpy(model.get_layer("size").weights[0]))
+
+    config = {
+        "name": "two-heads",
+        "seed": 1,
+        "data": {"source": "arrays", "options": {"x": x, "targets": {"label": y, "size": size}}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [
+                {"name": "classification", "id": "kind"},
+                {"name": "regression", "id": "size", "target": "size", "loss_weight": weight},
+            ],
+        },
+        # plain SGD: a head's gradient, and so its step, scales with its loss weight. 240 rows in
+        # batches of 48: no short last batch, whose per-head loss Keras on tensorflow averages as a full one
+        "train": {
+            "epochs": 8,
+            "batch_size": 48,
+            "verbose": 0,
+            "optimizer": {"name": "sgd", "learning_rate": 0.02},
+        },
+        "output": {"dir": f"runs/weight-{weight}"},
+    }
+    result = kplug.fit(config, plugins=kplug.load_plugins([Start], entry_points=False))
+    return result, start[0]
+
+
+def test_loss_weight_scales_a_heads_share_of_the_training_loss(blobs):
+    x, y = blobs
+    size = (x[:, 0] - x[:, 1]).astype("float32")
+    moved = {}
+    for weight in (1.0, 1e-3):
+        result, start = two_head_run(x, y, size, weight)
+        history = {key: np.array(values) for key, values in result.history.items()}
+        # the loss trained on is the weighted sum of the heads' (unweighted) losses
+        np.testing.assert_allclose(
+            history["loss"], history["kind_loss"] + weight * history["size_loss"], rtol=1e-5
+        )
+        assert history["kind_loss"][-1] < 0.6 * history["kind_loss"][0]  # the classifier learns either way
+        end = keras.ops.convert_to_numpy(result.model.get_layer("size").weights[0])
+        moved[weight] = np.abs(end - start).sum()
+        if weight == 1.0:  # weighted 1 the regression learns
+            assert history["size_loss"][-1] < 0.3 * history["size_loss"][0]
+    # weighted 1e-3, the regression head's own layer hardly moves (its steps are 1000x smaller; its
+    # inputs, the shared features, differ between the runs)
+    assert moved[1e-3] < 0.05 * moved[1.0], moved

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -21,15 +22,53 @@ import run  # noqa: E402
 import worker  # noqa: E402
 
 
-def test_the_three_builds_of_each_model_have_the_same_parameters():
-    torch = __import__("torch")
+def copy_into_torch(model: keras.Model, native) -> None:
+    """Give the torch twin the weights of the flat Keras model, layer by layer (NHWC -> NCHW)."""
+    import torch
+
+    twins = [m for m in native if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    layers = [layer for layer in model.layers if layer.weights]
+    assert [type(layer).__name__ for layer in layers] == [
+        {"Linear": "Dense", "Conv2d": "Conv2D"}[type(m).__name__] for m in twins
+    ]
+    twins = iter(twins)
+    flattened = None  # the (h, w, c) map whose flattening the next Dense reads
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Flatten) and len(layer.input.shape) == 4:
+            flattened = layer.input.shape[1:]
+        if not layer.weights:
+            continue
+        twin = next(twins)
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+        if isinstance(twin, torch.nn.Conv2d):
+            kernel = kernel.transpose(3, 2, 0, 1)
+        else:
+            if flattened is not None:  # Keras flattens in (h, w, c) order, torch in (c, h, w) order
+                kernel = kernel.reshape(*flattened, -1).transpose(2, 0, 1, 3).reshape(kernel.shape)
+                flattened = None
+            kernel = kernel.T
+        twin.weight.data = torch.from_numpy(np.ascontiguousarray(kernel))
+        twin.bias.data = torch.from_numpy(np.ascontiguousarray(bias))
+
+
+def test_the_three_builds_of_each_model_compute_the_same_function():
+    import torch
+
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     for spec in bench_models.SPECS.values():
-        plain = bench_models.plain_keras_model(spec).count_params()
+        plain = bench_models.plain_keras_model(spec)
         flat = bench_models.plain_keras_model(spec, nested=False)
-        native = sum(p.numel() for p in bench_models.torch_model(spec).parameters())
-        assert plain == flat.count_params() == native
+        native = bench_models.torch_model(spec)
+        assert plain.count_params() == flat.count_params() == sum(p.numel() for p in native.parameters())
         assert not any(isinstance(layer, keras.Model) for layer in flat.layers)
-        assert native > 0 and torch is not None
+        flat.set_weights(plain.get_weights())
+        copy_into_torch(flat, native)
+        expected = keras.ops.convert_to_numpy(plain(x))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(flat(x)), expected, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            logits = native(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+        assert np.abs(expected).max() > 1e-2  # the logits are not all zero: the comparison says something
 
 
 def test_worker_runs_a_tiny_configuration_and_the_report_renders(tmp_path):

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,6 +19,7 @@ from conftest import blob_config
 import kplug
 from kplug.checkpoint import TrainingState, latest_checkpoint, write_checkpoint
 from kplug.cli import main
+from kplug.transfer import variable_paths
 
 
 def staged_config(x, y):
@@ -277,12 +277,17 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     other = other_installed_backend()
     env = {**os.environ, "KERAS_BACKEND": other, "KPLUG_LOAD_PLUGINS": "none"}
+    # on the other backend: the whole run, then a copy of it resumed there from its mid-stage checkpoint
+    # (epoch 2 of stage 2, so the weights, the Adam moments and the step count all come from it)
+    script = (
+        "import shutil, sys; from pathlib import Path; from kplug.cli import main\n"
+        "assert main(['train', 'run.yaml']) == 0\n"
+        "shutil.copytree('runs/portable', 'runs/own')\n"
+        "for late in sorted(Path('runs/own/checkpoints').iterdir())[3:]: shutil.rmtree(late)\n"
+        "sys.exit(main(['train', '--resume', 'runs/own']))\n"
+    )
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "kplug"), "train", "run.yaml"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = tmp_path / "runs/portable"
@@ -302,9 +307,24 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
     model = kplug.fit(init, plugins=plugins).model
     np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-4)
 
-    # resume the other backend's run here from its mid-run checkpoint
-    for late in sorted((run_dir / "checkpoints").iterdir())[2:]:
+    # resume the other backend's run here from the same checkpoint
+    for late in sorted((run_dir / "checkpoints").iterdir())[3:]:
         shutil.rmtree(late)
     result = kplug.fit(config, resume=run_dir, plugins=plugins)
     assert result.report["backend"] == keras.backend.backend() and len(result.history["loss"]) == 3
+    assert result.report["stages"][1]["optimizer_state"].startswith("restored from the checkpoint at epoch 2")
+    # it continues as the same run resumed on its own backend does, and ends where the uninterrupted
+    # run ended, to float precision (the backends round differently)
+    here = variable_paths(result.model)
+    own = keras.saving.load_model(tmp_path / "runs/own/model.keras", compile=False)
+    for there in (variable_paths(own), variable_paths(trained)):
+        assert list(here) == list(there)
+        for path, variable in here.items():
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(variable),
+                keras.ops.convert_to_numpy(there[path]),
+                rtol=1e-4,
+                atol=1e-5,
+                err_msg=path,
+            )
     assert result.metrics["accuracy"] > 0.8

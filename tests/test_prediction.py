@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import keras
 import numpy as np
 import pytest
 
 import kplug
+from kplug.cli import main
 
 
 @pytest.fixture
@@ -123,3 +127,54 @@ def test_predict_on_an_unlabeled_csv_and_with_key_value_options(plugins, tmp_pat
     assert by_option == by_path
     with pytest.raises(kplug.DataError, match="evaluate needs labelled data"):
         kplug.evaluate("runs/csv", data="new.csv", plugins=plugins)
+
+
+def test_predict_gives_each_heads_output_for_every_example(blobs, plugins, capsys):
+    x, y = blobs
+    size = (x[:, 0] - x[:, 1]).astype("float32")
+    np.savez("two.npz", x=x, y=y, size=size)
+    config = {
+        "name": "two-heads",
+        "seed": 0,
+        "data": {
+            "source": "npz",
+            "options": {"path": "two.npz", "targets": ["y", "size"]},
+            "split": {"test": 0.25},
+        },
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [
+                {"name": "classification", "id": "kind"},
+                {"name": "regression", "id": "size", "target": "size"},
+            ],
+        },
+        "train": {"epochs": 20, "optimizer": {"learning_rate": 0.02}, "verbose": 0},
+        "output": {"dir": "runs/two"},
+    }
+    result = kplug.fit(config, plugins=plugins)
+    records = kplug.predict(result.run_dir, plugins=plugins)  # the run's test split
+    assert len(records) == 60 and all(set(r) == {"index", "kind", "size"} for r in records)
+    rows = np.array([r["index"] for r in records])
+    # every value is the saved model's own output for that example
+    outputs = keras.saving.load_model(result.run_dir / "model.keras", compile=False).predict(
+        x[rows], verbose=0
+    )
+    logits = np.array([r["kind"]["logits"] for r in records])
+    np.testing.assert_allclose(logits, outputs["kind"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        [r["kind"]["probabilities"] for r in records],
+        keras.ops.convert_to_numpy(keras.ops.softmax(outputs["kind"])),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert [r["kind"]["label"] for r in records] == [str(i) for i in outputs["kind"].argmax(axis=1)]
+    np.testing.assert_allclose([r["size"]["value"] for r in records], outputs["size"], rtol=1e-5, atol=1e-5)
+    assert set(records[0]["size"]) == {"value", "logits"}
+    # ... and each head answers its own target
+    assert np.mean([r["kind"]["label"] == str(y[r["index"]]) for r in records]) > 0.9
+    predicted_size = np.array([r["size"]["value"][0] for r in records])
+    assert np.corrcoef(predicted_size, size[rows])[0, 1] > 0.9
+    # the command line writes the same records, one JSON line each
+    assert main(["--no-plugins", "predict", str(result.run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line) for line in lines] == records

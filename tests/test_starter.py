@@ -35,8 +35,22 @@ def test_starter_config_validates_and_comments_every_field(task, plugins) -> Non
 
 def test_text_starter_names_the_kplug_text_backbone(plugins) -> None:
     text_plugin = pytest.importorskip("kplug_text")
-    config = kplug.load_config(yaml.safe_load(starter_config("text-classification")))
-    resolve(config, kplug.load_plugins([text_plugin], entry_points=False))
+    text = starter_config("text-classification")
+    config = kplug.load_config(yaml.safe_load(text))
+    run = resolve(config, kplug.load_plugins([text_plugin], entry_points=False))
+    assert run.backbone.component.factory is text_plugin.bert
+    assert run.backbone.component.provider == "kplug_text (passed in Python)"
+    assert run.backbone.options["path"] == "checkpoints/bert-base-uncased"
+    assert run.backbone.options["sequence_length"] == 128
+    assert (run.dataset.component.name, run.dataset.options["text"]) == ("tsv", True)
+    # every alternative the comment offers is a kplug-text backbone
+    comment = next(line for line in text.splitlines() if line.lstrip().startswith("name: bert"))
+    offered = comment.split("# kplug-text:")[1].split("(")[0].replace(",", " ").split()
+    assert offered == ["bert", "distilbert", "minilm-l6"]
+    for name in offered:
+        assert run.plugins.registry.get("backbone", name).provider == "kplug_text (passed in Python)"
+    with pytest.raises(kplug.ConfigError, match="model.backbone.name: Unknown backbone 'bert'"):
+        resolve(config, plugins)  # built-ins alone do not have it
 
 
 def test_init_writes_a_config_that_trains(tmp_path, capsys, monkeypatch) -> None:

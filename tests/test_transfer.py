@@ -99,8 +99,22 @@ def test_init_from_named_arrays_weights_h5_and_strict(tmp_path):
             keras.ops.convert_to_numpy(target.get_layer("backbone").weights[0]),
             arrays["backbone/dense1/kernel"],
         )
-    with pytest.raises(CheckpointError, match=r"strict.*heads/digits/logits/kernel \(backbone|strict"):
+    with pytest.raises(CheckpointError) as skipped:
         init_from_checkpoint(kplug_like_model(classes=5), str(tmp_path / "arrays.npz"), {}, strict=True)
+    assert str(skipped.value) == (
+        f"model.backbone.init (strict): 2 variable(s) not initialised from {tmp_path / 'arrays.npz'}: "
+        "heads/digits/logits/kernel (heads/digits/logits/kernel: source shape (4, 10), target (4, 5)); "
+        "heads/digits/logits/bias (heads/digits/logits/bias: source shape (10,), target (5,))."
+    )
+    np.savez(tmp_path / "no_bias.npz", **{k: v for k, v in arrays.items() if k != "backbone/dense1/bias"})
+    with pytest.raises(CheckpointError) as left_new:
+        init_from_checkpoint(kplug_like_model(classes=10), str(tmp_path / "no_bias.npz"), {}, strict=True)
+    assert str(left_new.value) == (
+        f"model.backbone.init (strict): 1 variable(s) not initialised from {tmp_path / 'no_bias.npz'}: "
+        "backbone/dense1/bias (no source)."
+    )
+    strict = init_from_checkpoint(kplug_like_model(classes=10), str(tmp_path / "arrays.npz"), {}, strict=True)
+    assert len(strict.initialised) == 4 and not strict.skipped and not strict.left_new
     # Keras .weights.h5 files keep Keras' own layer paths and variable indices: map them
     source.save_weights(tmp_path / "source.weights.h5")
     target = kplug_like_model(classes=10)
