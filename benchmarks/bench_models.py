@@ -1,7 +1,7 @@
 """The benchmark models, built three ways with the same architecture: kplug config, plain Keras, torch.nn.
 
 kplug's model is ``inputs -> backbone -> head``; the classification head is ``Flatten -> Dense(logits)``
-(kplug/head.py), so a plain-Keras twin has one more (free) Flatten after the backbone. Every builder
+(kplug/plugin/head.py), so a plain-Keras twin has one more (free) Flatten after the backbone. Every builder
 here is checked against the others by parameter count in the harness.
 """
 

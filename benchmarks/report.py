@@ -109,7 +109,7 @@ def overhead_section(results: dict[str, Any]) -> list[str]:
         "in one flat graph: what the two sub-model calls per step cost Keras itself, kplug or not.",
         "",
         f"Compile settings on both sides (kplug's defaults): `{json.dumps(settings)}`; on torch both sides "
-        "also train with kplug's oneDNN routing of float32 products (kplug/cpu_matmul.py).",
+        "also train with kplug's oneDNN routing of float32 products (kplug/backend/cpu_matmul.py).",
         "",
     ]
     lines += _table(
@@ -376,7 +376,7 @@ def text_section(results: dict[str, Any]) -> list[str]:
         "The transformers side runs in every backend's process, so its column also shows the run-to-run "
         "noise. Targets: kplug's best backend >= 1.8x transformers, kplug on torch >= 1.0x; "
         "*kplug/plain time* is kplug's overhead (section 1's target: at most 1.02). On the torch backend "
-        "kplug routes float32 products to oneDNN while training (kplug/cpu_matmul.py; the plain Keras side "
+        "kplug routes float32 products to oneDNN while training (kplug/backend/cpu_matmul.py; the plain Keras side "
         "gets the same); *transformers + oneDNN* is transformers with that same torch setting, which its "
         "users can set themselves.",
         "",

@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 from bench_models import SPECS, Spec, compile_plain, kplug_config, mnist, plain_keras_model, torch_model  # noqa: E402
 
 import kplug  # noqa: E402
-from kplug.cpu_matmul import ROUTE, onednn_matmul  # noqa: E402
-from kplug.plugins import hookimpl  # noqa: E402
+from kplug.backend.cpu_matmul import ROUTE, onednn_matmul  # noqa: E402
+from kplug.plugin.manager import hookimpl  # noqa: E402
 
 BACKEND = keras.backend.backend()
 
@@ -82,7 +82,7 @@ def steady(epochs: list[float]) -> float:
 
 def kplug_settings() -> dict[str, Any]:
     """The compile settings kplug uses on this backend (so plain Keras is compiled the same)."""
-    from kplug import assembly
+    from kplug.model import assembly
 
     chooser = getattr(assembly, "backend_compile_settings", None)
     return dict(chooser()) if chooser else {}
@@ -268,7 +268,7 @@ def checkpoint_write_ms(spec: Spec, repeats: int = 9) -> dict[str, float]:
     """One checkpoint write timed directly (median ms) on a trained model: kplug's ``write_checkpoint``
     (whole ``.keras`` model, RNG states, position; atomic, pruned) against what Keras'
     ``BackupAndRestore`` writes each epoch (``save_weights``, optimizer included)."""
-    from kplug.checkpoint import TrainingState, write_checkpoint
+    from kplug.train.checkpoint import TrainingState, write_checkpoint
 
     model = plain_keras_model(spec)
     compile_plain(model, kplug_settings())
@@ -373,9 +373,9 @@ def section_pipeline(args) -> dict[str, Any]:
     """kplug's input pipeline alone: reading + splitting the IDX files, then one epoch of batches."""
     from bench_models import MNIST
 
-    from kplug.config import parse_config
-    from kplug.inputs import prepare_data
-    from kplug.resolve import resolve
+    from kplug.config.schema import parse_config
+    from kplug.data.inputs import prepare_data
+    from kplug.plugin.resolve import resolve
 
     config = parse_config(
         {
@@ -416,10 +416,10 @@ def section_pipeline(args) -> dict[str, Any]:
 
 
 def training_batches(x, y, batch_size: int):
-    """An epoch of the batches kplug feeds ``Model.fit``: kplug.batches.TrainingBatches (a seeded
+    """An epoch of the batches kplug feeds ``Model.fit``: kplug.data.batches.TrainingBatches (a seeded
     keras.utils.PyDataset) when this kplug has it, else Keras' own array adapter (``fit(x, y)``)."""
     try:
-        from kplug.batches import TrainingBatches
+        from kplug.data.batches import TrainingBatches
     except ImportError:
         TrainingBatches = None  # noqa: N806 - an older kplug that fits on arrays
     if TrainingBatches is not None:
@@ -429,7 +429,7 @@ def training_batches(x, y, batch_size: int):
             for index in range(dataset.batches_per_epoch):
                 yield dataset[index]
 
-        return epoch, "kplug.batches.TrainingBatches"
+        return epoch, "kplug.data.batches.TrainingBatches"
     from keras.src.trainers.data_adapters import get_data_adapter
 
     def epoch():
@@ -488,7 +488,7 @@ def sentences(count: int, seed: int = 0) -> np.ndarray:
 @contextlib.contextmanager
 def torch_onednn_products(on: bool) -> Iterator[None]:
     """With ``on``, torch's float32 CPU products go to oneDNN (the setting kplug makes on the torch
-    backend, see kplug/cpu_matmul.py), in any process; the previous setting is restored."""
+    backend, see kplug/backend/cpu_matmul.py), in any process; the previous setting is restored."""
     import torch
 
     matmul = torch.backends.mkldnn.matmul

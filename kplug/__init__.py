@@ -12,15 +12,15 @@ import os
 # TensorFlow's C++ start-up chatter hides kplug's own output; users can still set this.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kplug.config import RunConfig, load_config
-from kplug.distribution import Distribution
+from kplug.config.schema import RunConfig, load_config
+from kplug.data.example_set import Examples
+from kplug.distribute.placement import Distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError, TrainingError
-from kplug.examples import Examples
-from kplug.head import Head
-from kplug.plugins import Plugins, hookimpl, load_plugins
-from kplug.precision import Precision
-from kplug.prediction import evaluate, predict
-from kplug.trainer import FitResult, Trainer, fit
+from kplug.inference.prediction import evaluate, predict
+from kplug.plugin.head import Head
+from kplug.plugin.manager import Plugins, hookimpl, load_plugins
+from kplug.plugin.precision import Precision
+from kplug.train.trainer import FitResult, Trainer, fit
 
 __all__ = [
     "CheckpointError",

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import keras
 
-import kplug.checkpoint
-import kplug.trainer
-from kplug.cli import main
+import kplug.train.checkpoint
+import kplug.train.trainer
+from kplug.cli.main import main
 
 PAUSE = json.loads(os.environ["KPLUG_TEST_PAUSE"])
 counts = {"batch": 0, "write": 0, "prune": 0, "renamed": 0}
@@ -62,13 +62,13 @@ class PauseAfterBatch(keras.callbacks.Callback):
             wait_for_sigint()
 
 
-original_callbacks = kplug.trainer.Trainer._callbacks
-kplug.trainer.Trainer._callbacks = lambda self, state, first: [
+original_callbacks = kplug.train.trainer.Trainer._callbacks
+kplug.train.trainer.Trainer._callbacks = lambda self, state, first: [
     *original_callbacks(self, state, first),
     PauseAfterBatch(),
 ]
 
-original_rng_states = kplug.checkpoint.rng_states
+original_rng_states = kplug.train.checkpoint.rng_states
 
 
 def rng_states(model):  # called by write_checkpoint once model.keras is written
@@ -78,7 +78,7 @@ def rng_states(model):  # called by write_checkpoint once model.keras is written
 
 
 def replace(source, target):
-    if Path(source).name.startswith(".partial-") and kplug.checkpoint.NAME.match(Path(target).name):
+    if Path(source).name.startswith(".partial-") and kplug.train.checkpoint.NAME.match(Path(target).name):
         if PAUSE["kind"] == "write" and PAUSE["phase"] == "before-rename" and reached("write"):
             pause()
         counts["renamed"] += 1
@@ -95,9 +95,9 @@ def rmtree(path, *args, **kwargs):
     return shutil.rmtree(path, *args, **kwargs)
 
 
-kplug.checkpoint.rng_states = rng_states
-kplug.checkpoint.os = types.SimpleNamespace(**{**vars(os), "replace": replace})
-kplug.checkpoint.shutil = types.SimpleNamespace(**{**vars(shutil), "rmtree": rmtree})
+kplug.train.checkpoint.rng_states = rng_states
+kplug.train.checkpoint.os = types.SimpleNamespace(**{**vars(os), "replace": replace})
+kplug.train.checkpoint.shutil = types.SimpleNamespace(**{**vars(shutil), "rmtree": rmtree})
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

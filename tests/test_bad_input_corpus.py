@@ -28,8 +28,8 @@ import yaml
 from conftest import MNIST, install_distribution, mnist_data
 
 import kplug.errors
-import kplug.plugins
-from kplug.cli import main
+import kplug.plugin.manager
+from kplug.cli.main import main
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 CATEGORIES = ("config", "data", "checkpoint", "plugin")
@@ -211,14 +211,14 @@ def install_case_plugins(case: Path, spec: dict[str, Any], site: Path, monkeypat
     for name, file in plugins.items():
         install_distribution(site, name, (case / "plugins" / file).read_text(), monkeypatch)
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", ",".join(plugins))
-    kplug.plugins._default_plugins.cache_clear()  # what is installed changed
+    kplug.plugin.manager._default_plugins.cache_clear()  # what is installed changed
 
 
 @pytest.fixture
 def reload_plugins():
     """Plugin cases change what is installed: the next test loads the default plugins again."""
     yield
-    kplug.plugins._default_plugins.cache_clear()
+    kplug.plugin.manager._default_plugins.cache_clear()
 
 
 def test_the_corpus_covers_every_category():
@@ -284,7 +284,7 @@ def test_debug_shows_the_traceback(tmp_path):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(CORPUS.parents[1]), os.environ.get("PYTHONPATH", "")]),
     }
-    argv = [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()"]
+    argv = [sys.executable, "-c", "from kplug.cli.main import entry_point; entry_point()"]
     done = subprocess.run(
         [*argv, "--debug", "--no-plugins", "train", "run.yaml"],
         capture_output=True,

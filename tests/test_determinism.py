@@ -8,7 +8,7 @@ import numpy as np
 from conftest import blob_config
 
 import kplug
-from kplug.metrics import read_metrics
+from kplug.train.metrics_file import read_metrics
 
 
 def seeded_config(x, y, run_dir, seed):

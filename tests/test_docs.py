@@ -1,4 +1,4 @@
-"""docs/plugin-hooks.md documents every hook in kplug/hookspecs.py, and the specs hold no logic.
+"""docs/plugin-hooks.md documents every hook in kplug/plugin/spec.py, and the specs hold no logic.
 
 Like datasette's ``test_plugin_hooks_are_documented``: adding a hook without documenting
 it, or changing a hook's signature without updating the docs, fails here.
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kplug import hookspecs
+from kplug.plugin import spec as hookspecs
 
 REPO = Path(__file__).resolve().parents[1]
-HOOKSPECS = REPO / "kplug" / "hookspecs.py"
+HOOKSPECS = REPO / "kplug" / "plugin" / "spec.py"
 DOCS = REPO / "docs" / "plugin-hooks.md"
 SOURCE = HOOKSPECS.read_text(encoding="utf-8")
 
@@ -30,7 +30,7 @@ def _is_hookspec(decorator: ast.expr) -> bool:
 
 
 def hook_definitions() -> dict[str, ast.FunctionDef]:
-    """Every ``@hookspec`` function of kplug/hookspecs.py by name, in source order."""
+    """Every ``@hookspec`` function of kplug/plugin/spec.py by name, in source order."""
     tree = ast.parse(SOURCE)
     return {
         node.name: node
@@ -78,7 +78,7 @@ def doc_sections() -> dict[str, str]:
 def test_ast_finds_every_registered_hookspec() -> None:
     marked = {name for name, value in vars(hookspecs).items() if hasattr(value, "kplug_spec")}
     assert set(HOOKS) == marked
-    assert HOOKS, "no hooks found in kplug/hookspecs.py"
+    assert HOOKS, "no hooks found in kplug/plugin/spec.py"
 
 
 @pytest.mark.parametrize("name", list(HOOKS))
@@ -91,7 +91,7 @@ def test_plugin_hooks_are_documented(name: str) -> None:
     assert sections[name].lstrip().startswith("```python"), f"put the signature directly under '## {name}'"
     assert expected in normalise(code.group(1)), (
         f"the first python block under '## {name}' should show the signature from "
-        f"kplug/hookspecs.py:\n    {expected}"
+        f"kplug/plugin/spec.py:\n    {expected}"
     )
 
 
@@ -117,8 +117,8 @@ def test_hookspec_docstring_has_an_example(name: str) -> None:
 
 def test_plugin_loading_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    plugins_source = (REPO / "kplug" / "plugins.py").read_text(encoding="utf-8")
+    plugins_source = (REPO / "kplug" / "plugin" / "manager.py").read_text(encoding="utf-8")
     variables = set(re.findall(r"\bKPLUG_[A-Z_]+\b", plugins_source))
-    assert variables, "kplug/plugins.py reads no KPLUG_* variables?"
+    assert variables, "kplug/plugin/manager.py reads no KPLUG_* variables?"
     for needed in (*sorted(variables), "[project.entry-points.kplug]", "path_option"):
         assert needed in text, f"docs/plugin-hooks.md does not mention {needed}"

@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from kplug.config import RunConfig
+from kplug.config.schema import RunConfig
 
 pytest.importorskip("mkdocs")
 pytest.importorskip("material")
@@ -48,10 +48,10 @@ def test_config_reference_has_every_field_of_every_section() -> None:
 def test_plugin_links_point_at_generated_pages() -> None:
     hooks = load_hooks()
     pages = {"plugin-hooks.md", "plugins/kplug-example.md", "index.md"}
-    text = "[example](../plugins/kplug-example/README.md) and [code](../kplug/hookspecs.py) and [web](https://x.org)"
+    text = "[example](../plugins/kplug-example/README.md) and [code](../kplug/plugin/spec.py) and [web](https://x.org)"
     rewritten = hooks.rewrite_links(text, "plugin-hooks.md", REPO / "docs" / "plugin-hooks.md", pages)
     assert rewritten == (
-        "[example](plugins/kplug-example.md) and code (`kplug/hookspecs.py`) and [web](https://x.org)"
+        "[example](plugins/kplug-example.md) and code (`kplug/plugin/spec.py`) and [web](https://x.org)"
     )
     readme = REPO / "plugins" / "kplug-mlflow" / "README.md"
     rewritten = hooks.rewrite_links("[kplug](../../README.md)", "plugins/kplug-mlflow.md", readme, pages)
@@ -100,7 +100,7 @@ def test_the_documented_tune_and_logger_sections_are_valid() -> None:
 
     import yaml
 
-    from kplug.search_space import TuneConfig
+    from kplug.tune.space import TuneConfig
 
     text = (REPO / "docs" / "tracking-and-tuning.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)]

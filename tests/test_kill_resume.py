@@ -23,11 +23,11 @@ import numpy as np
 import yaml
 from conftest import blob_config
 
-from kplug.checkpoint import NAME, RNG_FILE, STATE_FILE, TrainingState
-from kplug.cli import main
-from kplug.config import read_config_file
-from kplug.metrics import read_metrics
-from kplug.transfer import load_model_file
+from kplug.cli.main import main
+from kplug.config.schema import read_config_file
+from kplug.model.transfer import load_model_file
+from kplug.train.checkpoint import NAME, RNG_FILE, STATE_FILE, TrainingState
+from kplug.train.metrics_file import read_metrics
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 BATCHES = 48  # 192 training rows / batch 16 = 12 per epoch, 4 epochs

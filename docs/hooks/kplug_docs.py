@@ -1,6 +1,6 @@
 """MkDocs hooks: pages generated from the code at build time, so they cannot drift from it.
 
-- ``config-reference.md``: every field of ``kplug.config.RunConfig`` (walked through its
+- ``config-reference.md``: every field of ``kplug.config.schema.RunConfig`` (walked through its
   pydantic models: type, default, constraints, description) and the options of every
   built-in component (from the registry).
 - ``cli.md``: the ``--help`` of every ``kplug`` subcommand.
@@ -145,7 +145,7 @@ def _sections(model: type[BaseModel], path: str, seen: list[tuple[str, type[Base
 
 def config_reference() -> str:
     """The config reference page: one section per config model, one row per field."""
-    from kplug.config import RunConfig
+    from kplug.config.schema import RunConfig
 
     sections: list[tuple[str, type[BaseModel]]] = []
     _sections(RunConfig, "", sections)
@@ -155,7 +155,7 @@ def config_reference() -> str:
     lines = [
         "# Config reference",
         "",
-        "Generated from kplug's pydantic config models (`kplug/config.py`, `kplug/search_space.py`) "
+        "Generated from kplug's pydantic config models (`kplug/config/schema.py`, `kplug/tune/space.py`) "
         "when the docs are built, so it always matches the code. A run config is YAML, JSON or TOML "
         "with these fields; unknown fields are errors that name the allowed ones. "
         "`kplug init` writes a commented starter config. Component `options` belong to the "
@@ -187,9 +187,9 @@ def config_reference() -> str:
 
 def components_reference() -> list[str]:
     """Tables of the built-in components of every kind, with their options (from the registry)."""
-    from kplug.options import describe_options
-    from kplug.plugins import load_plugins
-    from kplug.registry import KIND_HOOKS
+    from kplug.plugin.manager import load_plugins
+    from kplug.plugin.options import describe_options
+    from kplug.plugin.registry import KIND_HOOKS
 
     registry = load_plugins(entry_points=False).registry
     lines = [
@@ -221,14 +221,14 @@ def components_reference() -> list[str]:
 
 def cli_reference() -> str:
     """The ``--help`` of ``kplug`` and of each subcommand."""
-    from kplug.cli import build_parser
+    from kplug.cli.main import build_parser
 
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
     parser = build_parser()
     lines = [
         "# Command line",
         "",
-        "Generated from `kplug/cli.py` when the docs are built. Bad input exits with code 2 and a "
+        "Generated from `kplug/cli/main.py` when the docs are built. Bad input exits with code 2 and a "
         "one-paragraph message (`--debug` shows the traceback); an interrupted `train` or `tune` "
         "exits with 130 and can be continued.",
         "",

@@ -6,7 +6,7 @@ from typing import Literal
 
 import keras
 
-from kplug.plugins import hookimpl
+from kplug.plugin.manager import hookimpl
 
 
 def mlp(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from kplug.plugins import hookimpl
+from kplug.plugin.manager import hookimpl
 
 
 def early_stopping(

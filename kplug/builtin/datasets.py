@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from kplug.data.example_set import Examples
 from kplug.errors import DataError
-from kplug.examples import Examples
-from kplug.plugins import hookimpl
+from kplug.plugin.manager import hookimpl
 
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kplug.distribution import Distribution, choose_auto
-from kplug.plugins import hookimpl
+from kplug.distribute.placement import Distribution, choose_auto
+from kplug.plugin.manager import hookimpl
 
 
 class SingleDevice(Distribution):

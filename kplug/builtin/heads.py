@@ -8,8 +8,8 @@ import keras
 import numpy as np
 from pydantic import PositiveInt
 
-from kplug.head import Head
-from kplug.plugins import hookimpl
+from kplug.plugin.head import Head
+from kplug.plugin.manager import hookimpl
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

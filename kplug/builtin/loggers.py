@@ -14,9 +14,9 @@ from typing import Any
 import keras
 import yaml
 
-from kplug.config import RunConfig
+from kplug.config.schema import RunConfig
 from kplug.errors import ConfigError
-from kplug.plugins import hookimpl
+from kplug.plugin.manager import hookimpl
 
 # the summary writer is TensorFlow's, its scalar/text ops come from the tensorboard package
 _NEEDS = ("tensorflow", "tensorboard")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kplug.plugins import hookimpl
+from kplug.plugin.manager import hookimpl
 
 
 def float32() -> str:

@@ -47,16 +47,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import keras
 import numpy as np
 import pydantic
-from kplug import rundir
-from kplug.assembly import compile_model
-from kplug.config import Strict
+from kplug.config.schema import Strict
 from kplug.errors import CheckpointError, ConfigError, KplugError
-from kplug.transfer import load_model_file
+from kplug.model.assembly import compile_model
+from kplug.model.transfer import load_model_file
+from kplug.train import rundir
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 if TYPE_CHECKING:
-    from kplug.config import RunConfig
-    from kplug.trainer import FitResult, Trainer
+    from kplug.config.schema import RunConfig
+    from kplug.train.trainer import FitResult, Trainer
 
 FINAL = "final_output"  # the key Keras' Distiller gives a model's own output among its features
 
@@ -464,8 +464,8 @@ def distill(
         ConfigError: no or a bad ``distill`` section, several heads, or a teacher whose labels differ.
         CheckpointError: the teacher cannot be found or loaded.
     """
-    from kplug.config import load_config
-    from kplug.trainer import Trainer
+    from kplug.config.schema import load_config
+    from kplug.train.trainer import Trainer
 
     if source is not None and load_config(source).distill is None:
         raise ConfigError(

@@ -36,9 +36,9 @@ from typing import Any
 
 import keras
 import numpy as np
-from kplug import rundir
 from kplug.errors import CheckpointError, ConfigError, PluginError
-from kplug.transfer import load_model_file
+from kplug.model.transfer import load_model_file
+from kplug.train import rundir
 
 from kplug_compress.float32 import float32_copy, precision_note
 
@@ -295,7 +295,7 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
 
 def worker(argv: list[str]) -> None:
     """The subprocess side of ``export_run``: ``[MODEL_FILE, FORMAT, PATH, OUTPUTS_NPZ]``."""
-    from kplug.plugins import get_plugins
+    from kplug.plugin.manager import get_plugins
 
     model_file, fmt, path, outputs_file = argv
     try:

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 import numpy as np
-from kplug import rundir
 from kplug.errors import ConfigError
-from kplug.transfer import iter_layers
+from kplug.model.transfer import iter_layers
+from kplug.train import rundir
 
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.trainer import FitResult, Trainer
+    from kplug.train.trainer import FitResult, Trainer
 
 NAME = "prune"
 PRUNABLE = (

@@ -33,14 +33,14 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug import rundir
-from kplug.assembly import compile_model
+from kplug.data.inputs import head_targets, prepare_data
 from kplug.errors import ConfigError, DataError, first_line
-from kplug.inputs import head_targets, prepare_data
-from kplug.optimizers import build_optimizer
-from kplug.plugins import Plugins
-from kplug.prediction import LoadedRun, load_run
-from kplug.transfer import iter_layers
+from kplug.inference.prediction import LoadedRun, load_run
+from kplug.model.assembly import compile_model
+from kplug.model.transfer import iter_layers
+from kplug.plugin.manager import Plugins
+from kplug.train import rundir
+from kplug.train.optimizers import build_optimizer
 
 from kplug_compress.float32 import float32_copy, precision_note
 

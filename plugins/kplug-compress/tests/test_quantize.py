@@ -11,7 +11,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.cli import main
+from kplug.cli.main import main
 
 import kplug_compress
 

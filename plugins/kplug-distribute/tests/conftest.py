@@ -41,7 +41,7 @@ def launch_cli(cwd: Path, argv: list[str], backend: str, **env: str) -> str:
     environment = {**os.environ, "KERAS_BACKEND": backend, "KPLUG_LOAD_PLUGINS": "distribute", **env}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, "-c", "from kplug.cli import entry_point; entry_point()", *argv],
+        [sys.executable, "-c", "from kplug.cli.main import entry_point; entry_point()", *argv],
         cwd=cwd,
         env=environment,
         capture_output=True,

@@ -9,9 +9,9 @@ import kplug
 import numpy as np
 import pytest
 from case import run_config
-from kplug.batches import TrainingBatches
-from kplug.cli import main
-from kplug.distribution import launch
+from kplug.cli.main import main
+from kplug.data.batches import TrainingBatches
+from kplug.distribute.placement import launch
 
 import kplug_distribute
 from kplug_distribute.batches import ProcessShard

@@ -87,7 +87,7 @@ def runs(tmp_path_factory):
         [
             sys.executable,
             "-c",
-            "from kplug.cli import entry_point; entry_point()",
+            "from kplug.cli.main import entry_point; entry_point()",
             "train",
             "run.yaml",
             "--nproc",

@@ -22,7 +22,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.config import RunConfig
+from kplug.config.schema import RunConfig
 
 STORE_DIR = "mlruns"
 DATABASE = "mlflow.db"

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import keras
 import kplug
 from kplug.errors import ConfigError
-from kplug.transfer import iter_layers
+from kplug.model.transfer import iter_layers
 from pydantic import PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
-    from kplug.registry import Register
+    from kplug.plugin.registry import Register
 
 # Selectors (bare words) in ``float32_layers``; anything else is a glob on layer paths or names.
 SELECTORS = ("first", "normalization", "softmax", "heads")

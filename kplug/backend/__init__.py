@@ -1,0 +1,1 @@
+"""The only place for code specific to one Keras backend (torch, tensorflow, jax)."""

@@ -1,0 +1,1 @@
+"""The ``kplug`` command line."""

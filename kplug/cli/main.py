@@ -1,0 +1,342 @@
+"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init, and commands plugins add.
+
+Exit codes: 0 success, 2 bad config or input, or a nan/inf training loss (message on
+stderr, no traceback unless ``--debug``), 130 interrupted (Ctrl-C: ``kplug train``
+checkpoints where it stopped and prints the command that continues), 1 an unexpected
+internal error or, for ``kplug doctor``, a plugin that failed to load.
+``--no-plugins`` loads kplug's built-in components only, no installed plugin package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kplug.errors import ConfigError, KplugError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+# Commands that build runs from components: they warn about plugins that failed to load.
+COMMANDS_USING_PLUGINS = ("train", "tune", "evaluate", "predict")
+
+
+def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]
+    options = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep:
+            raise ConfigError(
+                f"--data {value!r}: give one PATH, or KEY=VALUE options for the run's data source."
+            )
+        options[key] = item
+    return options
+
+
+def _train(args: argparse.Namespace) -> int:
+    from kplug.train.trainer import Trainer
+
+    if args.config is None and args.resume is None:
+        raise ConfigError("kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.")
+    if args.nproc is not None:
+        from kplug.distribute.placement import launch
+
+        return launch(_train_argv(args), args.nproc)
+    trainer = Trainer(args.config, plugins=args.plugins, output=args.output, resume=args.resume)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt as interrupt:
+        from kplug.train.interrupt import interrupt_message
+
+        print(interrupt_message(trainer.run_dir, interrupt), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if trainer.distribution is not None and not trainer.distribution.is_chief:
+        return EXIT_OK  # rank 0 reports for the group
+    metrics = {k: v for k, v in result.metrics.items() if k != "split"}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    if shown:
+        print(f"Final {result.metrics['split']} metrics: {shown}")
+    print(f"Run directory: {result.run_dir}")
+    return EXIT_OK
+
+
+def _train_argv(args: argparse.Namespace) -> list[str]:
+    """The ``kplug train`` arguments each launched process runs with (all but ``--nproc``)."""
+    argv = ["train"] + ([args.config] if args.config else [])
+    argv += ["--output", args.output] if args.output else []
+    argv += ["--resume", args.resume] if args.resume else []
+    argv += ["--no-plugins"] if getattr(args, "no_plugins", False) else []
+    return argv + (["--debug"] if getattr(args, "debug", False) else [])
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from kplug.inference.prediction import evaluate
+
+    data = _data_argument(args.data)
+    metrics = evaluate(args.run_dir, data=data, split=args.split, plugins=args.plugins)
+    print(json.dumps(metrics, indent=2))
+    name = "evaluation-" + (
+        Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data"
+    )
+    from kplug.train.rundir import write_json
+
+    write_json(Path(args.run_dir) / f"{name}.json", metrics)
+    return EXIT_OK
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from kplug.inference.prediction import predict
+
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise ConfigError(
+            f"--output {args.output!r}: the directory {Path(args.output).parent} does not exist."
+        )
+    records = predict(args.run_dir, data=_data_argument(args.data), split=args.split, plugins=args.plugins)
+    lines = "".join(json.dumps(record) + "\n" for record in records)
+    if args.output:
+        Path(args.output).write_text(lines)
+        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+    return EXIT_OK
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from kplug.tune.search import format_summary, tune
+
+    try:
+        result = tune(args.config, trials=args.trials, output=args.output, plugins=args.plugins)
+    except KeyboardInterrupt:
+        print(
+            "kplug: interrupted. Run the same kplug tune command again to continue the search.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(format_summary(result.rows))
+    print(f"Search folder: {result.output} (summary.csv, study.db, trial-*/)")
+    if result.best_config_path is not None:
+        print(
+            f"Best: {result.metric} {result.best_value:.6g} in {result.best_run_dir}; "
+            f"its config: {result.best_config_path}"
+        )
+    return EXIT_OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    from kplug.cli.starter import write_starter
+
+    path = write_starter(args.task, args.output, force=args.force)
+    print(f"Wrote {path} ({args.task}); edit it, then: kplug train {path}")
+    return EXIT_OK
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    from kplug.plugin.manager import get_plugins
+
+    plugins = get_plugins(args.plugins)
+    rows = [(c.kind, c.name, c.provider, c.description) for c in plugins.registry]
+    widths = [max(len(r[i]) for r in rows + [("KIND", "NAME", "PROVIDER", "")]) for i in range(3)]
+    print(f"{'KIND':<{widths[0]}}  {'NAME':<{widths[1]}}  {'PROVIDER':<{widths[2]}}  DESCRIPTION")
+    for kind, name, provider, description in rows:
+        print(f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {provider:<{widths[2]}}  {description}")
+    for failure in plugins.failures:
+        print(f"BROKEN plugin {failure.name} (disabled): {failure.error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from kplug.cli.doctor import diagnose
+    from kplug.plugin.manager import get_plugins
+
+    facts = diagnose(get_plugins(args.plugins))
+    print(json.dumps(facts, indent=2))
+    return EXIT_OK if not facts["failures"] else 1
+
+
+def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
+    """The argument parser of the ``kplug`` command, with the commands plugins add.
+
+    Args:
+        plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+    """
+    parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="load only kplug's built-in components, no installed plugin packages",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a run from a config file")
+    train.add_argument("config", nargs="?", help="run config (.yaml, .json or .toml)")
+    train.add_argument("--output", help="run directory (overrides output.dir)")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
+    )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        metavar="N",
+        help="start N training processes on this host (torchrun-style RANK/WORLD_SIZE), for ddp",
+    )
+    train.set_defaults(handler=_train)
+
+    tune = commands.add_parser("tune", help="search the config's tune.space with Optuna")
+    tune.add_argument("config", help="run config with a tune section")
+    tune.add_argument("--trials", type=int, required=True, help="finished trials the search should have")
+    tune.add_argument("--output", help="search folder (default runs/<name>-tune); run again to continue")
+    tune.set_defaults(handler=_tune)
+
+    for name, handler, help_text in (
+        ("evaluate", _evaluate, "evaluate a finished run"),
+        ("predict", _predict, "predict with a finished run (JSON lines)"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("run_dir", help="run directory written by kplug train")
+        command.add_argument(
+            "--data",
+            nargs="+",
+            metavar="PATH|KEY=VALUE",
+            help="a file for the run's data reader, or its options",
+        )
+        command.add_argument("--split", default="test", choices=["train", "validation", "test"])
+        if name == "predict":
+            command.add_argument("--output", help="write predictions here instead of stdout")
+        command.set_defaults(handler=handler)
+
+    from kplug.cli.starter import TASKS
+
+    init = commands.add_parser("init", help="write a starter config with every field explained")
+    init.add_argument(
+        "--task", choices=list(TASKS), default="image-classification", help="what the model learns"
+    )
+    init.add_argument("--output", default="run.yaml", help="the config file to write (default run.yaml)")
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.set_defaults(handler=_init)
+
+    commands.add_parser("plugins", help="list every component and its provider").set_defaults(
+        handler=_plugins
+    )
+    commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
+        handler=_doctor
+    )
+    _add_plugin_commands(commands, plugins)
+    for sub in commands.choices.values():
+        sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
+        sub.add_argument(
+            "--no-plugins", action="store_true", help="built-in components only", default=argparse.SUPPRESS
+        )
+    return parser
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> None:
+    """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``).
+
+    A plugin whose hook raises, or takes a command name that kplug or an earlier plugin
+    already has, loses all its commands (a warning names it); kplug's own commands and
+    the other plugins' go on.
+    """
+    from kplug.plugin.manager import get_plugins
+
+    try:
+        loaded = get_plugins(plugins)
+    except KplugError:
+        return  # kplug's own commands still work; the ones that load plugins report the error
+    owners = dict.fromkeys(commands.choices, "kplug")
+    for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
+        name = loaded.providers.get(implementation.plugin_name, implementation.plugin_name)
+        before = set(commands.choices)
+        problem = _command_problem(implementation.function, commands, owners, f"plugin {name}")
+        added = set(commands.choices) - before
+        if problem is None:
+            owners.update(dict.fromkeys(added, f"plugin {name}"))
+        else:
+            _remove_commands(commands, added)
+            print(
+                f"kplug: warning: plugin {name}: {problem}; its commands are not available.", file=sys.stderr
+            )
+
+
+def _command_problem(
+    hook: Any, commands: argparse._SubParsersAction, owners: dict[str, str], plugin: str
+) -> str | None:
+    """Call one plugin's ``kplug_add_commands``; return what went wrong, or ``None``."""
+    try:
+        hook(commands=commands)
+    except argparse.ArgumentError as error:
+        taken = error.message.rpartition(": ")[2]  # "conflicting subparser: train"
+        return f"kplug_add_commands adds the command '{taken}', which {owners.get(taken, plugin)} already has"
+    except Exception as error:  # a broken plugin must not take the kplug command down
+        return f"kplug_add_commands raised {type(error).__name__}: {error}"
+    return None
+
+
+def _remove_commands(commands: argparse._SubParsersAction, names: set[str]) -> None:
+    """Take back the commands a failed plugin added before it failed (argparse has no public way)."""
+    for name in names:
+        del commands._name_parser_map[name]
+    commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest not in names]
+
+
+def _warn_failures(plugins: Any) -> None:
+    for failure in plugins.failures:
+        print(f"kplug: warning: plugin {failure.name} is disabled: {failure.error}", file=sys.stderr)
+
+
+def _load(plugins: Any, no_plugins: bool) -> Any:
+    """The plugins every command uses: installed ones (or ``plugins``), or built-ins only with --no-plugins."""
+    from kplug.plugin.manager import Plugins, get_plugins, load_plugins
+
+    if isinstance(plugins, Plugins):
+        return plugins
+    if no_plugins:
+        return load_plugins(plugins or (), entry_points=False)
+    return get_plugins(plugins)
+
+
+def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
+    """Run the CLI; returns the exit code.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``).
+        plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    no_plugins = "--no-plugins" in argv[: argv.index("--")] if "--" in argv else "--no-plugins" in argv
+    try:
+        loaded = _load(plugins, no_plugins)
+    except KplugError:
+        loaded = None  # kplug's own commands still work; the ones that load plugins report the error
+    try:
+        parser = build_parser(loaded if loaded is not None else plugins)
+    except KplugError as error:
+        print(f"kplug: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
+    args.plugins = loaded if loaded is not None else plugins
+    if loaded is not None and args.command in COMMANDS_USING_PLUGINS:
+        _warn_failures(loaded)
+    try:
+        return args.handler(args)
+    except KplugError as error:
+        if args.debug:
+            raise
+        print(f"kplug: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kplug: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entry_point() -> Any:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Starter run configs written by ``kplug init``: one per task, every field explained.
+
+Each template is valid as written (``tests/cli/test_starter.py`` loads and resolves them);
+the image one trains as is from the repository root on the MNIST slice in ``examples/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kplug.errors import ConfigError
+
+_TRAIN = """\
+train:                             # how the model is trained
+  optimizer:                       # adam, adamw, sgd or rmsprop
+    name: adamw                    # decoupled weight decay, a good default for fine-tuning
+    learning_rate: 1.0e-3          # the rate of every stage unless the stage sets its own
+    weight_decay: 1.0e-4           # decoupled weight decay (adamw)
+  schedule:                        # learning-rate schedule within each stage
+    name: cosine                   # constant, cosine or linear, over each stage
+    warmup_steps: 0                # optimizer steps of linear warm-up at the start of a stage
+  label_smoothing: 0.0             # classification only: soften the one-hot targets
+  batch_size: 32                   # used by stages that do not set their own
+  verbose: auto                    # Keras progress display: auto, 0, 1 or 2
+  stages:                          # each stage is one Model.fit call
+{stages}
+"""
+
+_COMMON_TAIL = """\
+augment: []                        # augmentation layers in front of the backbone, training only: [{{name, options}}]
+precision: {{policy: float32}}       # a registered precision policy (kplug-precision adds mixed ones)
+distribution: {{name: auto}}         # device placement (kplug-distribute adds data/model parallel)
+callbacks: []                      # Keras callbacks per stage, e.g. [{{name: early-stopping, options: {{patience: 3}}}}]
+loggers: []                        # experiment logs over the whole run: [tensorboard] (kplug[tensorboard]), [mlflow] (kplug-mlflow)
+distill: null                      # or {{teacher: runs/big-model, temperature: 3.0, alpha: 0.5}}: knowledge distillation (kplug-compress)
+output:                            # where the run goes
+  dir: runs/{name}  # the run directory (config, metrics.csv, model.keras, report.json)
+  overwrite: false                 # true replaces an existing run directory
+  checkpoint_every: 1              # checkpoint every N epochs (0: stage ends only); kplug train --resume uses them
+# tune:                            # kplug tune run.yaml --trials 20 searches these fields (needs kplug[tune])
+#   metric: {metric}
+#   direction: {direction}
+#   space:
+#     train.optimizer.learning_rate: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+#     train.batch_size: {{type: categorical, choices: [16, 32, 64]}}
+"""
+
+_IMAGE = """\
+# kplug run config: image classification. Train it with:  kplug train {file}
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
+name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
+seed: 0                            # seeds splits, weights and shuffling: same seed, same run
+data:                              # where the examples come from and how they are split
+  source: idx                      # a registered data source (kplug plugins lists them)
+  options:                         # the source's own options; here IDX image and label files
+    images: examples/data/mnist/images-idx3-ubyte.gz   # the MNIST slice shipped in the repository
+    labels: examples/data/mnist/labels-idx1-ubyte.gz   # replace both with your own IDX files
+  where: {{}}                        # keep only some labels, e.g. {{label: [0, 1, 2]}}
+  limit: null                      # at most N examples (seeded choice), null for all
+  split: {{validation: 0.1, test: 0.1, stratify: true}}   # fractions held out, class balance kept
+model:                             # a backbone with one or more heads on top
+  backbone:                        # the shared trunk
+    name: small-cnn                # the shared trunk; kplug-vision adds keras-hub / applications families
+    options: {{filters: [16, 32], dense_units: 64}}   # the backbone's own options (see its docs)
+    init: null                     # or {{from: runs/pretrained, map: {{"backbone/(.*)": "backbone/\\\\1"}}}} to transfer weights
+  heads:                           # one or more task heads on the backbone
+    - name: classification         # softmax classifier; num_classes comes from the data
+      id: digits                   # output name (letters, digits, _); defaults to the head name
+      target: label                # which target of the data this head learns
+      options: {{dropout: 0.0}}      # the head's own options: dropout before the output layer
+"""
+
+_TEXT = """\
+# kplug run config: text classification. Needs the kplug-text plugin (pip install -e plugins/kplug-text)
+# and a local BERT-family checkpoint folder. Train it with:  kplug train {file}
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
+name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
+seed: 0                            # seeds splits, weights and shuffling: same seed, same run
+data:                              # where the examples come from and how they are split
+  source: tsv                      # a registered data source (kplug plugins lists them)
+  options:                         # the source's own options: a text column and a label column
+    path: data/train.tsv           # replace with your file: a header row, then one example per line
+    features: [text]               # the text column
+    label: label                   # the label column (names or numbers)
+    text: true                     # the feature is text, not numbers
+  where: {{}}                        # keep only some labels, e.g. {{label: [positive, negative]}}
+  limit: null                      # at most N examples (seeded choice), null for all
+  split: {{validation: 0.1, test: 0.1, stratify: true}}   # fractions held out, class balance kept
+model:                             # a backbone with one or more heads on top
+  backbone:                        # the shared trunk
+    name: bert                     # kplug-text: bert, distilbert, minilm-l6 (tokeniser included)
+    options:                       # the backbone's own options (kplug-text README)
+      path: checkpoints/bert-base-uncased   # replace with a local checkpoint folder (no download)
+      sequence_length: 128         # tokens per example (truncated or padded)
+    init: null                     # or {{from: RUN_DIR}} to start from an earlier kplug run
+  heads:                           # one or more task heads on the backbone
+    - name: classification         # softmax classifier; num_classes comes from the data
+      id: sentiment                # output name (letters, digits, _); defaults to the head name
+      target: label                # which target of the data this head learns
+      options: {{dropout: 0.1}}      # the head's own options: dropout before the output layer
+"""
+
+_REGRESSION = """\
+# kplug run config: regression on a table of numbers. Train it with:  kplug train {file}
+# Every field is described on the Config reference page of the docs (python3 -m nox -s docs).
+name: {name}  # names the run directory (runs/<name>) and the MLflow experiment
+seed: 0                            # seeds splits, weights and shuffling: same seed, same run
+data:                              # where the examples come from and how they are split
+  source: csv                      # a registered data source (kplug plugins lists them)
+  options:                         # the source's own options
+    path: data/train.csv           # replace with your file: a header row, numeric columns
+    label: target                  # the column to predict; every other column is a feature
+  where: {{}}                        # keep only rows whose target has one of these values
+  limit: null                      # at most N examples (seeded choice), null for all
+  split: {{validation: 0.1, test: 0.1, stratify: false}}  # fractions held out (no classes to balance)
+model:                             # a backbone with one or more heads on top
+  backbone:                        # the shared trunk
+    name: mlp                      # a multilayer perceptron over the feature columns
+    options: {{units: [64, 32], dropout: 0.0}}   # hidden layer widths and dropout
+    init: null                     # or {{from: RUN_DIR}} to start from an earlier kplug run
+  heads:                           # one or more task heads on the backbone
+    - name: regression             # linear outputs, mean squared error
+      id: value                    # output name (letters, digits, _); defaults to the head name
+      target: label                # which target of the data this head learns (the label column)
+      options: {{num_outputs: 1}}    # values predicted per example
+"""
+
+_IMAGE_STAGES = """\
+    - {epochs: 2, trainable: ["heads/*"]}              # warm up the new head on a frozen backbone
+    - {epochs: 3, trainable: all, learning_rate: 3.0e-4}  # then fine-tune everything, more gently"""
+_TEXT_STAGES = """\
+    - {epochs: 1, trainable: ["heads/*"], learning_rate: 1.0e-3}   # train the new head first
+    - {epochs: 2, trainable: all, learning_rate: 2.0e-5}          # then fine-tune the encoder"""
+_REGRESSION_STAGES = """\
+    - {epochs: 20, trainable: all}  # one stage: train everything"""
+
+TASKS: dict[str, tuple[str, str, str, str]] = {
+    # task: (template, stages, metric to tune, direction)
+    "image-classification": (_IMAGE, _IMAGE_STAGES, "val_accuracy", "maximize"),
+    "text-classification": (_TEXT, _TEXT_STAGES, "val_accuracy", "maximize"),
+    "regression": (_REGRESSION, _REGRESSION_STAGES, "val_loss", "minimize"),
+}
+
+
+def starter_config(task: str, name: str = "my-run", file: str = "run.yaml") -> str:
+    """The commented YAML starter config for ``task``.
+
+    Raises:
+        ConfigError: ``task`` is not one of ``TASKS``.
+    """
+    if task not in TASKS:
+        raise ConfigError(f"--task {task!r}: choose one of {', '.join(TASKS)}.")
+    template, stages, metric, direction = TASKS[task]
+    head = template.format(name=name, file=file)
+    tail = _COMMON_TAIL.format(name=name, metric=metric, direction=direction)
+    return head + _TRAIN.format(stages=stages) + tail
+
+
+def write_starter(task: str, path: str | Path, force: bool = False) -> Path:
+    """Write the starter config for ``task`` to ``path`` (refusing to overwrite unless ``force``)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; choose another file or pass --force to replace it.")
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(f"{path}: kplug init writes YAML; name the file .yaml or .yml.")
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(f"{path}: the directory {path.parent} does not exist.")
+    name = path.stem if path.stem and path.stem[0].isalnum() else "my-run"
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in name)
+    path.write_text(starter_config(task, name=name, file=str(path)), encoding="utf-8")
+    return path

@@ -1,0 +1,583 @@
+"""The typed description of a run, loadable from YAML, JSON or TOML or built in Python.
+
+Validation errors name the field path (``train.stages[1].learning_rate``), the
+bad value and what is allowed. Component names and their options are checked
+against the registry by ``kplug.plugin.resolve`` (they belong to the components).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, NamedTuple
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+from kplug.errors import ConfigError, did_you_mean
+from kplug.tune.space import TuneConfig
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+
+class ComponentConfig(Strict):
+    """A registered component chosen by name, with its own options."""
+
+    name: str = Field(description="Registered component name (see `kplug plugins`).")
+    options: dict[str, Any] = Field(default_factory=dict, description="The component's options.")
+
+
+class SplitConfig(Strict):
+    """Deterministic (seeded) train / validation / test split, by fraction or by count."""
+
+    validation: float = Field(
+        0.0, ge=0.0, description="Held out for validation: a fraction below 1, or a number of examples."
+    )
+    test: float = Field(
+        0.0, ge=0.0, description="Held out for testing: a fraction below 1, or a number of examples."
+    )
+    stratify: bool = Field(True, description="Keep class proportions in every split.")
+
+    @pydantic.field_validator("validation", "test")
+    @classmethod
+    def _fraction_or_count(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError("give a fraction below 1 or a whole number of examples")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> SplitConfig:
+        if self.validation >= 1 or self.test >= 1:
+            return self  # counts are checked against the data
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation ({self.validation}) + test ({self.test}) must be below 1 "
+                f"so that some examples are left for training"
+            )
+        return self
+
+
+class SourceConfig(Strict):
+    """One of several data sources merged into one data set."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Kept per example in target 'source'."
+    )
+    source: str = Field(description="Registered dataset component.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+
+
+class DataConfig(Strict):
+    """Where the examples come from and how they are selected and split."""
+
+    source: str | None = Field(None, description="Registered dataset component, e.g. idx, csv, npz, arrays.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+    sources: list[SourceConfig] = Field(
+        default_factory=list,
+        description="Several sources merged into one data set (instead of source/options); each "
+        "example keeps its source's name in the target 'source'.",
+    )
+    where: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Keep only rows whose target has one of these values."
+    )
+    limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @pydantic.model_validator(mode="after")
+    def _one_source_or_several(self) -> DataConfig:
+        if (self.source is None) == (not self.sources):
+            raise ValueError("give either source (with options) or sources (a list to merge), not both")
+        if self.sources and self.options:
+            raise ValueError("options belong to each entry of sources when sources are merged")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique: {names}")
+        return self
+
+
+class InitConfig(Strict):
+    """Initialise weights from an earlier run, a model or weights file, or named arrays."""
+
+    from_: str = Field(
+        alias="from",
+        description="Run directory, .keras model, .weights.h5 file, .npz archive or directory of .npy files.",
+    )
+    strict: bool = Field(
+        False,
+        description="Fail when a variable is skipped (shape mismatch) or a backbone variable stays new.",
+    )
+    map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Regex assignment map, target variable path -> source path "
+        "(e.g. {'backbone/(.*)': 'backbone/\\\\1'}). Empty: same paths.",
+    )
+
+
+class BackboneConfig(ComponentConfig):
+    """The shared trunk."""
+
+    init: InitConfig | None = None
+
+
+class HeadConfig(ComponentConfig):
+    """A task head on top of the backbone."""
+
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        description="Output name (letters, digits, '_'); defaults to the component name.",
+    )
+    target: str = Field("label", description="Which target of the data this head learns.")
+    loss_weight: PositiveFloat = 1.0
+
+    @pydantic.field_validator("id")
+    @classmethod
+    def _not_a_keras_prefix(cls, value: str | None) -> str | None:
+        # Keras names validation metrics "val_<name>": a head called "val" would collide
+        if value is not None and (value == "val" or value.startswith("val_")):
+            raise ValueError("a head id may not be 'val' or start with 'val_' (Keras' validation prefix)")
+        return value
+
+    @property
+    def output_name(self) -> str:
+        """The name of this head's output (its ``id`` or component name)."""
+        return self.id or self.name.replace("-", "_")
+
+
+class ModelConfig(Strict):
+    """Backbone plus one or more heads."""
+
+    backbone: BackboneConfig
+    heads: list[HeadConfig] = Field(min_length=1)
+
+    @pydantic.model_validator(mode="after")
+    def _unique_head_names(self) -> ModelConfig:
+        names = [head.output_name for head in self.heads]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"head ids must be unique; repeated: {', '.join(duplicates)} (set `id`)")
+        return self
+
+
+class OptimizerConfig(Strict):
+    """Optimizer settings (Keras optimizers)."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat | None = None
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD / RMSprop momentum.")
+    clipnorm: PositiveFloat | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _momentum_needs_an_optimizer_that_uses_it(self) -> OptimizerConfig:
+        if self.momentum and self.name in ("adam", "adamw"):
+            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use beta settings)")
+        return self
+
+
+class ScheduleConfig(Strict):
+    """Learning-rate schedule over one stage."""
+
+    name: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_steps: int = Field(
+        0,
+        ge=0,
+        description="Optimizer updates of linear warmup (an update spans gradient_accumulation_steps batches).",
+    )
+    final_fraction: float = Field(0.0, ge=0.0, le=1.0, description="End rate as a fraction of the start.")
+
+
+class OptimizerOverride(Strict):
+    """Optimizer settings a stage changes; unset fields keep ``train.optimizer``'s."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] | None = None
+    weight_decay: NonNegativeFloat | None = None
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    clipnorm: PositiveFloat | None = None
+    gradient_accumulation_steps: PositiveInt | None = None
+
+
+Pattern = Annotated[str, Field(min_length=1)]
+
+
+class StageConfig(Strict):
+    """One `Model.fit` call with its own trainable set, epochs, batch size, rates and optimizer."""
+
+    epochs: PositiveInt
+    batch_size: PositiveInt | None = Field(None, description="Defaults to train.batch_size.")
+    learning_rate: PositiveFloat | None = Field(None, description="Defaults to the optimizer's.")
+    trainable: Literal["all"] | Annotated[list[Pattern], Field(min_length=1)] = Field(
+        "all",
+        description="'all', or patterns over layer paths: globs such as 'heads/*', or regexes "
+        "written 're:backbone/block[34].*'.",
+    )
+    frozen: list[Pattern] = Field(
+        default_factory=list, description="Patterns of layers frozen after `trainable` is applied."
+    )
+    train_last_blocks: int | None = Field(
+        None,
+        ge=0,
+        description="Train only the backbone's last N blocks (its top-level layers with weights) "
+        "and the heads; 0 trains the heads only.",
+    )
+    batchnorm: Literal["inference", "train"] = Field(
+        "inference",
+        description="Frozen BatchNormalization layers: 'inference' (Keras' fine-tuning convention: "
+        "moving statistics, no updates) or 'train' (batch statistics, moving averages updated; "
+        "gamma/beta stay frozen).",
+    )
+    optimizer: OptimizerOverride | None = Field(None, description="Optimizer settings changed in this stage.")
+    schedule: ScheduleConfig | None = Field(None, description="Defaults to train.schedule.")
+    learning_rates: dict[Pattern, PositiveFloat] | None = Field(
+        None, description="Defaults to train.learning_rates."
+    )
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0, description="Defaults to train.layer_decay.")
+    optimizer_state: Literal["auto", "carry", "reset"] = Field(
+        "auto",
+        description="Keep the previous stage's optimizer state (moments, step count) for variables "
+        "trained in both: 'auto' carries it when the optimizer settings are unchanged.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _one_way_to_choose_trainable(self) -> StageConfig:
+        if self.train_last_blocks is not None and self.trainable != "all":
+            raise ValueError("set either trainable patterns or train_last_blocks, not both")
+        return self
+
+
+class StageRates(NamedTuple):
+    """A stage's resolved learning rates: the base rate, per-layer-pattern rates, layer decay."""
+
+    base: float
+    per_layer: dict[str, float]
+    layer_decay: float | None
+
+
+class TrainConfig(Strict):
+    """How the model is trained."""
+
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    epochs: PositiveInt | None = Field(
+        None, description="Epochs of the single stage when `stages` is empty (default 1)."
+    )
+    batch_size: PositiveInt = 32
+    stages: list[StageConfig] = Field(default_factory=list)
+    learning_rates: dict[Pattern, PositiveFloat] = Field(
+        default_factory=dict,
+        description="Discriminative learning rates: layer-path pattern -> rate (first match wins), "
+        "e.g. {'backbone/*': 1e-5, 'heads/*': 1e-3}; other layers use the stage's rate.",
+    )
+    layer_decay: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Layer-wise rate decay: the heads train at the stage's rate, the backbone's "
+        "top block at rate * decay, the one below at rate * decay^2, ...",
+    )
+    verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
+    on_nonfinite: Literal["stop", "skip_batch"] = Field(
+        "stop",
+        description="When the training loss becomes nan or infinite: 'stop' with an error naming the "
+        "epoch, the batch and the last good checkpoint, or 'skip_batch' (that batch's update is not "
+        "applied; the stage report counts them). Overflow handled by float16 loss scaling is neither.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _epochs_or_stages(self) -> TrainConfig:
+        if self.stages and self.epochs is not None:
+            raise ValueError("train.epochs is used only when train.stages is empty; set epochs in each stage")
+        for index in range(len(self.stages)):
+            try:
+                self.stage_optimizer(index)
+            except pydantic.ValidationError as error:
+                message = error.errors()[0]["msg"].replace("Value error, ", "")
+                raise ValueError(f"stages[{index}].optimizer: {message}") from None
+        return self
+
+    def stage_optimizer(self, index: int) -> OptimizerConfig:
+        """The optimizer settings of stage ``index``: ``train.optimizer`` with the stage's changes."""
+        stages = self.resolved_stages()
+        override = stages[index].optimizer
+        if override is None:
+            return self.optimizer
+        changes = override.model_dump(exclude_none=True)
+        if changes.get("name", self.optimizer.name) in ("adam", "adamw") and "momentum" not in changes:
+            changes["momentum"] = 0.0
+        return OptimizerConfig.model_validate({**self.optimizer.model_dump(), **changes})
+
+    def stage_rates(self, index: int) -> StageRates:
+        """The learning-rate settings of stage ``index``, each falling back to the ``train`` default."""
+        stage = self.resolved_stages()[index]
+        return StageRates(
+            base=stage.learning_rate or self.stage_optimizer(index).learning_rate,
+            per_layer=self.learning_rates if stage.learning_rates is None else stage.learning_rates,
+            layer_decay=self.layer_decay if stage.layer_decay is None else stage.layer_decay,
+        )
+
+    def resolved_stages(self) -> list[StageConfig]:
+        """The stages to run: the configured ones, or one stage from ``epochs``."""
+        return self.stages or [StageConfig(epochs=self.epochs or 1)]
+
+
+class PrecisionConfig(Strict):
+    """Numeric precision policy (a registered precision component)."""
+
+    policy: str = "float32"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DistributionConfig(ComponentConfig):
+    """Device placement (a registered distribution component)."""
+
+    name: str = "auto"
+
+
+class OutputConfig(Strict):
+    """Where the run directory goes."""
+
+    dir: str | None = Field(None, description="Run directory; defaults to runs/<name>.")
+    overwrite: bool = Field(False, description="Replace an existing run directory.")
+    checkpoint_every: int = Field(
+        1, ge=0, description="Write a checkpoint every N epochs (0: only at stage ends)."
+    )
+    checkpoint_every_steps: int = Field(
+        0, ge=0, description="Also write a checkpoint every N batches within an epoch (0: never)."
+    )
+    keep_checkpoints: PositiveInt = Field(2, description="How many of the newest checkpoints to keep.")
+    save_best: str | None = Field(
+        None,
+        description="Also keep the best model as best.keras (with best.json): the epoch with the best "
+        "value of this logged metric, e.g. val_loss or val_accuracy.",
+    )
+    save_best_mode: Literal["auto", "min", "max"] = Field(
+        "auto",
+        description="Whether save_best is minimised or maximised; auto: accuracy/AUC-like names are maximised.",
+    )
+
+
+def _component_by_name(value: Any) -> Any:
+    """Let a list entry be a bare component name: ``tensorboard`` means ``{name: tensorboard}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+# A component list entry: a bare name or {name, options}.
+NamedComponent = Annotated[ComponentConfig, pydantic.BeforeValidator(_component_by_name)]
+
+
+class RunConfig(Strict):
+    """Everything that describes one training run."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: list[ComponentConfig] = Field(default_factory=list)
+    precision: PrecisionConfig = Field(default_factory=PrecisionConfig)
+    distribution: DistributionConfig = Field(default_factory=DistributionConfig)
+    callbacks: list[NamedComponent] = Field(
+        default_factory=list,
+        description="Training callbacks (e.g. early-stopping): a name or {name, options}.",
+    )
+    loggers: list[NamedComponent] = Field(
+        default_factory=list,
+        description="Experiment loggers (e.g. tensorboard, mlflow): a name or {name, options}.",
+    )
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    tune: TuneConfig | None = Field(None, description="Search space for `kplug tune` (ignored by train).")
+    distill: dict[str, Any] | None = Field(
+        None,
+        description="Train as knowledge distillation from a teacher: validated and run by the plugin "
+        "that implements kplug_training_model (kplug-compress).",
+    )
+
+    def run_dir(self) -> Path:
+        """The run directory this config writes to."""
+        return Path(self.output.dir or Path("runs") / self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-safe dict of the whole config (arrays are summarised)."""
+        return _plain(self.model_dump(mode="python", by_alias=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"<array {value.dtype} {tuple(value.shape)}>"
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int) or (isinstance(part, str) and "." in part):
+            path += f"[{part!r}]"  # a list index, or a key holding dots (a tune.space path)
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "<config>"
+
+
+def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return "<missing>"
+    return data
+
+
+def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+        else:
+            return []
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+# Tags pydantic adds to error locations for union members (discriminated unions use the tag value).
+_UNION_TAGS = frozenset({"float", "int", "categorical", "str", "bool", "none", "list", "dict"})
+
+
+def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic adds union member tags such as "literal['all']" or "list[str]" to locations
+    return tuple(
+        part
+        for part in loc
+        if isinstance(part, int) or not (any(c in part for c in "[]'(") or part in _UNION_TAGS)
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr`` of a value, cut to ``limit`` characters (a whole section can be the value)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
+    """Turn a pydantic error into lines naming the field path, the value and what is allowed."""
+    problems: dict[str, list[str]] = {}
+    for item in error.errors():
+        loc = _field_loc(item["loc"])
+        where = _location(loc)
+        if item["type"] == "extra_forbidden":
+            allowed = [f for f in _allowed_fields(loc) if not f.endswith("_")]
+            hint = did_you_mean(str(loc[-1]), allowed)
+            problems.setdefault(
+                f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}", []
+            )
+        elif item["type"] == "missing":
+            problems.setdefault(f"{where}: required field is missing", [])
+        else:
+            value = _lookup(data, loc)
+            message = item["msg"].replace("Value error, ", "")
+            if item["type"] in ("model_type", "model_attributes_type", "dict_type"):
+                fields = [f for f in _allowed_fields((*loc, "")) if not f.endswith("_")]
+                message = "expected a mapping" + (f" with the fields {', '.join(fields)}" if fields else "")
+            problems.setdefault(f"{where} = {_short(value)}:", []).append(message)
+    lines = [f"{head} {' or '.join(messages)}" if messages else head for head, messages in problems.items()]
+    return "Invalid run config:\n  " + ".\n  ".join(lines) + "."
+
+
+def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
+    """Validate a config dict (or return a ``RunConfig`` unchanged).
+
+    Raises:
+        ConfigError: listing every invalid field with its path, value and what is allowed.
+    """
+    if isinstance(data, RunConfig):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"A run config must be a mapping of fields (data, model, train, ...), got {type(data).__name__}."
+        )
+    try:
+        return RunConfig.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise ConfigError(format_validation_error(error, data)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML, JSON or TOML file with safe parsers (no code is executed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"Config file {str(path)!r} is a directory; give a .yaml, .json or .toml file.")
+    if not path.is_file():
+        raise ConfigError(f"Config file {str(path)!r} does not exist.")
+    suffix = path.suffix.lower()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"Config file {str(path)!r} is not UTF-8 text: {error}.") from None
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(
+                f"Config file {str(path)!r} has the extension {suffix!r}; use .yaml, .yml, .json or .toml."
+            )
+    except yaml.YAMLError as error:
+        raise ConfigError(_yaml_message(path, error)) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: TOML syntax error: {error}.") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; a run config needs at least data and model.")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a run config must be a mapping of fields (data, model, train, ...), "
+            f"got {type(data).__name__}."
+        )
+    return data
+
+
+def _yaml_message(path: Path, error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"{path}: YAML syntax error{where}: {detail}. Check the indentation and brackets there."
+
+
+def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
+    """Load and validate a run config from a file path, a dict or a ``RunConfig``."""
+    if isinstance(source, (str, Path)):
+        return parse_config(read_config_file(source))
+    return parse_config(source)
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML, atomically (a killed run never leaves half a config)."""
+    from kplug.train.rundir import atomic_write
+
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

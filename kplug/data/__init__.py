@@ -1,0 +1,1 @@
+"""Data: sources, filtering, splits, label maps, the resumable batch stream and model inputs."""

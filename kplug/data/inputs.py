@@ -1,0 +1,170 @@
+"""Turn a resolved run's data into model inputs and per-head targets, for every split."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from kplug.data.example_set import Examples
+from kplug.data.labels import LabelMap, build_label_map
+from kplug.data.sources import SplitExamples, merge_examples, read_examples, select_examples, split_examples
+from kplug.errors import ConfigError, DataError, PluginError
+from kplug.plugin.options import accepts_argument
+from kplug.plugin.resolve import ChosenHead, ResolvedRun, first_line
+
+# What a model takes: one array, or a dict of arrays by input name (e.g. token_ids, padding_mask).
+ModelInputs = np.ndarray | dict[str, np.ndarray]
+Preprocess = Callable[[np.ndarray], ModelInputs]
+
+
+def target_kind(head: ChosenHead) -> str:
+    """The kind of target a head learns (``class``, ``multi_label`` or ``value``)."""
+    factory = head.component.factory
+    return getattr(factory, "target_kind", None) or head.component.extras.get("target_kind", "class")
+
+
+def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap]:
+    """One label map per target that a head learns, built from the selected examples."""
+    maps: dict[str, LabelMap] = {}
+    for index, head in enumerate(run.heads):
+        target = head.config.target
+        if target not in examples.targets:
+            raise DataError(
+                f"model.heads[{index}].target = {target!r}: the data has no such target; "
+                f"targets: {', '.join(examples.targets) or 'none (the source read no labels)'}."
+            )
+        kind = target_kind(head)
+        if target in maps:
+            if maps[target].kind != kind:
+                raise DataError(f"Target {target!r} is learned by heads of different kinds.")
+            continue
+        maps[target] = build_label_map(
+            target,
+            kind,
+            examples.targets[target],
+            known_names=examples.label_names.get(target),
+            selected=run.config.data.where.get(target),
+            num_classes=head.options.get("num_classes"),
+        )
+    return maps
+
+
+def head_targets(
+    run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap], one_hot: bool = False
+) -> Any:
+    """Encoded targets: one array for a single head, a dict by head id for several.
+
+    With ``one_hot``, class ids become one-hot float rows (for batch augmentations
+    such as MixUp that mix labels).
+    """
+    targets = {}
+    for head in run.heads:
+        label_map = label_maps[head.config.target]
+        encoded = label_map.encode(examples.targets[head.config.target])
+        if one_hot and label_map.kind == "class":
+            encoded = np.eye(label_map.num_classes, dtype="float32")[encoded]
+        targets[head.config.output_name] = encoded
+    return next(iter(targets.values())) if len(targets) == 1 else targets
+
+
+def build_preprocessor(run: ResolvedRun) -> Preprocess | None:
+    """The backbone's preprocessor (e.g. a tokenizer), built from the backbone options it accepts.
+
+    A backbone registered with ``preprocessor=make`` gets ``make(**options)`` called once;
+    the returned function maps the raw features of N examples to the model inputs of N
+    examples (an array, or a dict of arrays by input name).
+    """
+    make = run.backbone.component.extras.get("preprocessor")
+    if make is None:
+        return None
+    options = {k: v for k, v in run.backbone.options.items() if accepts_argument(make, k)}
+    try:
+        return make(**options)
+    except (ValueError, TypeError, OSError) as error:
+        raise ConfigError(
+            f"model.backbone: the preprocessor of '{run.backbone.component.name}' could not be built "
+            f"from its options ({options}): {first_line(error)}"
+        ) from None
+
+
+def model_inputs(preprocess: Preprocess | None, features: np.ndarray, where: str) -> ModelInputs:
+    """Apply the backbone's preprocessor (if any) to raw features."""
+    if preprocess is None:
+        return features
+    try:
+        inputs = preprocess(features)
+    except (ValueError, TypeError, UnicodeError) as error:
+        raise DataError(
+            f"{where}: the backbone's preprocessor rejected the features: {first_line(error)}"
+        ) from None
+    rows = {len(v) for v in inputs.values()} if isinstance(inputs, dict) else {len(inputs)}
+    if rows != {len(features)}:
+        raise PluginError(
+            f"{where}: the backbone's preprocessor returned {sorted(rows)} rows for {len(features)} examples."
+        )
+    return inputs
+
+
+def input_spec(inputs: ModelInputs) -> Any:
+    """``(shape without batch axis, dtype)`` of the model input, or a dict of them by input name."""
+    if isinstance(inputs, dict):
+        return {name: input_spec(value) for name, value in inputs.items()}
+    dtype = inputs.dtype
+    return tuple(inputs.shape[1:]), "string" if dtype.kind in "USO" else str(dtype)
+
+
+@dataclass
+class PreparedData:
+    """Split examples, the label maps that encode their targets and the model inputs of each split."""
+
+    splits: SplitExamples
+    label_maps: dict[str, LabelMap]
+    preprocess: Preprocess | None = None
+    _inputs: dict[str, ModelInputs] = field(default_factory=dict)
+
+    def inputs(self, split: str) -> ModelInputs:
+        """Model inputs of a split (``train``, ``validation`` or ``test``), preprocessed once."""
+        if split not in self._inputs:
+            features = getattr(self.splits, split).features
+            self._inputs[split] = model_inputs(self.preprocess, features, f"data ({split} split)")
+        return self._inputs[split]
+
+    @property
+    def spec(self) -> Any:
+        """Shape and dtype of one example's model input (a dict of them for several inputs)."""
+        return input_spec(self.inputs("train"))
+
+
+def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap]) -> np.ndarray | None:
+    first = run.heads[0].config.target
+    if label_maps[first].kind != "class":
+        return None
+    return label_maps[first].encode(examples.targets[first])
+
+
+def prepare_data(run: ResolvedRun) -> PreparedData:
+    """Read, select, label-map and split the run's examples."""
+    if run.merged:
+        examples = merge_examples({n: read_examples(c.component, c.options) for n, c in run.merged.items()})
+    else:
+        examples = read_examples(run.dataset.component, run.dataset.options)
+    examples = select_examples(examples, run.config.data, run.config.seed)
+    label_maps = build_label_maps(run, examples)
+    splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
+    preprocess = build_preprocessor(run)
+    if preprocess is None and examples.features.dtype.kind not in "biuf":
+        backbone = run.backbone.component
+        raise DataError(
+            f"data: the features are {_dtype_name(examples.features)} (dtype {examples.features.dtype}), "
+            f"but backbone '{backbone.name}' ({backbone.provider}) takes numbers and has no preprocessor "
+            f"to turn them into numbers. Use numeric features, or a backbone with a preprocessor "
+            f"(a text backbone such as kplug-text's bert for text)."
+        )
+    return PreparedData(splits, label_maps, preprocess)
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    return {"U": "text", "S": "bytes", "O": "Python objects"}.get(array.dtype.kind, "not numbers")

@@ -1,0 +1,1 @@
+"""Placement: where a run's model is built and trained (devices, processes, strategies)."""

@@ -1,0 +1,216 @@
+"""Use a finished run: predict per example and evaluate on a split or a new file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kplug.config.schema import load_config
+from kplug.data.example_set import Examples
+from kplug.data.inputs import PreparedData, build_preprocessor, head_targets, model_inputs, prepare_data
+from kplug.data.labels import LabelMap
+from kplug.data.sources import read_examples
+from kplug.errors import CheckpointError, DataError
+from kplug.model.assembly import build_head, compile_model
+from kplug.model.transfer import load_model_file
+from kplug.plugin.head import Head
+from kplug.plugin.manager import Plugins, get_plugins
+from kplug.plugin.options import validate_options
+from kplug.plugin.resolve import ResolvedRun, resolve
+from kplug.train import rundir
+
+
+@dataclass
+class LoadedRun:
+    """A finished run directory: its resolved config, model, heads and label maps."""
+
+    run: ResolvedRun
+    model: keras.Model
+    heads: dict[str, Head]
+    label_maps: dict[str, LabelMap]
+
+
+def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
+    """Load a run directory written by ``kplug train`` (no code is executed)."""
+    path = Path(run_dir)
+    for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.LABELS_FILE):
+        if not (path / name).is_file():
+            raise CheckpointError(f"{str(path)!r} is not a finished kplug run directory: {name} is missing.")
+    plugins = get_plugins(plugins)
+    config = load_config(path / rundir.CONFIG_FILE)
+    # loggers only record training: evaluating needs no logger plugin installed
+    run = resolve(config.model_copy(update={"loggers": []}), plugins)
+    maps = _read_label_maps(path / rundir.LABELS_FILE, run)
+    heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
+    model = load_model_file(path / rundir.MODEL_FILE)
+    _check_outputs(model, heads, path / rundir.MODEL_FILE)
+    return LoadedRun(run, model, heads, maps)
+
+
+def _read_label_maps(path: Path, run: ResolvedRun) -> dict[str, LabelMap]:
+    try:
+        entries = json.loads(path.read_text())
+        if not isinstance(entries, dict):
+            raise ValueError("expected an object {target: label map}")
+        maps = {target: LabelMap.from_dict(entry) for target, entry in entries.items()}
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: not a kplug label map ({error}).") from None
+    for head in run.heads:
+        if head.config.target not in maps:
+            raise CheckpointError(
+                f"{path}: no entry for target '{head.config.target}' of head '{head.config.output_name}'."
+            )
+    return maps
+
+
+def _check_outputs(model: keras.Model, heads: dict[str, Head], path: Path) -> None:
+    if len(heads) == 1:
+        shapes = {next(iter(heads)): model.output_shape}
+    else:  # Keras 3.15 gives a dict-output model's shapes as a list in output_names order
+        outputs = model.output_shape
+        shapes = (
+            outputs if isinstance(outputs, dict) else dict(zip(model.output_names, outputs, strict=False))
+        )
+    for head_id, head in heads.items():
+        shape = shapes.get(head_id)
+        if shape is None or shape[-1] != head.output_units():
+            raise CheckpointError(
+                f"{path} does not match the run's config and labels.json: head '{head_id}' should have "
+                f"{head.output_units()} outputs, the model has {None if shape is None else shape[-1]}."
+            )
+
+
+def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The run's data options with a new file: ``PATH`` or ``{option: value}``.
+
+    A plain path replaces the source's main file option (``path_option`` at
+    registration) and clears options naming other files of the training data.
+    """
+    if data is None:
+        return None
+    component = run.dataset.component
+    options = dict(run.dataset.options)
+    cleared = {option: None for option in component.extras.get("target_options", ())}
+    if isinstance(data, dict):
+        # in-memory sources saved only summaries of their arrays: take the new options alone;
+        # files of the training data's targets are dropped unless given again
+        merged = dict(data) if component.extras.get("in_memory") else {**options, **cleared, **data}
+        return validate_options(component.name, component.options, merged, "--data")
+    path_option = component.extras.get("path_option")
+    if path_option is None:
+        raise DataError(
+            f"--data: the run's source '{component.name}' reads no file; give options as "
+            f"KEY=VALUE ({', '.join(component.options.model_fields)})."
+        )
+    options.update(cleared)
+    options[path_option] = str(data)
+    return validate_options(component.name, component.options, options, "--data")
+
+
+def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
+    component = loaded.run.dataset.component
+    if data is None and component.extras.get("in_memory"):
+        raise DataError(
+            f"The run was trained on in-memory data (source '{component.name}'), which is not saved "
+            f"in the run directory; pass the examples with data={{...}} "
+            f"({', '.join(component.options.model_fields)})."
+        )
+    if data is None:
+        prepared: PreparedData = prepare_data(loaded.run)
+        examples = getattr(prepared.splits, split)
+        if len(examples) == 0:
+            raise DataError(
+                f"The run has no {split} split; pass --split train|validation|test or --data FILE."
+            )
+        return examples
+    examples = read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+    if loaded.run.backbone.component.extras.get("preprocessor") is not None:
+        return examples  # raw features (e.g. text): the preprocessor checks them
+    expected = tuple(loaded.model.input_shape[1:])
+    found = tuple(examples.features.shape[1:])
+    if len(found) != len(expected) or any(
+        e is not None and e != f for e, f in zip(expected, found, strict=False)
+    ):
+        raise DataError(f"--data: each example has shape {found}; the run's model expects {expected}.")
+    return examples
+
+
+def predict(
+    run_dir: str | Path,
+    data: str | dict[str, Any] | None = None,
+    split: str = "test",
+    plugins: Plugins | list[Any] | None = None,
+    batch_size: int = 256,
+) -> list[dict[str, Any]]:
+    """Predict every example of a file (or a split of the run's own data).
+
+    Returns:
+        One dict per example: ``index`` (its row in the data source's file or
+        arrays) and, per head id, ``label_id``,
+        ``label`` (class name), ``probabilities`` and ``logits``
+        (regression heads give ``value``).
+    """
+    loaded = load_run(run_dir, plugins)
+    examples = _read(loaded, data, split)
+    inputs = model_inputs(build_preprocessor(loaded.run), examples.features, "--data")
+    outputs = loaded.model.predict(inputs, batch_size=batch_size, verbose=0)
+    if not isinstance(outputs, dict):
+        outputs = {next(iter(loaded.heads)): outputs}
+    per_head: dict[str, dict[str, list[Any]]] = {}
+    for chosen in loaded.run.heads:
+        head_id = chosen.config.output_name
+        head = loaded.heads[head_id]
+        logits = np.asarray(outputs[head_id], dtype="float64")
+        probabilities = head.probabilities(logits)
+        decided = head.decide(probabilities)
+        label_map = loaded.label_maps[chosen.config.target]
+        entry: dict[str, list[Any]] = {"logits": logits.tolist()}
+        if label_map.kind == "class":
+            entry["label_id"] = decided.tolist()
+            entry["label"] = [label_map.names[i] for i in decided]
+            entry["probabilities"] = probabilities.tolist()
+        elif label_map.kind == "multi_label":
+            entry["label_id"] = [np.flatnonzero(row).tolist() for row in decided]
+            entry["label"] = [[label_map.names[i] for i in np.flatnonzero(row)] for row in decided]
+            entry["probabilities"] = probabilities.tolist()
+        else:
+            entry["value"] = logits.tolist()
+        per_head[head_id] = entry
+    records = []
+    for position, index in enumerate(examples.row_numbers().tolist()):
+        record: dict[str, Any] = {"index": index}
+        for head_id, entry in per_head.items():
+            record[head_id] = {key: values[position] for key, values in entry.items()}
+        records.append(record)
+    return records
+
+
+def evaluate(
+    run_dir: str | Path,
+    data: str | dict[str, Any] | None = None,
+    split: str = "test",
+    plugins: Plugins | list[Any] | None = None,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Evaluate a finished run on a split of its data or on a new labelled file.
+
+    Returns:
+        Loss and every head metric, as Keras ``evaluate`` names them.
+    """
+    loaded = load_run(run_dir, plugins)
+    examples = _read(loaded, data, split)
+    for head in loaded.run.heads:
+        if head.config.target not in examples.targets:
+            raise DataError(
+                f"--data has no labels for target '{head.config.target}'; evaluate needs labelled data."
+            )
+    targets = head_targets(loaded.run, examples, loaded.label_maps)
+    compile_model(loaded.model, loaded.heads, loaded.run)
+    inputs = model_inputs(build_preprocessor(loaded.run), examples.features, "--data")
+    values = loaded.model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
+    return {key: float(value) for key, value in values.items()}

@@ -1,0 +1,120 @@
+"""Choose what a training stage trains: layer-path patterns, the backbone's last blocks, BatchNorm policy.
+
+Patterns match the stable layer paths of ``kplug.model.transfer.iter_layers``
+(``backbone/conv2``, ``heads/digits``): globs by default, regular expressions when
+written ``re:<regex>``. A matched layer trains with everything inside it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+import keras
+
+from kplug.config.schema import StageConfig
+from kplug.errors import ConfigError
+from kplug.model.transfer import iter_layers, top_level_path
+
+
+def pattern_matches(pattern: str, path: str) -> bool:
+    """Whether a glob (or ``re:`` regex) pattern matches a layer path exactly."""
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], path) is not None
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def check_pattern(pattern: str, where: str) -> None:
+    """Fail with the config path when a ``re:`` pattern is not a valid regex."""
+    if pattern.startswith("re:"):
+        try:
+            re.compile(pattern[3:])
+        except re.error as error:
+            raise ConfigError(f"{where}: {pattern!r} is not a valid regex ({error}).") from None
+
+
+def matching_paths(layers: list[str], patterns: list[str], where: str) -> set[str]:
+    """Layer paths matched by any pattern; a pattern that matches nothing is an error."""
+    matched: set[str] = set()
+    for pattern in patterns:
+        check_pattern(pattern, where)
+        hits = [path for path in layers if pattern_matches(pattern, path)]
+        if not hits:
+            shown = ", ".join(layers[:40]) + (", ..." if len(layers) > 40 else "")
+            raise ConfigError(
+                f"{where}: pattern {pattern!r} matches no layer. Layer paths: {shown}. "
+                f"Patterns are globs ('backbone/*') or regexes written 're:backbone/block[34].*'."
+            )
+        matched.update(hits)
+    return matched
+
+
+def backbone_blocks(model: keras.Model) -> list[str]:
+    """The backbone's blocks, input to output: its top-level layers that hold weights."""
+    backbone = model.get_layer("backbone")
+    children = backbone._flatten_layers(include_self=False, recursive=False)
+    return [f"backbone/{layer.name}" for layer in children if layer.weights]
+
+
+def _inside(path: str, roots: set[str]) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in roots)
+
+
+def _trained_roots(model: keras.Model, stage: StageConfig, where: str, paths: list[str]) -> set[str]:
+    heads = {top_level_path(layer) for layer in model.layers if top_level_path(layer).startswith("heads/")}
+    if stage.train_last_blocks is not None:
+        blocks = backbone_blocks(model)
+        if stage.train_last_blocks > len(blocks):
+            raise ConfigError(
+                f"{where}.train_last_blocks = {stage.train_last_blocks}: the backbone has "
+                f"{len(blocks)} blocks ({', '.join(blocks)})."
+            )
+        return heads | set(blocks[len(blocks) - stage.train_last_blocks :])
+    if stage.trainable == "all":
+        return {top_level_path(layer) for layer in model.layers if layer.weights}
+    return matching_paths(paths, stage.trainable, f"{where}.trainable")
+
+
+def apply_stage_trainable(
+    model: keras.Model, stage: StageConfig, where: str = "train.stages[0]"
+) -> list[str]:
+    """Set every layer's ``trainable`` flag for one stage.
+
+    Frozen BatchNormalization layers follow ``stage.batchnorm``: ``inference`` (frozen
+    layers normalise with their moving statistics) or ``train`` (batch statistics and
+    moving-average updates continue; gamma and beta stay fixed).
+
+    Returns:
+        The outermost trained layer paths, for the report.
+
+    Raises:
+        ConfigError: a pattern that matches no layer, or a stage that trains nothing.
+    """
+    layers = list(iter_layers(model))
+    paths = [path for path, _ in layers]
+    roots = _trained_roots(model, stage, where, paths)
+    frozen = matching_paths(paths, stage.frozen, f"{where}.frozen") if stage.frozen else set()
+    trained = {
+        path
+        for path in paths
+        if _inside(path, roots)
+        and not _inside(path, frozen)
+        and not any(f.startswith(path + "/") for f in frozen)  # a container of a frozen layer
+    }
+    model.trainable = True
+    for path, layer in layers:  # parents come first; Keras' setter also sets the children and variables
+        above = any(t.startswith(path + "/") for t in trained)
+        layer.trainable = path in trained or above
+    if stage.batchnorm == "train":
+        for path, layer in layers:
+            if isinstance(layer, keras.layers.BatchNormalization) and path not in trained:
+                layer.trainable = True  # batch statistics and moving-average updates
+                for variable in (getattr(layer, "gamma", None), getattr(layer, "beta", None)):
+                    if variable is not None:
+                        variable.trainable = False
+    if not model.trainable_weights:
+        raise ConfigError(f"{where}: this stage trains no variable (every matched layer is frozen).")
+    weighted = {path for path, layer in layers if layer.weights}
+    return sorted(
+        path for path in trained & weighted if not any(path.startswith(t + "/") for t in trained & weighted)
+    )

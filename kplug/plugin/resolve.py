@@ -1,0 +1,142 @@
+"""Resolve a run config's component names and options against the registry, once, up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from kplug.config.schema import ComponentConfig, HeadConfig, RunConfig
+from kplug.errors import ConfigError, KplugError, first_line
+from kplug.plugin.manager import Plugins
+from kplug.plugin.options import accepts_argument, validate_options
+from kplug.plugin.registry import Component
+
+
+def call_factory(component: Component, options: dict[str, Any], where: str, **context: Any) -> Any:
+    """Call a component's factory with its options plus the context arguments it accepts.
+
+    A factory (or the Keras layer it builds) that rejects an option value raises
+    ValueError or TypeError; that becomes a ``ConfigError`` naming the config path.
+    A ``KplugError`` the factory raises already says what is wrong and passes through
+    unchanged.
+    """
+    extra = {k: v for k, v in context.items() if accepts_argument(component.factory, k)}
+    try:
+        return component.factory(**options, **extra)
+    except KplugError:
+        raise
+    except (ValueError, TypeError) as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+        given = "".join(f" and {_shown_context(k, v)}" for k, v in extra.items())
+        raise ConfigError(
+            f"{where}: {component.kind} '{component.name}' could not be built from its options "
+            f"({shown}){given}: {first_line(error)}"
+        ) from None
+
+
+def _shown_context(name: str, value: Any) -> str:
+    """``name=value`` for a short value (an input shape), the name alone for a long one: a run
+    config can hold in-memory arrays, which an error message must not print."""
+    text = repr(value)
+    return f"{name}={text}" if len(text) <= 80 else name
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A component, its validated options and where it sits in the config."""
+
+    component: Component
+    options: dict[str, Any]
+    where: str = ""
+
+    def build(self, **context: Any) -> Any:
+        """Call the factory with the options plus the context arguments it accepts."""
+        return call_factory(self.component, self.options, self.where, **context)
+
+
+@dataclass(frozen=True)
+class ChosenHead(Chosen):
+    """A head component with its config entry."""
+
+    config: HeadConfig = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run config with every component looked up and its options validated."""
+
+    config: RunConfig
+    plugins: Plugins
+    dataset: Chosen
+    merged: dict[str, Chosen]
+    backbone: Chosen
+    heads: list[ChosenHead]
+    augmentations: list[Chosen]
+    precision: Chosen
+    distribution: Chosen
+    callbacks: list[Chosen]
+    loggers: list[Chosen] = field(default_factory=list)
+
+
+def choose(
+    plugins: Plugins, kind: str, name: str, options: dict[str, Any], where: str, name_field: str = "name"
+) -> Chosen:
+    """Look up one component, check its backend support and validate its options.
+
+    ``where`` is the config path of the component's section (``model.backbone``);
+    ``name_field`` the field holding its name there.
+    """
+    component = plugins.component(kind, name, where=f"{where}.{name_field}")
+    backend = keras.backend.backend()
+    if component.backends and backend not in component.backends:
+        raise ConfigError(
+            f"{where}: {kind} '{name}' does not run on the {backend} backend; it supports "
+            f"{', '.join(component.backends)}. Set KERAS_BACKEND to one of those or choose another {kind}."
+        )
+    return Chosen(component, validate_options(name, component.options, options, f"{where}.options"), where)
+
+
+def _choose_list(plugins: Plugins, kind: str, items: list[ComponentConfig], where: str) -> list[Chosen]:
+    return [choose(plugins, kind, item.name, item.options, f"{where}[{i}]") for i, item in enumerate(items)]
+
+
+def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
+    """Resolve every component of ``config``.
+
+    Raises:
+        ConfigError: an unknown name (listing the registered ones and the closest),
+            an unknown or mistyped option, or a component that does not support
+            the active backend.
+    """
+    data = config.data
+    merged = {
+        item.name: choose(plugins, "dataset", item.source, item.options, f"data.sources[{i}]", "source")
+        for i, item in enumerate(data.sources)
+    }
+    heads = []
+    for i, head in enumerate(config.model.heads):
+        chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
+        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head))
+    return ResolvedRun(
+        config=config,
+        plugins=plugins,
+        dataset=next(iter(merged.values()))
+        if merged
+        else choose(plugins, "dataset", data.source, data.options, "data", "source"),
+        merged=merged,
+        backbone=choose(
+            plugins, "backbone", config.model.backbone.name, config.model.backbone.options, "model.backbone"
+        ),
+        heads=heads,
+        augmentations=_choose_list(plugins, "augmentation", config.augment, "augment"),
+        precision=choose(
+            plugins, "precision", config.precision.policy, config.precision.options, "precision", "policy"
+        ),
+        distribution=choose(
+            plugins, "distribution", config.distribution.name, config.distribution.options, "distribution"
+        ),
+        callbacks=_choose_list(plugins, "callback", config.callbacks, "callbacks"),
+        loggers=_choose_list(plugins, "logger", config.loggers, "loggers"),
+    )

@@ -1,0 +1,708 @@
+"""The core loop: resolve components, build the model, run each training stage with ``Model.fit``.
+
+kplug composes ``keras.Model.fit``; it never re-implements the train step. Each
+stage is one ``fit`` call with its own trainable set, epochs, batch size and
+learning rate. Plugin lifecycle hooks run only at fit and epoch boundaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from kplug.backend.cpu_matmul import onednn_matmul
+from kplug.config.schema import RunConfig, dump_config, load_config, parse_config, read_config_file
+from kplug.data.batches import TrainingBatches
+from kplug.data.inputs import PreparedData, head_targets, prepare_data
+from kplug.distribute.placement import Distribution, build_distribution
+from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
+from kplug.model.assembly import (
+    build_batch_transforms,
+    build_model,
+    compile_model,
+    is_batch_augmentation,
+    logged_metric_names,
+)
+from kplug.model.freezing import apply_stage_trainable
+from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
+from kplug.model.transfer import init_from_checkpoint
+from kplug.plugin.head import Head
+from kplug.plugin.manager import Plugins, get_plugins, kplug_version
+from kplug.plugin.precision import Precision, as_precision, layer_dtypes
+from kplug.plugin.resolve import ResolvedRun, resolve
+from kplug.train import metrics_file as metrics
+from kplug.train import rundir
+from kplug.train.best_model import BestModelSaver, read_best
+from kplug.train.checkpoint import (
+    Checkpoint,
+    Checkpointer,
+    RestoreMetrics,
+    StepCheckpointer,
+    TrainingState,
+    latest_checkpoint,
+    seed_layer_generators,
+    write_checkpoint,
+)
+from kplug.train.interrupt import InterruptCheckpointer, InterruptRequest
+from kplug.train.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
+from kplug.train.optimizers import (
+    build_optimizer,
+    carry_optimizer_state,
+    learning_rate_schedule,
+    stage_schedule,
+)
+
+
+@dataclass
+class FitResult:
+    """What ``kplug.fit`` returns.
+
+    Attributes:
+        model: the trained ``keras.Model``.
+        history: every metric per epoch, over all stages.
+        run_dir: the run directory.
+        metrics: final metrics on the test split (or validation when there is no test
+            split), with ``"split"`` naming which.
+        report: the contents of ``report.json``.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    run_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class _EpochHook(keras.callbacks.Callback):
+    """Calls ``kplug_on_epoch_end`` at epoch boundaries (added only when a plugin implements it)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.trainer.plugins.call_hook(
+            "kplug_on_epoch_end",
+            trainer=self.trainer,
+            epoch=epoch,
+            logs={k: float(v) for k, v in (logs or {}).items()},
+        )
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: Any) -> Iterator[None]:
+    """Set the global Keras dtype policy for the duration of a run, then restore it."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
+    """Let each ``kplug_configure`` plugin, in load order, adjust the config the previous one left."""
+    for implementation in plugins.manager.hook.kplug_configure.get_hookimpls():
+        name = plugins.providers.get(implementation.plugin_name, implementation.plugin_name)
+        try:
+            override = implementation.function(config=config)
+        except KplugError:
+            raise
+        except Exception as error:
+            raise PluginError(
+                f"kplug_configure of {name} raised {type(error).__name__}: {error}. Run without it: "
+                f"KPLUG_DISABLE_PLUGINS={implementation.plugin_name} or kplug --no-plugins."
+            ) from error
+        if override is None:
+            continue
+        if not isinstance(override, dict):
+            raise PluginError(
+                f"kplug_configure of {name} returned {type(override).__name__}; "
+                f"expected a dict of config fields to change, or None."
+            )
+        try:
+            config = parse_config({**config.model_dump(by_alias=True), **override})
+        except ConfigError as error:
+            raise PluginError(f"kplug_configure of {name} returned an invalid change: {error}") from None
+    return config
+
+
+# Fields that may differ when a run is resumed: where it writes and how it reports.
+RESUMABLE_CHANGES = ("output.", "train.verbose", "callbacks")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _check_same_run(saved: Path, config: RunConfig) -> None:
+    """Refuse to resume a run directory with a config that trains something else."""
+    before = _flatten(read_config_file(saved))
+    now = _flatten(config.to_dict())
+    changed = [
+        key
+        for key in sorted(set(before) | set(now))
+        if not key.startswith(RESUMABLE_CHANGES) and before.get(key) != now.get(key)
+    ]
+    if changed:
+        shown = "; ".join(
+            f"{key}: {before.get(key)!r} in the run, {now.get(key)!r} now" for key in changed[:6]
+        )
+        raise ConfigError(
+            f"--resume {str(saved.parent)!r}: the config differs from the one the run was started with "
+            f"({shown}). Resume with the run's own config (kplug train --resume RUN_DIR) or start a new run."
+        )
+
+
+class Trainer:
+    """Train one run described by a config.
+
+    Example::
+
+        trainer = kplug.Trainer("run.yaml")
+        result = trainer.fit()
+        print(result.metrics["accuracy"], result.run_dir)
+
+    Args:
+        config: a path to YAML/JSON/TOML, a dict or a ``RunConfig``; ``None`` with
+            ``resume`` takes the config saved in that run directory.
+        plugins: extra plugin objects, or a ``Plugins`` from ``kplug.load_plugins``.
+        output: overrides ``output.dir``.
+        resume: a run directory to continue from its newest checkpoint.
+    """
+
+    def __init__(
+        self,
+        config: str | Path | dict[str, Any] | RunConfig | None = None,
+        plugins: Plugins | list[Any] | None = None,
+        output: str | Path | None = None,
+        resume: str | Path | None = None,
+    ) -> None:
+        self.plugins = get_plugins(plugins)
+        self.resume_dir = Path(resume) if resume is not None else None
+        from_run_dir = False
+        if self.resume_dir is not None:
+            saved = self.resume_dir / rundir.CONFIG_FILE
+            if not saved.is_file():
+                raise CheckpointError(
+                    f"--resume {str(self.resume_dir)!r}: not a kplug run directory ({rundir.CONFIG_FILE} is missing)."
+                )
+            from_run_dir = config is None
+            config = saved if from_run_dir else config
+            output = self.resume_dir
+        if config is None:
+            raise ConfigError(
+                "No run config given: pass a config file, dict or RunConfig (or resume=RUN_DIR)."
+            )
+        parsed = load_config(config)
+        if output is not None:
+            parsed = parsed.model_copy(
+                update={"output": parsed.output.model_copy(update={"dir": str(output)})}
+            )
+        self.config = _configure(parsed, self.plugins)
+        if self.resume_dir is not None and not from_run_dir:
+            _check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
+        self.run: ResolvedRun = resolve(self.config, self.plugins)
+        source = self.run.dataset.component
+        if self.resume_dir is not None and from_run_dir and source.extras.get("in_memory"):
+            raise DataError(
+                f"{self.resume_dir} was trained on in-memory data (source '{source.name}'), which is "
+                f"not saved with the run: resume with the same config, kplug.fit(config, resume=...)."
+            )
+        self.run_dir = self.config.run_dir()
+        self.model: keras.Model | None = None
+        # what compile/fit/checkpoints use when a plugin wraps the model (kplug_training_model)
+        self.training_model: keras.Model | None = None
+        self.heads: dict[str, Head] = {}
+        self.data: PreparedData | None = None
+        # MixUp-style batch augmentations mix labels: class targets become one-hot (soft) rows
+        self.soft_targets = any(is_batch_augmentation(chosen) for chosen in self.run.augmentations)
+        self.loggers: list[keras.callbacks.Callback] = []
+        self.restored_trainable: list[str] = []
+        self.precision: Precision = Precision()
+        self.distribution: Distribution | None = None
+        self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
+        self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
+        self._resumed_metrics: list[Any] = []  # metric sums of an epoch resumed mid-way
+
+    # -- building -----------------------------------------------------------
+
+    def _targets(self, split: str) -> Any:
+        examples = getattr(self.data.splits, split)
+        return head_targets(self.run, examples, self.data.label_maps, one_hot=self.soft_targets)
+
+    def split_data(self, split: str) -> tuple[Any, Any]:
+        """Model inputs and encoded targets of ``train``, ``validation`` or ``test`` (after ``fit`` starts)."""
+        return self.data.inputs(split), self._targets(split)
+
+    def _stage_where(self, index: int) -> str:
+        return f"train.stages[{index}]" if self.config.train.stages else "train"
+
+    def _fitted(self) -> keras.Model:
+        """The model that is compiled, fitted and checkpointed: a plugin's training model or the run's."""
+        return self.model if self.training_model is None else self.training_model
+
+    def _build_training_model(self) -> None:
+        """Let a plugin wrap the model for training (``kplug_training_model``), e.g. a distiller."""
+        self.training_model = self.plugins.call_hook("kplug_training_model", trainer=self, model=self.model)
+        if self.training_model is None and self.config.distill is not None:
+            raise PluginError(
+                "distill: this run config asks for knowledge distillation, but no installed plugin "
+                "implements it (kplug_training_model). Install kplug-compress or remove the distill section."
+            )
+
+    def _compile_stage(self, index: int, offset: int) -> tuple[keras.optimizers.Optimizer, dict[str, float]]:
+        """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
+        train = self.config.train
+        stage = train.resolved_stages()[index]
+        updates = self._updates_per_epoch(index) * stage.epochs
+        rate = learning_rate_schedule(
+            stage.schedule or train.schedule, train.stage_rates(index).base, updates
+        )
+        # sized in updates: evaluated at the stage's update, not Keras' micro-batch counter
+        rate = stage_schedule(rate, self._accumulation(index), offset)
+        optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
+        optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
+        compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
+        multipliers = self._rate_multipliers(index)
+        # a loss-scale wrapper (float16) delegates the update to its inner optimizer
+        apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
+        optimizer.build(self._fitted().trainable_variables)
+        self.distribution.prepare_stage(self.model)
+        return optimizer, multipliers
+
+    def _rate_multipliers(self, index: int) -> dict[str, float]:
+        """Each trainable variable's learning-rate multiplier in stage ``index``."""
+        rates = self.config.train.stage_rates(index)
+        return rate_multipliers(
+            self.model, rates.base, rates.per_layer, rates.layer_decay, self._stage_where(index)
+        )
+
+    def _batch_size(self, index: int) -> int:
+        return self.config.train.resolved_stages()[index].batch_size or self.config.train.batch_size
+
+    def _accumulation(self, index: int) -> int:
+        return self.config.train.stage_optimizer(index).gradient_accumulation_steps or 1
+
+    def _updates_per_epoch(self, index: int) -> int:
+        batches = math.ceil(len(self.data.splits.train) / self._batch_size(index))
+        return math.ceil(batches / self._accumulation(index))
+
+    def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
+        callbacks: list[keras.callbacks.Callback] = [
+            *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
+            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
+        ]
+        if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
+            callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
+        if first_batch and self._resumed_metrics:
+            callbacks.append(RestoreMetrics(self._resumed_metrics))
+            self._resumed_metrics = []
+        callbacks += [chosen.build() for chosen in self.run.callbacks]
+        callbacks += self.loggers  # built once per run, so one log spans every stage
+        output = self.config.output
+        if output.save_best:
+            callbacks.append(
+                BestModelSaver(self.run_dir, output.save_best, output.save_best_mode, state.stage)
+            )
+        if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
+            callbacks.append(_EpochHook(self))
+        if output.checkpoint_every or output.checkpoint_every_steps:
+            # last, so an epoch checkpoint is written only after the epoch's metrics row
+            checkpointer = StepCheckpointer if output.checkpoint_every_steps else Checkpointer
+            callbacks.append(
+                checkpointer(
+                    self.run_dir,
+                    state,
+                    first_batch,
+                    output.checkpoint_every,
+                    output.checkpoint_every_steps,
+                    self._accumulation(state.stage),
+                    output.keep_checkpoints,
+                )
+            )
+        if self._interrupt is not None and self._interrupt.enabled:
+            callbacks.append(
+                InterruptCheckpointer(
+                    self._interrupt,
+                    self.run_dir,
+                    state,
+                    first_batch,
+                    self._accumulation(state.stage),
+                    output.keep_checkpoints,
+                )
+            )
+        return callbacks
+
+    # -- training -----------------------------------------------------------
+
+    def _checkpoint_to_resume(self) -> Checkpoint | None:
+        if self.resume_dir is None:
+            return None
+        checkpoint = latest_checkpoint(self.run_dir)
+        stages = len(self.config.train.resolved_stages())
+        if checkpoint is not None and checkpoint.state.stage >= stages:
+            raise ConfigError(
+                f"--resume {str(self.run_dir)!r}: the run has finished all {stages} stage(s); nothing to resume."
+            )
+        return checkpoint
+
+    def _check_stages(self) -> None:
+        """Fail on a bad trainable pattern, rate rule or callback option before anything is written."""
+        train = self.config.train
+        for index, stage in enumerate(train.resolved_stages()):
+            where = self._stage_where(index)
+            apply_stage_trainable(self.model, stage, where)
+            self._rate_multipliers(index)
+        self._check_batches()
+        has_validation = len(self.data.splits.validation) > 0
+        logged = logged_metric_names(self.heads, validation=has_validation)
+        monitors = [
+            (f"callbacks[{i}].options.monitor", c.options.get("monitor"))
+            for i, c in enumerate(self.run.callbacks)
+        ]
+        monitors.append(("output.save_best", self.config.output.save_best))
+        for chosen in self.run.callbacks:
+            chosen.build()
+        for where, monitor in monitors:
+            if monitor is not None and monitor not in logged:
+                raise ConfigError(
+                    f"{where} = {monitor!r}: this run logs {', '.join(logged)}"
+                    + ("" if has_validation else " (val_* needs data.split.validation > 0)")
+                    + "."
+                )
+
+    def _check_batches(self) -> None:
+        """Let the distribution refuse batch sizes it cannot split over its replicas."""
+        splits = self.data.splits
+        for index, stage in enumerate(self.config.train.resolved_stages()):
+            where = f"train.stages[{index}].batch_size" if stage.batch_size else "train.batch_size"
+            batch_size = stage.batch_size or self.config.train.batch_size
+            self.distribution.check_batches("train", len(splits.train), batch_size, where)
+            self.distribution.check_batches("validation", len(splits.validation), batch_size, where)
+        test = splits.test if len(splits.test) else splits.validation
+        self.distribution.check_batches("test", len(test), self.config.train.batch_size, "train.batch_size")
+
+    def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
+        """Create the run directory, or trim an interrupted one back to its checkpoint."""
+        if self.resume_dir is None:
+            rundir.prepare_run_dir(self.run_dir, self.config.output.overwrite)
+            dump_config(self.config, self.run_dir / rundir.CONFIG_FILE)
+            rundir.write_json(
+                self.run_dir / rundir.LABELS_FILE,
+                {t: m.to_dict() for t, m in self.data.label_maps.items()},
+            )
+            return
+        epochs = checkpoint.state.epoch if checkpoint else 0
+        metrics.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
+
+    def fit(self) -> FitResult:
+        """Train every stage and write the run directory (or continue it with ``resume``).
+
+        Everything is built and checked before the run directory is created, so a bad
+        config or data file leaves nothing behind.
+
+        Returns:
+            A ``FitResult`` with the model, the history and the run directory.
+        """
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        self.data = prepare_data(self.run)
+        checkpoint = self._checkpoint_to_resume()
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
+        chief_run_dir = self.run_dir
+        if not distribution.is_chief:  # only rank 0 writes the run directory
+            self.run_dir = Path(tempfile.mkdtemp(prefix=f"kplug-rank{distribution.rank}-")) / "run"
+        self.precision = as_precision(self.run.precision.build())
+        with dtype_policy(self.precision.policy), distribution.scope():
+            self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
+            self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
+            seed_layer_generators(self.model, config.seed)
+            distribution.check_model(self.model)
+            if checkpoint is None:
+                state = TrainingState(0, 0, 0, [], self._init_weights())
+            else:
+                state = checkpoint.state
+            self._check_stages()
+            self.loggers = self._build_loggers()
+            self._open_run_dir(checkpoint)
+            if checkpoint is not None:
+                print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
+            self.plugins.call_hook("kplug_on_fit_start", trainer=self, model=self.model)
+            self._build_training_model()
+            self._fit_seconds = 0.0
+            with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt, onednn_matmul():
+                state = self._run_stages(state, checkpoint)
+            self._interrupt = None
+            timings["train_seconds"] = time.perf_counter() - started
+            timings["fit_seconds"] = self._fit_seconds
+            final_metrics = self._final_metrics()
+        rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
+        metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
+        timings["total_seconds"] = time.perf_counter() - started
+        report = self._report(distribution.describe(self.model), state, final_metrics, timings)
+        rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
+        history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
+        result = FitResult(self.model, history, self.run_dir, final_metrics, report)
+        if not distribution.is_chief:
+            shutil.rmtree(self.run_dir.parent, ignore_errors=True)
+            self.run_dir = result.run_dir = chief_run_dir
+        for logger in self.loggers:
+            if hasattr(logger, "on_run_end"):
+                logger.on_run_end(result)
+        self.plugins.call_hook("kplug_on_fit_end", trainer=self, result=result)
+        return result
+
+    def evaluate(self, data: str | dict[str, Any] | None = None, split: str = "test") -> dict[str, float]:
+        """Evaluate the trained run (see ``kplug.evaluate``); call after ``fit``."""
+        from kplug.inference.prediction import evaluate
+
+        return evaluate(self.run_dir, data=data, split=split, plugins=self.plugins)
+
+    def predict(self, data: str | dict[str, Any] | None = None, split: str = "test") -> list[dict[str, Any]]:
+        """Predict with the trained run (see ``kplug.predict``); call after ``fit``."""
+        from kplug.inference.prediction import predict
+
+        return predict(self.run_dir, data=data, split=split, plugins=self.plugins)
+
+    def _build_loggers(self) -> list[keras.callbacks.Callback]:
+        """Build the config's loggers once for the whole run (they must not write yet)."""
+        return [chosen.build(run_dir=self.run_dir, run_config=self.config) for chosen in self.run.loggers]
+
+    def _init_weights(self) -> dict[str, Any] | None:
+        init = self.config.model.backbone.init
+        if init is None:
+            return None
+        report = init_from_checkpoint(self.model, init.from_, init.map, init.strict)
+        print(report.describe())
+        return report.summary()
+
+    def _restore(self, checkpoint: Checkpoint) -> keras.optimizers.Optimizer:
+        """Rebuild the stage that wrote ``checkpoint`` and load its weights, optimizer and RNG state."""
+        state = checkpoint.state
+        mid_stage = state.epoch > state.stage_start or state.batch > 0
+        writer = state.stage if mid_stage else state.stage - 1
+        self.restored_trainable = self._apply_stage(writer)
+        optimizer, _ = self._compile_stage(writer, state.step_offset)
+        try:
+            self._fitted().load_weights(checkpoint.model_file)
+        except Exception as error:
+            raise CheckpointError(
+                f"{checkpoint.model_file}: cannot restore this checkpoint into the run's model "
+                f"({type(error).__name__}: {error}). Was the run directory written by another config?"
+            ) from None
+        checkpoint.restore_rng(self._fitted())
+        self._resumed_metrics = checkpoint.metric_states() if state.batch else []
+        return optimizer
+
+    def _apply_stage(self, index: int) -> list[str]:
+        """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
+        stage = self.config.train.resolved_stages()[index]
+        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        self.plugins.call_hook("kplug_on_stage_start", trainer=self, model=self.model, stage=index)
+        return trainable
+
+    def _start_stage(
+        self, index: int, previous: keras.optimizers.Optimizer | None, trained_before: set[int]
+    ) -> tuple[int, dict[str, Any]]:
+        """Set the stage's trainable layers and compile it; carry optimizer state when it makes sense.
+
+        Returns:
+            The optimizer step the stage's schedule counts from, and the report entries.
+        """
+        train = self.config.train
+        stage = train.resolved_stages()[index]
+        trainable = self._apply_stage(index)
+        now = {id(v) for v in self._fitted().trainable_variables}
+        same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
+        carry = previous is not None and (
+            stage.optimizer_state == "carry"
+            or (stage.optimizer_state == "auto" and same_settings and now <= trained_before)
+        )
+        # updates, not micro-batches: Keras' iterations divides by gradient_accumulation_steps
+        offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
+        optimizer, multipliers = self._compile_stage(index, offset)
+        carried = (
+            carry_optimizer_state(previous, optimizer, self._fitted().trainable_variables) if carry else 0
+        )
+        base_rate = train.stage_rates(index).base
+        report = {
+            "trainable": trainable,
+            "optimizer": train.stage_optimizer(index).name,
+            "learning_rate": base_rate,
+            "optimizer_state": f"carried for {carried} variables" if carry else "fresh",
+        }
+        if any(m != 1.0 for m in multipliers.values()):
+            report["learning_rates"] = summarise_rates(multipliers, base_rate)
+        return offset, report
+
+    def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
+        x, y = self.split_data("train")
+        validation = self.split_data("validation") if len(self.data.splits.validation) else None
+        transforms = build_batch_transforms(self.run)
+        stages = self.config.train.resolved_stages()
+        previous, trained_before = None, set()
+        if checkpoint is not None:
+            previous = self._restore(checkpoint)
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
+        for index in range(state.stage, len(stages)):
+            stage = stages[index]
+            resuming_here = checkpoint is not None and index == state.stage
+            if resuming_here and (state.epoch > state.stage_start or state.batch > 0):
+                stage_report = self._resumed_stage_report(index, state)
+            else:
+                offset, stage_report = self._start_stage(index, previous, trained_before)
+                state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
+            end = state.stage_start + stage.epochs
+            epoch, skip = state.epoch, state.batch
+            while epoch < end:
+                stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
+                fit_started = time.perf_counter()
+                batches = TrainingBatches(
+                    x,
+                    y,
+                    self._batch_size(index),
+                    self.config.seed,
+                    epoch,
+                    skip,
+                    self._accumulation(index),
+                    transforms,
+                )
+                self._fitted().fit(
+                    self.distribution.shard_batches(batches),
+                    epochs=stop,
+                    initial_epoch=epoch,
+                    steps_per_epoch=batches.batches_per_epoch - skip,
+                    shuffle=False,
+                    validation_data=validation,
+                    callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
+                    verbose=self.config.train.verbose if self.distribution.is_chief else 0,
+                )
+                self._fit_seconds += time.perf_counter() - fit_started
+                reached = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
+                if reached < stop:  # a callback (early stopping) ended the stage
+                    break
+                epoch, skip = reached, 0
+            epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
+            summary = {
+                "stage": index + 1,
+                "epochs": epoch - state.stage_start,
+                "batch_size": self._batch_size(index),
+                **stage_report,
+                "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
+                **skipped_updates(self._fitted().optimizer),
+            }
+            if summary.get("skipped_batches"):
+                print(
+                    f"kplug: stage {index + 1} skipped the update of {summary['skipped_batches']} batch(es) "
+                    f"whose loss or gradients were not finite (train.on_nonfinite: skip_batch)."
+                )
+            state = TrainingState(
+                index + 1, epoch, epoch, [*state.stages, summary], state.init, 0, state.step_offset
+            )
+            write_checkpoint(self.run_dir, self._fitted(), state, self.config.output.keep_checkpoints)
+            previous = self._fitted().optimizer
+            trained_before = {id(v) for v in self._fitted().trainable_variables}
+            checkpoint = None
+        return state
+
+    def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
+        return {
+            "trainable": self.restored_trainable,
+            "optimizer": self.config.train.stage_optimizer(index).name,
+            "learning_rate": self.config.train.stage_rates(index).base,
+            "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
+        }
+
+    def _final_metrics(self) -> dict[str, float]:
+        split = (
+            "test"
+            if len(self.data.splits.test)
+            else "validation"
+            if len(self.data.splits.validation)
+            else None
+        )
+        if split is None:
+            return {}
+        x, y = self.split_data(split)
+        batch_size = self.config.train.batch_size
+        if self.training_model is not None:  # only the training model was compiled
+            compile_model(self.model, self.heads, self.run, soft=self.soft_targets)
+        values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+        return {"split": split, **{k: float(v) for k, v in values.items()}}
+
+    def _report(
+        self,
+        placement: dict[str, Any],
+        state: TrainingState,
+        metrics: dict[str, Any],
+        timings: dict[str, float],
+    ) -> dict[str, Any]:
+        splits = self.data.splits
+        return {
+            "name": self.config.name,
+            "backend": keras.backend.backend(),
+            "versions": {
+                "kplug": kplug_version(),
+                "keras": keras.__version__,
+                "python": platform.python_version(),
+                "plugins": self.plugins.versions(),
+            },
+            "seed": self.config.seed,
+            "precision": self.precision.name,
+            "precision_settings": self.precision.describe(),
+            "layer_dtypes": layer_dtypes(self.model),
+            "distribution": placement,
+            "data": {
+                "train": len(splits.train),
+                "validation": len(splits.validation),
+                "test": len(splits.test),
+                "labels": {t: m.names for t, m in self.data.label_maps.items()},
+            },
+            "parameters": int(self.model.count_params()),
+            "init": state.init,
+            "stages": state.stages,
+            "metrics": metrics,
+            "best": read_best(self.run_dir),
+            "timings": timings,
+        }
+
+
+def fit(
+    config: str | Path | dict[str, Any] | RunConfig | None = None,
+    plugins: Plugins | list[Any] | None = None,
+    output: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> FitResult:
+    """Train a run from a config file path, a dict or a ``RunConfig``.
+
+    Example::
+
+        result = kplug.fit({
+            "data": {"source": "arrays", "options": {"x": x, "y": y}},
+            "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+            "train": {"epochs": 3},
+            "output": {"dir": "runs/demo"},
+        })
+        result.model, result.history, result.run_dir
+    """
+    return Trainer(config, plugins=plugins, output=output, resume=resume).fit()

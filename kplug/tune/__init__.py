@@ -1,0 +1,1 @@
+"""Hyperparameter search: the config's ``tune`` section and ``kplug tune``."""

@@ -1,0 +1,330 @@
+"""Checkpoints at every epoch and stage boundary; an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from conftest import blob_config
+
+import kplug
+from kplug.cli.main import main
+from kplug.model.transfer import variable_paths
+from kplug.train.checkpoint import TrainingState, latest_checkpoint, write_checkpoint
+
+
+def staged_config(x, y):
+    config = blob_config(x, y)
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 48,
+        "stages": [{"epochs": 3, "trainable": ["heads/*"]}, {"epochs": 2, "learning_rate": 1e-4}],
+    }
+    return config
+
+
+class InterruptAt:
+    """A plugin that presses Ctrl-C at the end of one epoch, and records optimizer steps."""
+
+    def __init__(self, epoch: int | None):
+        self.epoch = epoch
+        self.iterations: dict[int, int] = {}
+
+    @kplug.hookimpl
+    def kplug_on_epoch_end(self, trainer, epoch, logs):
+        self.iterations[epoch] = int(keras.ops.convert_to_numpy(trainer.model.optimizer.iterations))
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def metric_rows(run_dir):
+    with (run_dir / "metrics.csv").open() as handle:
+        return [(int(r["stage"]), int(r["epoch"])) for r in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("stop_after_epoch", [1, 2, 3])  # mid stage 1, end of stage 1, mid stage 2
+def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch):
+    x, y = blobs
+    spy = InterruptAt(stop_after_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(staged_config(x, y), plugins=kplug.load_plugins([spy], entry_points=False))
+    run_dir = kplug.Trainer(staged_config(x, y)).run_dir
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint.state.epoch == stop_after_epoch  # the interrupted epoch has no checkpoint
+
+    with pytest.raises(kplug.DataError, match="in-memory data"):
+        kplug.fit(resume=run_dir)
+    resumed_spy = InterruptAt(None)
+    plugins = kplug.load_plugins([resumed_spy], entry_points=False)
+    result = kplug.fit(staged_config(x, y), resume=run_dir, plugins=plugins)
+    assert metric_rows(run_dir) == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5)]
+    assert len(result.history["loss"]) == 5
+    assert [s["epochs"] for s in result.report["stages"]] == [3, 2]
+    steps = 4  # 192 training rows / batch 48
+    first = min(resumed_spy.iterations)
+    # optimizer state continues mid-stage; a new stage starts a new optimizer
+    expected = (first + 1) * steps if first < 3 else (first - 2) * steps
+    assert resumed_spy.iterations[first] == expected
+    assert (run_dir / "model.keras").is_file() and (run_dir / "report.json").is_file()
+
+
+def test_checkpoint_restores_weights_exactly(blobs, plugins):
+    x, y = blobs
+    result = kplug.fit(blob_config(x, y), plugins=plugins)
+    checkpoint = latest_checkpoint(result.run_dir)
+    assert checkpoint.state.epoch == 3 and checkpoint.state.stage == 1
+    saved = keras.saving.load_model(checkpoint.model_file, compile=False)
+    for ours, theirs in zip(result.model.weights, saved.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def test_partial_checkpoints_are_ignored_and_old_ones_pruned(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    for epoch in range(1, 5):
+        write_checkpoint(tmp_path, model, TrainingState(0, 0, epoch))
+    (tmp_path / "checkpoints" / ".partial-abc").mkdir()
+    (tmp_path / "checkpoints" / "epoch00009-batch000000-stage00").mkdir()  # no files: incomplete
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert "epoch00001-batch000000-stage00" not in names and "epoch00004-batch000000-stage00" in names
+    assert latest_checkpoint(tmp_path).state.epoch == 4
+    assert not (tmp_path / "checkpoints" / ".partial-abc").exists()
+
+
+def test_cli_interrupt_message_and_resume(blobs, tmp_path, capsys, monkeypatch):
+    x, y = blobs
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    import yaml
+
+    config = staged_config(x, y)
+    config["data"] = {"source": "npz", "options": {"path": "blobs.npz"}, "split": {"validation": 0.2}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    spy = InterruptAt(1)
+    monkeypatch.setattr("kplug.train.trainer.get_plugins", lambda plugins=None: kplug.load_plugins([spy]))
+    assert main(["train", "run.yaml"]) == 130
+    assert "continue with: kplug train --resume runs/blobs" in capsys.readouterr().err
+    spy.epoch = None
+    assert main(["train", "--resume", "runs/blobs"]) == 0
+    assert "Resuming runs/blobs at stage 1, epoch 2." in capsys.readouterr().out
+    assert metric_rows(tmp_path / "runs" / "blobs")[-1] == (2, 5)
+
+
+def test_resume_of_something_that_is_not_a_run(tmp_path):
+    with pytest.raises(kplug.CheckpointError, match="not a kplug run directory"):
+        kplug.Trainer(resume=tmp_path)
+
+
+def test_checkpoint_every_n_epochs(blobs, plugins):
+    x, y = blobs
+    config = staged_config(x, y)
+    config["output"] = {"dir": "runs/every", "checkpoint_every": 2}
+    written = []
+
+    class Watch:
+        @staticmethod
+        @kplug.hookimpl
+        def kplug_on_epoch_end(trainer, epoch, logs):
+            checkpoint = latest_checkpoint(trainer.run_dir)
+            written.append(checkpoint.state.epoch if checkpoint else None)
+
+    kplug.fit(config, plugins=kplug.load_plugins([Watch()], entry_points=False))
+    # the hook runs before its epoch's checkpoint; checkpoints: epoch 2, the end of stage 1 (epoch 3), epoch 5
+    assert written == [None, None, 2, 3, 3]
+
+
+def test_resumed_run_equals_the_uninterrupted_one_when_batches_are_whole(blobs):
+    """With one batch per epoch the data order cannot differ, so resume must be exact."""
+    x, y = blobs
+
+    def config(name):
+        c = staged_config(x, y)
+        c["train"]["batch_size"] = 192  # all training rows
+        c["output"] = {"dir": f"runs/{name}"}
+        return c
+
+    whole = kplug.fit(config("whole"), plugins=kplug.load_plugins(entry_points=False))
+    for stop in (1, 3):
+        with pytest.raises(KeyboardInterrupt):
+            kplug.fit(
+                config(f"cut{stop}"), plugins=kplug.load_plugins([InterruptAt(stop)], entry_points=False)
+            )
+        resumed = kplug.fit(
+            config(f"cut{stop}"), resume=f"runs/cut{stop}", plugins=kplug.load_plugins(entry_points=False)
+        )
+        for ours, theirs in zip(resumed.model.weights, whole.model.weights, strict=True):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=0, atol=1e-6
+            )
+        np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
+
+
+class InterruptOnce(keras.callbacks.Callback):
+    """Presses Ctrl-C after one batch of one epoch, the first time only."""
+
+    fired = False
+
+    def __init__(self, epoch: int = 0, batch: int = 0):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not InterruptOnce.fired and (self.current, batch) == (self.epoch, self.batch):
+            InterruptOnce.fired = True
+            raise KeyboardInterrupt
+
+
+class InterruptPlugin:
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("interrupt-once", InterruptOnce)
+
+
+def shuffled_dropout_config(x, y, run_dir, interrupt=None):
+    config = blob_config(x, y)
+    config["model"]["backbone"]["options"] = {"units": [16], "dropout": 0.3}
+    config["augment"] = [{"name": "gaussian-noise", "options": {"stddev": 0.05}}]
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 16,  # 192 rows: 12 shuffled batches per epoch
+        "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 2, "learning_rate": 3e-4}],
+    }
+    config["output"] = {"dir": str(run_dir), "checkpoint_every_steps": 5}
+    if interrupt is not None:
+        config["callbacks"] = [{"name": "interrupt-once", "options": interrupt}]
+    return config
+
+
+@pytest.mark.parametrize(
+    "interrupt",
+    [{"epoch": 0, "batch": 7}, {"epoch": 1, "batch": 11}, {"epoch": 3, "batch": 2}],
+    ids=["mid-epoch", "end-of-stage", "early-in-last-epoch"],
+)
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(blobs, interrupt):
+    """Shuffled batches, dropout and noise: data order and RNG state come back with the checkpoint."""
+    x, y = blobs
+    plugins = kplug.load_plugins([InterruptPlugin()], entry_points=False)
+    never = {"epoch": 99, "batch": 0}
+    straight = kplug.fit(shuffled_dropout_config(x, y, "runs/straight", never), plugins=plugins)
+
+    InterruptOnce.fired = False
+    config = shuffled_dropout_config(x, y, "runs/cut", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(config, plugins=plugins)
+    resumed = kplug.fit(config, resume="runs/cut", plugins=plugins)
+    for ours, theirs in zip(resumed.model.weights, straight.model.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), atol=1e-6, rtol=1e-5
+        )
+    assert len(resumed.history["loss"]) == 4
+
+
+def test_resume_refuses_a_different_config(blobs, plugins):
+    x, y = blobs
+    config = blob_config(x, y)
+    kplug.fit(config, plugins=plugins)
+    changed = blob_config(x, y)
+    changed["train"] = {**changed["train"], "batch_size": 8}
+    with pytest.raises(kplug.ConfigError, match=r"train.batch_size: 32 in the run, 8 now"):
+        kplug.fit(changed, resume="runs/blobs", plugins=plugins)
+
+
+OTHER_BACKENDS = {
+    "jax": ("torch", "tensorflow"),
+    "torch": ("tensorflow", "jax"),
+    "tensorflow": ("jax", "torch"),
+}
+
+
+def other_installed_backend() -> str:
+    """Another Keras backend installed in this environment (nox installs one per session)."""
+    for name in OTHER_BACKENDS[keras.backend.backend()]:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    pytest.skip("no second Keras backend is installed here")
+
+
+def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path, plugins):
+    """Train on one backend in a subprocess, continue it (and init from it) on this one."""
+    x, y = blobs
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    config = {
+        "name": "portable",
+        "seed": 3,
+        "data": {"source": "npz", "options": {"path": str(tmp_path / "blobs.npz")}, "split": {"test": 0.25}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [16]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {
+            "verbose": 0,
+            "batch_size": 32,
+            "optimizer": {"learning_rate": 0.02},
+            "stages": [{"epochs": 1, "trainable": ["heads/*"]}, {"epochs": 2}],
+        },
+        "output": {"dir": str(tmp_path / "runs/portable"), "keep_checkpoints": 10},
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    other = other_installed_backend()
+    env = {**os.environ, "KERAS_BACKEND": other, "KPLUG_LOAD_PLUGINS": "none"}
+    # on the other backend: the whole run, then a copy of it resumed there from its mid-stage checkpoint
+    # (epoch 2 of stage 2, so the weights, the Adam moments and the step count all come from it)
+    script = (
+        "import shutil, sys; from pathlib import Path; from kplug.cli.main import main\n"
+        "assert main(['train', 'run.yaml']) == 0\n"
+        "shutil.copytree('runs/portable', 'runs/own')\n"
+        "for late in sorted(Path('runs/own/checkpoints').iterdir())[3:]: shutil.rmtree(late)\n"
+        "sys.exit(main(['train', '--resume', 'runs/own']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_dir = tmp_path / "runs/portable"
+    assert json.loads((run_dir / "report.json").read_text())["backend"] == other
+
+    # init a fresh model here from the other backend's run: same predictions
+    trained = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    init = {
+        **config,
+        "model": {
+            **config["model"],
+            "backbone": {**config["model"]["backbone"], "init": {"from": str(run_dir)}},
+        },
+    }
+    init["train"] = {"verbose": 0, "stages": [{"epochs": 1, "trainable": ["heads/*"], "learning_rate": 1e-9}]}
+    init["output"] = {"dir": str(tmp_path / "runs/init")}
+    model = kplug.fit(init, plugins=plugins).model
+    np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-4)
+
+    # resume the other backend's run here from the same checkpoint
+    for late in sorted((run_dir / "checkpoints").iterdir())[3:]:
+        shutil.rmtree(late)
+    result = kplug.fit(config, resume=run_dir, plugins=plugins)
+    assert result.report["backend"] == keras.backend.backend() and len(result.history["loss"]) == 3
+    assert result.report["stages"][1]["optimizer_state"].startswith("restored from the checkpoint at epoch 2")
+    # it continues as the same run resumed on its own backend does, and ends where the uninterrupted
+    # run ended, to float precision (the backends round differently)
+    here = variable_paths(result.model)
+    own = keras.saving.load_model(tmp_path / "runs/own/model.keras", compile=False)
+    for there in (variable_paths(own), variable_paths(trained)):
+        assert list(here) == list(there)
+        for path, variable in here.items():
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(variable),
+                keras.ops.convert_to_numpy(there[path]),
+                rtol=1e-4,
+                atol=1e-5,
+                err_msg=path,
+            )
+    assert result.metrics["accuracy"] > 0.8
