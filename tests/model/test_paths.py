@@ -133,14 +133,16 @@ def test_a_pattern_that_matches_no_layer_lists_the_paths():
 
 def test_rates_select_variables_by_name_too():
     model = kplug_like_model()
-    rates = rate_multipliers(model, 0.1, {"*/bias": 0.0, "backbone/block": 0.05}, None, "train")
-    assert rates == {
-        "backbone/dense1/kernel": 1.0,
-        "backbone/dense1/bias": 0.0,
-        "backbone/block/dense2/kernel": 0.5,
-        "backbone/block/dense2/bias": 0.0,  # first match wins
-        "heads/digits/logits/kernel": 1.0,
-        "heads/digits/logits/bias": 0.0,
-    }
+    rates = rate_multipliers(model, 0.1, {"*/bias": 0.05, "backbone/block": 0.025}, None, "train")
+    assert rates == pytest.approx(
+        {
+            "backbone/dense1/kernel": 1.0,
+            "backbone/dense1/bias": 0.5,
+            "backbone/block/dense2/kernel": 0.25,
+            "backbone/block/dense2/bias": 0.5,  # first match wins
+            "heads/digits/logits/kernel": 1.0,
+            "heads/digits/logits/bias": 0.5,
+        }
+    )
     with pytest.raises(ConfigError, match=r"^train\.learning_rates: pattern\(s\) 'dense1' match no layer"):
         rate_multipliers(model, 0.1, {"dense1": 0.01}, None, "train")
