@@ -17,7 +17,7 @@ from kplug.data.labels import LabelMap
 from kplug.data.sources import read_examples
 from kplug.errors import CheckpointError, DataError
 from kplug.model.assembly import build_head, compile_model
-from kplug.model.transfer import load_model_file
+from kplug.model.checkpoint_init import load_model_file
 from kplug.plugin.head import Head
 from kplug.plugin.manager import Plugins, get_plugins
 from kplug.plugin.options import validate_options

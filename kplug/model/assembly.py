@@ -8,7 +8,7 @@ import keras
 
 from kplug.data.labels import LabelMap
 from kplug.errors import ConfigError, DataError, PluginError
-from kplug.model.transfer import STRUCTURAL_LAYERS
+from kplug.model.paths import STRUCTURAL_LAYERS
 from kplug.plugin.head import Head
 from kplug.plugin.resolve import Chosen, ChosenHead, ResolvedRun, call_factory, first_line
 

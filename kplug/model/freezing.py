@@ -1,52 +1,17 @@
 """Choose what a training stage trains: layer-path patterns, the backbone's last blocks, BatchNorm policy.
 
-Patterns match the stable layer paths of ``kplug.model.transfer.iter_layers``
-(``backbone/conv2``, ``heads/digits``): globs by default, regular expressions when
-written ``re:<regex>``. A matched layer trains with everything inside it.
+Patterns are the dialect of ``kplug.model.paths``: globs or ``re:`` regexes over the
+stable layer paths (``backbone/conv2``, ``heads/digits``). A matched layer trains
+(or stays frozen) with everything inside it.
 """
 
 from __future__ import annotations
-
-import fnmatch
-import re
 
 import keras
 
 from kplug.config.schema import StageConfig
 from kplug.errors import ConfigError
-from kplug.model.transfer import iter_layers, top_level_path
-
-
-def pattern_matches(pattern: str, path: str) -> bool:
-    """Whether a glob (or ``re:`` regex) pattern matches a layer path exactly."""
-    if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], path) is not None
-    return fnmatch.fnmatchcase(path, pattern)
-
-
-def check_pattern(pattern: str, where: str) -> None:
-    """Fail with the config path when a ``re:`` pattern is not a valid regex."""
-    if pattern.startswith("re:"):
-        try:
-            re.compile(pattern[3:])
-        except re.error as error:
-            raise ConfigError(f"{where}: {pattern!r} is not a valid regex ({error}).") from None
-
-
-def matching_paths(layers: list[str], patterns: list[str], where: str) -> set[str]:
-    """Layer paths matched by any pattern; a pattern that matches nothing is an error."""
-    matched: set[str] = set()
-    for pattern in patterns:
-        check_pattern(pattern, where)
-        hits = [path for path in layers if pattern_matches(pattern, path)]
-        if not hits:
-            shown = ", ".join(layers[:40]) + (", ..." if len(layers) > 40 else "")
-            raise ConfigError(
-                f"{where}: pattern {pattern!r} matches no layer. Layer paths: {shown}. "
-                f"Patterns are globs ('backbone/*') or regexes written 're:backbone/block[34].*'."
-            )
-        matched.update(hits)
-    return matched
+from kplug.model.paths import iter_layers, matching_layers, top_level_path
 
 
 def backbone_blocks(model: keras.Model) -> list[str]:
@@ -72,7 +37,7 @@ def _trained_roots(model: keras.Model, stage: StageConfig, where: str, paths: li
         return heads | set(blocks[len(blocks) - stage.train_last_blocks :])
     if stage.trainable == "all":
         return {top_level_path(layer) for layer in model.layers if layer.weights}
-    return matching_paths(paths, stage.trainable, f"{where}.trainable")
+    return matching_layers(paths, stage.trainable, f"{where}.trainable")
 
 
 def apply_stage_trainable(
@@ -93,7 +58,7 @@ def apply_stage_trainable(
     layers = list(iter_layers(model))
     paths = [path for path, _ in layers]
     roots = _trained_roots(model, stage, where, paths)
-    frozen = matching_paths(paths, stage.frozen, f"{where}.frozen") if stage.frozen else set()
+    frozen = matching_layers(paths, stage.frozen, f"{where}.frozen") if stage.frozen else set()
     trained = {
         path
         for path in paths

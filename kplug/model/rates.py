@@ -15,13 +15,8 @@ from typing import Any
 import keras
 
 from kplug.errors import ConfigError
-from kplug.model.freezing import backbone_blocks, check_pattern, pattern_matches
-from kplug.model.transfer import variable_paths
-
-
-def _layer_prefixes(path: str) -> list[str]:
-    parts = path.split("/")[:-1]  # the variable's layer path and every layer above it
-    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+from kplug.model.freezing import backbone_blocks
+from kplug.model.paths import DIALECT, SHOWN, PathPattern, variable_paths
 
 
 def rate_multipliers(
@@ -33,7 +28,8 @@ def rate_multipliers(
 ) -> dict[str, float]:
     """Each variable's learning-rate multiplier by logical path (1.0 when no rule applies).
 
-    ``learning_rates`` maps layer-path patterns to absolute rates (first match wins);
+    ``learning_rates`` maps patterns (``kplug.model.paths``: a variable is selected by its
+    path or a layer holding it) to absolute rates, first match wins;
     ``layer_decay`` scales the backbone's top block by ``decay``, the next by
     ``decay**2`` and so on down to the first block, leaving the heads at 1.
 
@@ -42,20 +38,20 @@ def rate_multipliers(
     """
     paths = variable_paths(model)
     multipliers = dict.fromkeys(paths, 1.0)
-    for pattern in learning_rates:
-        check_pattern(pattern, f"{where}.learning_rates")
+    field = f"{where}.learning_rates"
+    rules = [(PathPattern.compile(text, field), rate) for text, rate in learning_rates.items()]
     unused = set(learning_rates)
     for path in paths:
-        for pattern, rate in learning_rates.items():
-            if any(pattern_matches(pattern, prefix) for prefix in _layer_prefixes(path)):
+        for pattern, rate in rules:
+            if pattern.matches_variable(path):
                 multipliers[path] = rate / base_rate
-                unused.discard(pattern)
+                unused.discard(pattern.text)
                 break
     if unused:
         layers = sorted({p.rsplit("/", 1)[0] for p in paths})
         raise ConfigError(
-            f"{where}.learning_rates: pattern(s) {', '.join(map(repr, sorted(unused)))} match no layer. "
-            f"Layer paths: {', '.join(layers[:40])}."
+            f"{field}: pattern(s) {', '.join(map(repr, sorted(unused)))} match no layer or variable. "
+            f"Layer paths: {', '.join(layers[:SHOWN])}. Patterns are {DIALECT}."
         )
     if layer_decay is not None and layer_decay != 1.0:
         blocks = backbone_blocks(model)

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from kplug.model.transfer import iter_layers
+from kplug.model.paths import iter_layers
 
 
 class Precision:

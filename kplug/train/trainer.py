@@ -35,9 +35,9 @@ from kplug.model.assembly import (
     is_batch_augmentation,
     logged_metric_names,
 )
+from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
-from kplug.model.transfer import init_from_checkpoint
 from kplug.plugin.head import Head
 from kplug.plugin.manager import Plugins, get_plugins, kplug_version
 from kplug.plugin.precision import Precision, as_precision, layer_dtypes

@@ -10,7 +10,7 @@ from conftest import blob_config
 import kplug
 from kplug.config.schema import StageConfig
 from kplug.model.freezing import apply_stage_trainable, backbone_blocks
-from kplug.model.transfer import variable_paths
+from kplug.model.paths import variable_paths
 
 
 def images(n=64, seed=0):

@@ -8,7 +8,7 @@ import pytest
 from conftest import blob_config
 
 import kplug
-from kplug.model.transfer import variable_paths
+from kplug.model.paths import variable_paths
 
 
 def deltas(x, y, **train):

@@ -18,7 +18,7 @@ from conftest import blob_config
 
 import kplug
 from kplug.cli.main import main
-from kplug.model.transfer import variable_paths
+from kplug.model.paths import variable_paths
 from kplug.train.checkpoint import TrainingState, latest_checkpoint, write_checkpoint
 
 

@@ -50,7 +50,7 @@ import pydantic
 from kplug.config.schema import Strict
 from kplug.errors import CheckpointError, ConfigError, KplugError
 from kplug.model.assembly import compile_model
-from kplug.model.transfer import load_model_file
+from kplug.model.checkpoint_init import load_model_file
 from kplug.train import rundir
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 

@@ -37,7 +37,7 @@ from typing import Any
 import keras
 import numpy as np
 from kplug.errors import CheckpointError, ConfigError, PluginError
-from kplug.model.transfer import load_model_file
+from kplug.model.checkpoint_init import load_model_file
 from kplug.train import rundir
 
 from kplug_compress.float32 import float32_copy, precision_note

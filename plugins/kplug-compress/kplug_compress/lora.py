@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 from kplug.errors import ConfigError, PluginError
-from kplug.model.transfer import iter_layers
+from kplug.model.paths import iter_layers
 from kplug.train import rundir
 
 from kplug_compress.model_state import ModelState

@@ -37,7 +37,7 @@ from kplug.data.inputs import head_targets, prepare_data
 from kplug.errors import ConfigError, DataError, first_line
 from kplug.inference.prediction import LoadedRun, load_run
 from kplug.model.assembly import compile_model
-from kplug.model.transfer import iter_layers
+from kplug.model.paths import iter_layers
 from kplug.plugin.manager import Plugins
 from kplug.train import rundir
 from kplug.train.optimizers import build_optimizer

@@ -62,7 +62,7 @@ def test_student_learns_from_the_teacher_alone(plugins, digits_run, logits_only)
     assert kplug.evaluate(result.run_dir, plugins=plugins)["accuracy"] == pytest.approx(
         result.metrics["accuracy"]
     )
-    saved = kplug.model.transfer.load_model_file(result.run_dir / "model.keras")
+    saved = kplug.model.checkpoint_init.load_model_file(result.run_dir / "model.keras")
     assert saved.count_params() == facts["student_parameters"]
     assert (result.run_dir / "metrics.csv").is_file() and (result.run_dir / "checkpoints").is_dir()
 
@@ -79,7 +79,7 @@ def test_feature_term_brings_the_students_features_to_the_teachers(
     assert distilled.report["distillation"]["projections"] == [None]  # same width: compared as they are
     data = prepare_data(kplug.Trainer(distilled.run_dir / "config.yaml", plugins=plugins).run)
     images = data.inputs("test")
-    teacher = kplug.model.transfer.load_model_file(digits_run.run_dir / "model.keras")
+    teacher = kplug.model.checkpoint_init.load_model_file(digits_run.run_dir / "model.keras")
     target = backbone_features(teacher, images)
     gaps = {
         name: float(np.mean((backbone_features(run.model, images) - target) ** 2))
@@ -90,7 +90,7 @@ def test_feature_term_brings_the_students_features_to_the_teachers(
 
 
 def test_tap_model_reaches_inside_the_nested_backbone(digits_run) -> None:
-    teacher = kplug.model.transfer.load_model_file(digits_run.run_dir / "model.keras")
+    teacher = kplug.model.checkpoint_init.load_model_file(digits_run.run_dir / "model.keras")
     tapped = tap_model(teacher, {"out": "backbone", "conv": "backbone/conv2", "head": "digits"})
     x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in tapped(x).items()}
@@ -152,8 +152,8 @@ def test_cli_distillation_resumes_to_the_same_weights(tmp_path, plugins, digits_
         )
     assert not (tmp_path / "cut" / "model.keras").exists()
     assert main(["train", "--resume", str(tmp_path / "cut")], plugins=plugins) == 0
-    ours = kplug.model.transfer.load_model_file(tmp_path / "cut" / "model.keras")
-    theirs = kplug.model.transfer.load_model_file(tmp_path / "whole" / "model.keras")
+    ours = kplug.model.checkpoint_init.load_model_file(tmp_path / "cut" / "model.keras")
+    theirs = kplug.model.checkpoint_init.load_model_file(tmp_path / "whole" / "model.keras")
     for a, b in zip(ours.weights, theirs.weights, strict=True):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=0, atol=1e-6

@@ -26,7 +26,7 @@ def held_out_images(run_dir: Path, plugins: kplug.Plugins) -> np.ndarray:
 
 def reference(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """The in-memory Keras model's logits on the active backend."""
-    model = kplug.model.transfer.load_model_file(run_dir / "model.keras")
+    model = kplug.model.checkpoint_init.load_model_file(run_dir / "model.keras")
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
@@ -69,7 +69,7 @@ def test_keras_export_through_the_cli(
     )
     assert code == 0 and target.is_file()
     images = held_out_images(digits_run.run_dir, plugins)
-    exported = keras.ops.convert_to_numpy(kplug.model.transfer.load_model_file(target)(images))
+    exported = keras.ops.convert_to_numpy(kplug.model.checkpoint_init.load_model_file(target)(images))
     np.testing.assert_array_equal(exported, reference(digits_run.run_dir, images))
 
 

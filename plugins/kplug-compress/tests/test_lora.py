@@ -12,7 +12,8 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
-from kplug.model.transfer import iter_layers, load_model_file
+from kplug.model.checkpoint_init import load_model_file
+from kplug.model.paths import iter_layers
 from kplug.train.checkpoint import latest_checkpoint
 
 import kplug_compress

@@ -20,6 +20,7 @@ from typing import Any
 import keras
 import kplug
 from kplug.distribute.placement import process_rank, sharding_table, world_size
+from kplug.model.paths import PathPattern, no_match_error, variable_paths
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm
 
@@ -129,7 +130,7 @@ class _RuleModelParallel(keras.distribution.ModelParallel):
     def get_variable_layout(self, variable: Any) -> Any:
         if getattr(variable, "_layout", None) is not None:
             return variable._layout
-        axes = self._owner.axes_for(variable.path, tuple(variable.shape))
+        axes = self._owner.initial_axes(variable.path, tuple(variable.shape))
         return keras.distribution.TensorLayout(axes, self.device_mesh)
 
     def get_tensor_layout(self, path: str) -> Any:
@@ -142,11 +143,14 @@ class ModelParallel(kplug.Distribution):
     Args:
         mesh: axis name -> size, in order; the sizes multiply to the devices used
             (default ``{"batch": 1, "model": <all devices>}``).
-        layout: regex -> one mesh axis name (or null) per dimension of the variables
-            it matches, e.g. ``{".*dense.*kernel": [null, model]}``. A regex must match
-            a variable's whole path (``backbone/dense1/kernel``), as in
-            ``keras.distribution.LayoutMap``. Default: shard the last axis of every
-            ``kernel`` and ``embeddings`` on ``model_axis`` where it divides evenly.
+        layout: pattern -> one mesh axis name (or null) per dimension of the variables
+            it selects, e.g. ``{"backbone/*dense*/kernel": [null, model]}``. Patterns are
+            kplug's layer-path dialect (``kplug.model.paths``: globs or ``re:`` regexes on
+            stable paths such as ``backbone/dense1/kernel``; a pattern selects a variable
+            by its path or a layer holding it). The variables are created whole and
+            placed by the rules once the model is built (``check_model``). Default:
+            shard the last axis of every ``kernel`` and ``embeddings`` on ``model_axis``
+            where it divides evenly, as each variable is created.
         batch_axis: the mesh axis batches are split over.
         model_axis: the mesh axis the default layout shards on.
         coordinator, num_processes, process_id: a multi-host run, as for ``data-parallel``.
@@ -168,6 +172,10 @@ class ModelParallel(kplug.Distribution):
         available = keras.distribution.list_devices()
         mesh = dict(mesh) if mesh else {batch_axis: 1, model_axis: len(available)}
         self._check_mesh(mesh, available, batch_axis)
+        self._patterns = {
+            pattern: PathPattern.compile(pattern, f"distribution.options.layout[{pattern!r}]")
+            for pattern in layout or {}
+        }
         self.rules = {
             pattern: self._check_rule(pattern, axes, mesh) for pattern, axes in (layout or {}).items()
         }
@@ -211,10 +219,6 @@ class ModelParallel(kplug.Distribution):
     @staticmethod
     def _check_rule(pattern: str, axes: list[str | None], mesh: dict[str, int]) -> tuple[str | None, ...]:
         where = f"distribution.options.layout[{pattern!r}]"
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise kplug.ConfigError(f"{where}: not a valid regular expression ({error}).") from None
         unknown = [axis for axis in axes if axis is not None and axis not in mesh]
         if unknown:
             raise kplug.ConfigError(
@@ -223,9 +227,24 @@ class ModelParallel(kplug.Distribution):
             )
         return tuple(axes)
 
+    def initial_axes(self, keras_path: str, shape: tuple[int, ...]) -> tuple[str | None, ...]:
+        """Where a variable is placed as Keras creates it, before the model (and its paths) exist.
+
+        The default layout needs only the variable's name and shape; with layout rules
+        every variable starts whole and ``check_model`` places it by its stable path.
+        """
+        if (
+            self.default_layout
+            and keras_path.rsplit("/", 1)[-1] in ("kernel", "embeddings")
+            and len(shape) >= 2
+        ):
+            if self.model_axis in self.mesh and shape[-1] % self.mesh[self.model_axis] == 0:
+                return (None,) * (len(shape) - 1) + (self.model_axis,)
+        return (None,) * len(shape)
+
     def axes_for(self, path: str, shape: tuple[int, ...]) -> tuple[str | None, ...]:
-        """The mesh axis of each dimension of the variable at ``path`` (``None``: not sharded)."""
-        matching = [pattern for pattern in self.rules if re.fullmatch(pattern, path)]
+        """The mesh axis of each dimension of the variable at stable ``path`` (``None``: not sharded)."""
+        matching = [text for text, pattern in self._patterns.items() if pattern.matches_variable(path)]
         if len(matching) > 1:
             raise kplug.ConfigError(
                 f"distribution.options.layout: variable {path!r} matches several rules "
@@ -236,11 +255,10 @@ class ModelParallel(kplug.Distribution):
             self._check_fits(matching[0], axes, path, shape)
             self.matches[path] = matching[0]
             return axes
-        if self.default_layout and path.rsplit("/", 1)[-1] in ("kernel", "embeddings") and len(shape) >= 2:
-            if shape[-1] % self.mesh.get(self.model_axis, 1) == 0 and self.model_axis in self.mesh:
-                self.matches[path] = "default"
-                return (None,) * (len(shape) - 1) + (self.model_axis,)
-        return (None,) * len(shape)
+        axes = self.initial_axes(path, shape)
+        if any(axis is not None for axis in axes):
+            self.matches[path] = "default"
+        return axes
 
     def _check_fits(
         self, pattern: str, axes: tuple[str | None, ...], path: str, shape: tuple[int, ...]
@@ -264,15 +282,27 @@ class ModelParallel(kplug.Distribution):
             yield
 
     def check_model(self, model: keras.Model) -> None:
-        """Refuse layout rules that matched no variable (a typo would otherwise shard nothing)."""
-        paths = [variable.path for variable in model.weights]
-        for pattern in self.rules:
-            if not any(re.fullmatch(pattern, path) for path in paths):
-                shown = ", ".join(paths[:8]) + (", ..." if len(paths) > 8 else "")
-                raise kplug.ConfigError(
-                    f"distribution.options.layout[{pattern!r}]: matches no variable of the model. A rule "
-                    f"must match a variable's whole path (prefix it with '.*'); the paths are: {shown}."
+        """Place every variable by the layout rules, on its stable path; refuse a rule that selects none.
+
+        Raises:
+            ConfigError: a rule that selects no variable (a typo would otherwise shard
+                nothing), a variable selected by several rules, or a rule whose axes do
+                not fit a variable it selects.
+        """
+        variables = variable_paths(model)
+        for text, pattern in self._patterns.items():
+            if not any(pattern.matches_variable(path) for path in variables):
+                hint = _old_form(text, variables)
+                raise no_match_error(
+                    f"distribution.options.layout[{text!r}]", text, variables, "variable", hint
                 )
+        self.matches = {}
+        for path, variable in variables.items():
+            axes = self.axes_for(path, tuple(variable.shape))
+            layout = getattr(variable, "_layout", None)
+            if layout is not None and tuple(layout.axes) != axes:
+                variable._layout = keras.distribution.TensorLayout(axes, self._keras.device_mesh)
+                variable.assign(variable.value)  # re-placed on the devices by its new layout
 
     def shard_batches(self, batches: Any) -> Any:
         from kplug_distribute.batches import ProcessShard
@@ -291,12 +321,24 @@ class ModelParallel(kplug.Distribution):
         }
         if model is not None:
             placement["variables"] = sharding_table(model)
-            placement["rules_matched"] = {
-                path: rule for path, rule in self.matches.items() if path in placement["variables"]
-            }
+            placement["rules_matched"] = dict(self.matches)  # by stable path
         if has_batchnorm(model):
             placement["batchnorm_statistics"] = GLOBAL
         return placement
+
+
+def _old_form(rule: str, variables: dict[str, Any]) -> str:
+    """A hint when ``rule`` is a raw regex on Keras' variable paths, the form layout rules had before."""
+    try:
+        meant = [path for path, variable in variables.items() if re.fullmatch(rule, variable.path)]
+    except re.error:
+        return ""
+    if not meant:
+        return ""
+    return (
+        f"Layout rules match kplug's stable paths, no longer Keras' variable paths with raw regexes: "
+        f"on Keras' paths this rule selects {', '.join(meant[:4])}; write 're:.*/{rule}' or a glob."
+    )
 
 
 def offer_data_parallel() -> kplug.Distribution | None:

@@ -38,7 +38,7 @@ CASES = [
             "name": "model-parallel",
             "options": {
                 "mesh": MESH,
-                "layout": {".*dense.*kernel": [None, "model"], "dense2/bias": ["model"]},
+                "layout": {"backbone/dense*/kernel": [None, "model"], "re:backbone/dense2/b.*": ["model"]},
             },
         },
     },
@@ -66,21 +66,28 @@ CASES = [
         "label": "bad_rule",
         "distribution": {
             "name": "model-parallel",
-            "options": {"mesh": MESH, "layout": {"dense.*kernl": [None, "model"]}},
+            "options": {"mesh": MESH, "layout": {"backbone/dense*/kernl": [None, "model"]}},
+        },
+    },
+    {
+        "label": "old_rule",  # a raw regex on Keras' variable paths, the form rules had before
+        "distribution": {
+            "name": "model-parallel",
+            "options": {"mesh": MESH, "layout": {".*dense.*kernel": [None, "model"]}},
         },
     },
     {
         "label": "bad_rank",
         "distribution": {
             "name": "model-parallel",
-            "options": {"mesh": MESH, "layout": {".*dense1/kernel": ["model"]}},
+            "options": {"mesh": MESH, "layout": {"backbone/dense1/kernel": ["model"]}},
         },
     },
     {
         "label": "bad_axis",
         "distribution": {
             "name": "model-parallel",
-            "options": {"mesh": MESH, "layout": {".*kernel": [None, "modle"]}},
+            "options": {"mesh": MESH, "layout": {"*/kernel": [None, "modle"]}},
         },
     },
     {
@@ -147,10 +154,11 @@ def test_model_parallel_layout_rules_from_config(results):
     assert placement["variables"]["dense2/kernel"] == "P(None, 'model')"
     assert placement["variables"]["dense2/bias"] == "P('model',)"
     assert placement["variables"]["classification/logits/kernel"] == "P(None, None)"  # no rule: whole
-    assert placement["rules_matched"] == {
-        "dense1/kernel": ".*dense.*kernel",
-        "dense2/kernel": ".*dense.*kernel",
-        "dense2/bias": "dense2/bias",
+    assert placement["variables"]["dense1/bias"] == "P(None,)"  # selected by no rule
+    assert placement["rules_matched"] == {  # by stable path
+        "backbone/dense1/kernel": "backbone/dense*/kernel",
+        "backbone/dense2/kernel": "backbone/dense*/kernel",
+        "backbone/dense2/bias": "re:backbone/dense2/b.*",
     }
     assert found["single"]["history"]["loss"] == pytest.approx(
         found["mp_rules"]["history"]["loss"], abs=TOLERANCE
@@ -185,13 +193,23 @@ def test_mesh_that_does_not_divide_the_devices(results):
 
 def test_layout_rule_matching_nothing(results):
     message = _error(results[1], "bad_rule")
-    assert "distribution.options.layout['dense.*kernl']: matches no variable" in message
-    assert "dense1/kernel" in message  # the paths it could have matched
+    assert (
+        "distribution.options.layout['backbone/dense*/kernl']: pattern 'backbone/dense*/kernl' "
+        "matches no variable" in message
+    )
+    assert "backbone/dense1/kernel" in message  # the paths it could have matched
+
+
+def test_layout_rule_in_the_old_form_names_the_new_one(results):
+    message = _error(results[1], "old_rule")
+    assert "distribution.options.layout['.*dense.*kernel']: pattern '.*dense.*kernel' matches no" in message
+    assert "this rule selects backbone/dense1/kernel, backbone/dense2/kernel;" in message
+    assert "write 're:.*/.*dense.*kernel'" in message
 
 
 def test_layout_rule_of_the_wrong_rank(results):
     message = _error(results[1], "bad_rank")
-    assert "layout['.*dense1/kernel'] = ['model']" in message and "has 2 dimension(s)" in message
+    assert "layout['backbone/dense1/kernel'] = ['model']" in message and "has 2 dimension(s)" in message
 
 
 def test_layout_rule_naming_an_unknown_axis(results):

@@ -10,20 +10,19 @@ which works on all three backends.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import keras
 import kplug
 from kplug.errors import ConfigError
-from kplug.model.transfer import iter_layers
+from kplug.model.paths import PathPattern, iter_layers, no_match_error
 from pydantic import PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
     from kplug.plugin.registry import Register
 
-# Selectors (bare words) in ``float32_layers``; anything else is a glob on layer paths or names.
+# Selectors (bare words) in ``float32_layers``; anything else is a layer-path pattern (kplug.model.paths).
 SELECTORS = ("first", "normalization", "softmax", "heads")
 DEFAULT_FLOAT32_LAYERS = ["first", "normalization", "softmax", "heads"]
 # Layers that call keras.ops.dot_product_attention, which XLA cannot run in float16 on CPU.
@@ -54,30 +53,38 @@ def _select(selector: str, layers: list[tuple[str, keras.layers.Layer]]) -> list
 
 
 def _match(pattern: str, layers: list[tuple[str, keras.layers.Layer]]) -> list[str]:
-    """Layer paths a glob matches, on the whole path (``backbone/conv1``) or the layer name."""
-    return [
-        path
-        for path, layer in layers
-        if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(layer.name, pattern)
-    ]
+    """Layer paths one pattern (a glob or ``re:`` regex on layer paths) selects.
+
+    Raises:
+        ConfigError: the pattern matches no layer path; when it matches layer *names*
+            (the plugin's old dialect, e.g. ``conv1``), the error gives the paths to write.
+    """
+    where = "precision.options.float32_layers"
+    compiled = PathPattern.compile(pattern, where)
+    hits = [path for path, _ in layers if compiled.matches(path)]
+    if hits:
+        return hits
+    by_name = [path for path, layer in layers if compiled.matches(layer.name)]
+    hint = f"Use a selector ({', '.join(SELECTORS)}) or a pattern on layer paths."
+    if by_name:
+        anywhere = f"re:.*/{pattern[3:]}" if pattern.startswith("re:") else f"*/{pattern}"
+        hint = (
+            f"Patterns match layer paths, not bare layer names: write {by_name[0]!r} or {anywhere!r} "
+            f"to select the layers named so ({', '.join(by_name[:8])})."
+        )
+    raise no_match_error(where, pattern, (path for path, _ in layers), hint=hint)
 
 
 def resolve_islands(model: keras.Model, patterns: list[str]) -> list[str]:
-    """The layer paths that ``patterns`` (selectors and globs) keep in float32.
+    """The layer paths that ``patterns`` (selectors and layer-path patterns) keep in float32.
 
     Raises:
-        ConfigError: a glob that matches no layer (selectors may match none).
+        ConfigError: a pattern that matches no layer (selectors may match none).
     """
     layers = list(iter_layers(model))
     chosen: list[str] = []
     for pattern in patterns:
         hits = _select(pattern, layers) if pattern in SELECTORS else _match(pattern, layers)
-        if not hits and pattern not in SELECTORS:
-            shown = ", ".join(path for path, _ in layers[:40])
-            raise ConfigError(
-                f"precision.options.float32_layers: pattern {pattern!r} matches no layer. Use a selector "
-                f"({', '.join(SELECTORS)}) or a glob on these layer paths: {shown}."
-            )
         chosen += [path for path in hits if path not in chosen]
     # a layer inside a chosen container is covered by it
     return [path for path in chosen if not any(path.startswith(other + "/") for other in chosen)]
@@ -99,7 +106,8 @@ class MixedPrecision(kplug.Precision):
     Args:
         policy: ``"mixed_float16"`` or ``"mixed_bfloat16"``.
         float32_layers: selectors (``first``, ``normalization``, ``softmax``, ``heads``)
-            and globs on layer paths or names (``backbone/conv*``, ``*attention*``).
+            and layer-path patterns of ``kplug.model.paths`` (``backbone/conv*``,
+            ``*attention*``, ``re:backbone/block[01]/.*``).
         loss_scale: ``{"initial_scale": ..., "growth_interval": ...}`` to wrap each
             optimizer in a ``LossScaleOptimizer``; ``None`` for no loss scaling.
     """

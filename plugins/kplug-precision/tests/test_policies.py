@@ -138,7 +138,7 @@ def test_float32_layers_option_chooses_islands(policy: str) -> None:
         "heads/digits",
     ]
     model = build(policy)
-    chosen = kplug_precision.MixedPrecision(policy, ["conv2", "backbone/l*"])
+    chosen = kplug_precision.MixedPrecision(policy, ["*/conv2", "backbone/l*"])
     chosen.configure_model(model)
     assert chosen.islands == ["backbone/conv2", "backbone/ln"]
     backbone = model.get_layer("backbone")
@@ -157,6 +157,18 @@ def test_pattern_matching_no_layer_is_refused() -> None:
         kplug_precision.MixedPrecision("mixed_float16", ["backbone/nope*"]).configure_model(
             build("mixed_float16")
         )
+
+
+def test_patterns_match_layer_paths_not_bare_names() -> None:
+    """``conv2`` (a layer name, the plugin's old form) selects nothing; the error gives the path to write."""
+    with pytest.raises(kplug.ConfigError) as refused:
+        kplug_precision.MixedPrecision("mixed_float16", ["conv2"]).configure_model(build("mixed_float16"))
+    message = str(refused.value)
+    assert message.startswith("precision.options.float32_layers: pattern 'conv2' matches no layer.")
+    assert "write 'backbone/conv2' or '*/conv2'" in message
+    chosen = kplug_precision.MixedPrecision("mixed_float16", ["re:backbone/(bn|ln)"])
+    chosen.configure_model(build("mixed_float16"))
+    assert chosen.islands == ["backbone/bn", "backbone/ln"]
 
 
 def test_float32_layers_is_validated_as_an_option(plugins: kplug.Plugins, tmp_path: Path) -> None:
@@ -218,7 +230,7 @@ def test_float16_attention_runs_except_on_jax_cpu() -> None:
         with pytest.raises(kplug.ConfigError, match="tensorflow and torch"):
             precision.configure_model(model)
         model = build("mixed_float16", attention_net)  # keeping attention in float32 makes it run
-        precision = kplug_precision.mixed_float16(["first", "heads", "attention"])
+        precision = kplug_precision.mixed_float16(["first", "heads", "backbone/attention"])
         precision.configure_model(model)
         assert model.get_layer("backbone").get_layer("attention").compute_dtype == "float32"
     else:

@@ -1,16 +1,14 @@
-"""Transfer-learning utilities: stable layer/variable paths and init from checkpoints.
+"""Initialise a model from a checkpoint by stable variable path, and load ``.keras`` files safely.
 
-Paths are built from layer names, not Keras' build-time variable paths (which
-depend on the order models were created in), so a path is the same in the run
-that saved a model and the run that loads it: ``backbone/conv1/kernel``,
-``heads/digits/logits/bias``.
+Variables are matched by the stable paths of ``kplug.model.paths``
+(``backbone/conv1/kernel``, ``heads/digits/logits/bias``), optionally rewritten by
+``model.backbone.init.map`` (target-path regex -> source path with ``\\1`` groups).
 """
 
 from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,41 +16,8 @@ import keras
 import numpy as np
 
 from kplug.errors import CheckpointError, ConfigError, first_line
+from kplug.model.paths import variable_paths
 from kplug.train.rundir import MODEL_FILE
-
-STRUCTURAL_LAYERS = ("inputs", "augment", "backbone")
-
-
-def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    return list(layer._flatten_layers(include_self=False, recursive=False))
-
-
-def top_level_path(layer: keras.layers.Layer) -> str:
-    """Logical path of a top-level layer of a kplug model: ``backbone`` or ``heads/<id>``."""
-    return layer.name if layer.name in STRUCTURAL_LAYERS else f"heads/{layer.name}"
-
-
-def iter_layers(model: keras.Model) -> Iterator[tuple[str, keras.layers.Layer]]:
-    """Yield ``(path, layer)`` for every layer below the model's top level, parents first."""
-
-    def walk(layer: keras.layers.Layer, path: str) -> Iterator[tuple[str, keras.layers.Layer]]:
-        yield path, layer
-        for child in _children(layer):
-            yield from walk(child, f"{path}/{child.name}")
-
-    for layer in model.layers:
-        yield from walk(layer, top_level_path(layer))
-
-
-def variable_paths(model: keras.Model) -> dict[str, keras.Variable]:
-    """Every variable of a kplug model by its stable logical path."""
-    paths: dict[str, keras.Variable] = {}
-    for path, layer in iter_layers(model):
-        nested = {id(v) for child in _children(layer) for v in child.weights}
-        for variable in layer.weights:
-            if id(variable) not in nested:
-                paths[f"{path}/{variable.name}"] = variable
-    return paths
 
 
 @dataclass
