@@ -23,7 +23,8 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
-from kplug.config.schema import RunConfig, dump_config, load_config, parse_config, read_config_file
+from kplug.config.load import dump_config, load_config, parse_config, read_config_file
+from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
 from kplug.distribute.placement import Distribution, build_distribution

@@ -7,7 +7,8 @@ import json
 import pytest
 import yaml
 
-from kplug.config.schema import RunConfig, dump_config, load_config, parse_config
+from kplug.config.load import dump_config, load_config, parse_config
+from kplug.config.schema import RunConfig
 from kplug.errors import ConfigError
 
 MINIMAL = {
