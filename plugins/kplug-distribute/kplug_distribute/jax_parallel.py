@@ -19,7 +19,8 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.placement import process_rank, sharding_table, world_size
+from kplug.distribute.processes import process_rank, world_size
+from kplug.distribute.sharding import sharding_table
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm
 

@@ -21,7 +21,8 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug.distribute.placement import sharding_table, world_size
+from kplug.distribute.processes import world_size
+from kplug.distribute.sharding import sharding_table
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
 
