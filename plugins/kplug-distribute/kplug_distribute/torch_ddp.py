@@ -27,7 +27,8 @@ import keras
 import kplug
 from kplug.distribute.processes import process_rank
 
-from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
+from kplug_distribute.batchnorm import synchronise_batchnorm
+from kplug_distribute.placement import describe_placement
 
 LAUNCH_HINT = "Start it with `kplug train --nproc N CONFIG` or torchrun (which set RANK and WORLD_SIZE)."
 
@@ -193,18 +194,13 @@ class DistributedDataParallel(kplug.Distribution):
         import torch
 
         device = f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": self.processes,
+        details = {
             "rank": self.rank,
             "backend": self.backend,
             "devices": [device],
             "visible_devices": [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"],
         }
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
-        return placement
+        return describe_placement(self, model, details, variables=None)
 
 
 def offer_ddp() -> kplug.Distribution | None:
