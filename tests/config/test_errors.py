@@ -50,17 +50,23 @@ BAD_CONFIGS = [
 ]
 
 
+MINIMAL = {
+    "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
+    "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+}
+
+
 @pytest.mark.parametrize(("change", "expected"), BAD_CONFIGS, ids=[e for _, e in BAD_CONFIGS])
-def test_bad_config_names_the_field_and_value(change, expected, minimal_config):
+def test_bad_config_names_the_field_and_value(change, expected):
     with pytest.raises(ConfigError) as error:
-        parse_config({**minimal_config, **change})
+        parse_config({**MINIMAL, **change})
     assert expected in str(error.value)
     assert str(error.value).startswith("Invalid run config")
 
 
-def test_missing_required_section_is_named(minimal_config):
+def test_missing_required_section_is_named():
     with pytest.raises(ConfigError, match=r"model: required field is missing"):
-        parse_config({"data": minimal_config["data"]})
+        parse_config({"data": MINIMAL["data"]})
 
 
 def sized_mlp(sizes: list[int] = (64,), dropout: float = 0.0):

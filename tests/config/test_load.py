@@ -10,30 +10,35 @@ import yaml
 from kplug.config.load import dump_config, load_config, parse_config
 from kplug.errors import ConfigError
 
+MINIMAL = {
+    "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
+    "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+}
+
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json", ".toml"])
-def test_every_file_format_loads_the_same_config(tmp_path, suffix, minimal_config):
+def test_every_file_format_loads_the_same_config(tmp_path, suffix):
     path = tmp_path / f"run{suffix}"
     if suffix == ".yaml":
-        path.write_text(yaml.safe_dump(minimal_config))
+        path.write_text(yaml.safe_dump(MINIMAL))
     elif suffix == ".json":
-        path.write_text(json.dumps(minimal_config))
+        path.write_text(json.dumps(MINIMAL))
     else:
         path.write_text(
             '[data]\nsource = "idx"\n[data.options]\nimages = "a.gz"\nlabels = "b.gz"\n'
             '[model.backbone]\nname = "mlp"\n[[model.heads]]\nname = "classification"\n'
         )
-    assert load_config(path) == parse_config(minimal_config)
+    assert load_config(path) == parse_config(MINIMAL)
 
 
-def test_resolved_config_round_trips_through_yaml(tmp_path, minimal_config):
+def test_resolved_config_round_trips_through_yaml(tmp_path):
     config = parse_config(
         {
-            **minimal_config,
+            **MINIMAL,
             "name": "digits",
             "seed": 7,
             "data": {
-                **minimal_config["data"],
+                **MINIMAL["data"],
                 "where": {"label": [5, 6]},
                 "limit": 100,
                 "split": {"validation": 0.1},

@@ -7,9 +7,14 @@ import pytest
 from kplug.config.load import load_config, parse_config
 from kplug.config.schema import RunConfig
 
+MINIMAL = {
+    "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
+    "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+}
 
-def test_minimal_config_gets_defaults(minimal_config):
-    config = parse_config(minimal_config)
+
+def test_MINIMAL_gets_defaults():
+    config = parse_config(MINIMAL)
     assert config.seed == 0
     assert config.train.resolved_stages()[0].epochs == 1
     assert config.precision.policy == "float32"
@@ -17,24 +22,22 @@ def test_minimal_config_gets_defaults(minimal_config):
     assert str(config.run_dir()) == "runs/run"
 
 
-def test_arrays_are_summarised_when_written(minimal_config):
+def test_arrays_are_summarised_when_written():
     import numpy as np
 
-    config = parse_config(
-        {**minimal_config, "data": {"source": "arrays", "options": {"x": np.zeros((4, 2))}}}
-    )
+    config = parse_config({**MINIMAL, "data": {"source": "arrays", "options": {"x": np.zeros((4, 2))}}})
     assert config.to_dict()["data"]["options"]["x"] == "<array float64 (4, 2)>"
 
 
-def test_config_can_be_built_in_python(minimal_config):
-    config = RunConfig.model_validate(minimal_config)
+def test_config_can_be_built_in_python():
+    config = RunConfig.model_validate(MINIMAL)
     assert load_config(config) is config
 
 
 @pytest.mark.parametrize("section", ["callbacks", "loggers"])
-def test_a_component_list_takes_a_bare_name_or_name_and_options(section, minimal_config):
+def test_a_component_list_takes_a_bare_name_or_name_and_options(section):
     config = parse_config(
-        {**minimal_config, section: ["early-stopping", {"name": "tensorboard", "options": {"a": 1}}]}
+        {**MINIMAL, section: ["early-stopping", {"name": "tensorboard", "options": {"a": 1}}]}
     )
     entries = [(item.name, item.options) for item in getattr(config, section)]
     assert entries == [("early-stopping", {}), ("tensorboard", {"a": 1})]
