@@ -10,6 +10,11 @@ from kplug.config.load import parse_config
 from kplug.errors import ConfigError
 from kplug.plugin.options import options_model, validate_options
 
+MINIMAL = {
+    "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
+    "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+}
+
 BAD_CONFIGS = [
     # (config change, text the message must contain)
     ({"train": {"optimizer": {"learning_rate": -0.1}}}, "train.optimizer.learning_rate = -0.1"),
@@ -48,12 +53,6 @@ BAD_CONFIGS = [
         "train.epochs is used only when train.stages is empty",
     ),
 ]
-
-
-MINIMAL = {
-    "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
-    "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
-}
 
 
 @pytest.mark.parametrize(("change", "expected"), BAD_CONFIGS, ids=[e for _, e in BAD_CONFIGS])
