@@ -373,7 +373,7 @@ def section_pipeline(args) -> dict[str, Any]:
     """kplug's input pipeline alone: reading + splitting the IDX files, then one epoch of batches."""
     from bench_models import MNIST
 
-    from kplug.config.schema import parse_config
+    from kplug.config.load import parse_config
     from kplug.data.inputs import prepare_data
     from kplug.plugin.resolve import resolve
 

@@ -12,11 +12,12 @@ import os
 # TensorFlow's C++ start-up chatter hides kplug's own output; users can still set this.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from kplug.config.schema import RunConfig, load_config
+from kplug.config.load import load_config
+from kplug.config.schema import RunConfig
 from kplug.data.example_set import Examples
-from kplug.distribute.placement import Distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError, TrainingError
 from kplug.inference.prediction import evaluate, predict
+from kplug.plugin.distribution import Distribution
 from kplug.plugin.head import Head
 from kplug.plugin.manager import Plugins, hookimpl, load_plugins
 from kplug.plugin.precision import Precision

@@ -24,7 +24,7 @@ import yaml
 from conftest import blob_config
 
 from kplug.cli.main import main
-from kplug.config.schema import read_config_file
+from kplug.config.load import read_config_file
 from kplug.model.checkpoint_init import load_model_file
 from kplug.train.checkpoint import NAME, RNG_FILE, STATE_FILE, TrainingState
 from kplug.train.metrics_file import read_metrics

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kplug.distribute.placement import Distribution, choose_auto
+from kplug.distribute.auto import choose_auto
+from kplug.plugin.distribution import Distribution
 from kplug.plugin.manager import hookimpl
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import keras
 
-from kplug.distribute.placement import describe_auto, list_devices
+from kplug.distribute.auto import describe_auto
+from kplug.distribute.devices import list_devices
 from kplug.plugin.manager import Plugins, kplug_version
 
 BACKEND_PACKAGES = {"jax": "jax", "tensorflow": "tensorflow", "torch": "torch", "numpy": "numpy"}

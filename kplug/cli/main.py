@@ -47,7 +47,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise ConfigError("kplug train needs a CONFIG file, or --resume RUN_DIR to continue a run.")
     if args.nproc is not None:
-        from kplug.distribute.placement import launch
+        from kplug.distribute.processes import launch
 
         return launch(_train_argv(args), args.nproc)
     trainer = Trainer(args.config, plugins=args.plugins, output=args.output, resume=args.resume)

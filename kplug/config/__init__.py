@@ -1,1 +1,1 @@
-"""The run config: its pydantic schema, loading from YAML/JSON/TOML and error formatting."""
+"""The run config: its pydantic ``schema``, ``load`` (YAML/JSON/TOML files) and ``errors`` (formatting)."""

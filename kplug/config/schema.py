@@ -1,22 +1,20 @@
-"""The typed description of a run, loadable from YAML, JSON or TOML or built in Python.
+"""The typed description of a run (pydantic models), built in Python or read by ``kplug.config.load``.
 
-Validation errors name the field path (``train.stages[1].learning_rate``), the
-bad value and what is allowed. Component names and their options are checked
-against the registry by ``kplug.plugin.resolve`` (they belong to the components).
+Reading files and validating a dict live in ``kplug.config.load``; turning a
+pydantic error into lines naming the field path (``train.stages[1].learning_rate``),
+the bad value and what is allowed lives in ``kplug.config.errors``. Component names
+and their options are checked against the registry by ``kplug.plugin.resolve``
+(they belong to the components).
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from kplug.errors import ConfigError, did_you_mean
 from kplug.tune.space import TuneConfig
 
 
@@ -419,165 +417,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int) or (isinstance(part, str) and "." in part):
-            path += f"[{part!r}]"  # a list index, or a key holding dots (a tune.space path)
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "<config>"
-
-
-def _lookup(data: Any, loc: tuple[Any, ...]) -> Any:
-    for part in loc:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return "<missing>"
-    return data
-
-
-def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = RunConfig
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        annotation = field.annotation
-        for candidate in (annotation, *getattr(annotation, "__args__", ())):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                model = candidate
-                break
-        else:
-            return []
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-# Tags pydantic adds to error locations for union members (discriminated unions use the tag value).
-_UNION_TAGS = frozenset({"float", "int", "categorical", "str", "bool", "none", "list", "dict"})
-
-
-def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic adds union member tags such as "literal['all']" or "list[str]" to locations
-    return tuple(
-        part
-        for part in loc
-        if isinstance(part, int) or not (any(c in part for c in "[]'(") or part in _UNION_TAGS)
-    )
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    """``repr`` of a value, cut to ``limit`` characters (a whole section can be the value)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + " ..."
-
-
-def format_validation_error(error: pydantic.ValidationError, data: Any) -> str:
-    """Turn a pydantic error into lines naming the field path, the value and what is allowed."""
-    problems: dict[str, list[str]] = {}
-    for item in error.errors():
-        loc = _field_loc(item["loc"])
-        where = _location(loc)
-        if item["type"] == "extra_forbidden":
-            allowed = [f for f in _allowed_fields(loc) if not f.endswith("_")]
-            hint = did_you_mean(str(loc[-1]), allowed)
-            problems.setdefault(
-                f"{where}: unknown field.{hint} Allowed fields here: {', '.join(allowed)}", []
-            )
-        elif item["type"] == "missing":
-            problems.setdefault(f"{where}: required field is missing", [])
-        else:
-            value = _lookup(data, loc)
-            message = item["msg"].replace("Value error, ", "")
-            if item["type"] in ("model_type", "model_attributes_type", "dict_type"):
-                fields = [f for f in _allowed_fields((*loc, "")) if not f.endswith("_")]
-                message = "expected a mapping" + (f" with the fields {', '.join(fields)}" if fields else "")
-            problems.setdefault(f"{where} = {_short(value)}:", []).append(message)
-    lines = [f"{head} {' or '.join(messages)}" if messages else head for head, messages in problems.items()]
-    return "Invalid run config:\n  " + ".\n  ".join(lines) + "."
-
-
-def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
-    """Validate a config dict (or return a ``RunConfig`` unchanged).
-
-    Raises:
-        ConfigError: listing every invalid field with its path, value and what is allowed.
-    """
-    if isinstance(data, RunConfig):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"A run config must be a mapping of fields (data, model, train, ...), got {type(data).__name__}."
-        )
-    try:
-        return RunConfig.model_validate(data)
-    except pydantic.ValidationError as error:
-        raise ConfigError(format_validation_error(error, data)) from None
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML, JSON or TOML file with safe parsers (no code is executed)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"Config file {str(path)!r} is a directory; give a .yaml, .json or .toml file.")
-    if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist.")
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"Config file {str(path)!r} is not UTF-8 text: {error}.") from None
-    try:
-        if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix == ".toml":
-            data = tomllib.loads(text)
-        else:
-            raise ConfigError(
-                f"Config file {str(path)!r} has the extension {suffix!r}; use .yaml, .yml, .json or .toml."
-            )
-    except yaml.YAMLError as error:
-        raise ConfigError(_yaml_message(path, error)) from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: JSON syntax error at line {error.lineno}: {error.msg}.") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: TOML syntax error: {error}.") from None
-    if data is None:
-        raise ConfigError(f"{path}: the file is empty; a run config needs at least data and model.")
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: a run config must be a mapping of fields (data, model, train, ...), "
-            f"got {type(data).__name__}."
-        )
-    return data
-
-
-def _yaml_message(path: Path, error: yaml.YAMLError) -> str:
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(error, "problem", None) or str(error)
-    context = getattr(error, "context", None)
-    detail = f"{problem} ({context})" if context else problem
-    return f"{path}: YAML syntax error{where}: {detail}. Check the indentation and brackets there."
-
-
-def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
-    """Load and validate a run config from a file path, a dict or a ``RunConfig``."""
-    if isinstance(source, (str, Path)):
-        return parse_config(read_config_file(source))
-    return parse_config(source)
-
-
-def dump_config(config: RunConfig, path: Path) -> None:
-    """Write the resolved config as YAML, atomically (a killed run never leaves half a config)."""
-    from kplug.train.rundir import atomic_write
-
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    atomic_write(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))

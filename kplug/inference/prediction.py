@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug.config.schema import load_config
+from kplug.config.load import load_config
 from kplug.data.example_set import Examples
 from kplug.data.inputs import PreparedData, build_preprocessor, head_targets, model_inputs, prepare_data
 from kplug.data.labels import LabelMap

@@ -14,12 +14,11 @@ from typing import Any
 
 import pydantic
 
+from kplug.config.errors import validation_problems
 from kplug.errors import ConfigError, did_you_mean
 
 # Arguments that kplug supplies itself when the factory accepts them; users do not set them.
 INJECTED_ARGUMENTS = frozenset({"input_shape", "run_dir", "run_config", "plugins"})
-# Union member tags pydantic puts into error locations.
-_TYPE_TAGS = frozenset({"int", "float", "str", "bool", "bytes", "none", "list", "dict", "tuple", "literal"})
 
 
 def _signature_target(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,16 +103,6 @@ def validate_options(
     try:
         validated = model.model_validate(options)
     except pydantic.ValidationError as error:
-        problems: dict[str, list[str]] = {}
-        for item in error.errors():
-            # pydantic adds union member tags ("list[int]", "int") to locations: drop them
-            loc = [p for p in item["loc"] if isinstance(p, int) or not any(c in p for c in "[]'(")]
-            loc = [p for p in loc if not (isinstance(p, str) and p in _TYPE_TAGS)]
-            field = ".".join(str(p) for p in loc)
-            value = options.get(item["loc"][0], "<missing>") if item["loc"] else options
-            messages = problems.setdefault(f"{where}.{field} = {value!r}", [])
-            if item["msg"] not in messages:
-                messages.append(item["msg"])
-        shown = "; ".join(f"{head}: {' or '.join(messages)}" for head, messages in problems.items())
+        shown = "; ".join(validation_problems(error, options, where=where))
         raise ConfigError(f"{shown}. {component_name} options: {allowed}.") from None
     return {key: getattr(validated, key) for key in model.model_fields}

@@ -106,7 +106,7 @@ def kplug_register_distributions(register: Register) -> None:
     ``auto=offer`` (a callable returning a ``Distribution`` when it fits the
     devices found, else ``None``) and ``auto_priority=N`` to be considered by
     ``distribution: auto``. The optional checks and per-stage hooks a
-    ``Distribution`` may override are listed in ``kplug/distribute/placement.py``.
+    ``Distribution`` may override are listed in ``kplug/plugin/distribution.py``.
 
     Example::
 

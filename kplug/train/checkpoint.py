@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kplug.backend.torch_rng import set_torch_rng_state, torch_rng_state
 from kplug.errors import CheckpointError
 from kplug.train.rundir import CHECKPOINT_DIR, MODEL_FILE, new_directory
 
@@ -86,9 +87,7 @@ class Checkpoint:
             for variable, value in zip(variables, states, strict=True):
                 variable.assign(value)
         if backend_state is not None and keras.backend.backend() == "torch":
-            import torch
-
-            torch.set_rng_state(torch.from_numpy(backend_state))
+            set_torch_rng_state(backend_state)
 
     def metric_states(self) -> list[np.ndarray]:
         """The running sums of the training metrics of a checkpoint written mid-epoch ([] otherwise)."""
@@ -168,9 +167,7 @@ def rng_states(model: keras.Model) -> dict[str, np.ndarray]:
     """
     states = {f"state{i:04d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(rng_variables(model))}
     if keras.backend.backend() == "torch":
-        import torch
-
-        states[TORCH_RNG] = torch.get_rng_state().numpy()
+        states[TORCH_RNG] = torch_rng_state()
     return states
 
 

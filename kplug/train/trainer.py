@@ -23,10 +23,11 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
-from kplug.config.schema import RunConfig, dump_config, load_config, parse_config, read_config_file
+from kplug.config.load import dump_config, load_config, parse_config, read_config_file
+from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
-from kplug.distribute.placement import Distribution, build_distribution
+from kplug.distribute.build import build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
 from kplug.model.assembly import (
     build_batch_transforms,
@@ -38,6 +39,7 @@ from kplug.model.assembly import (
 from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
+from kplug.plugin.distribution import Distribution
 from kplug.plugin.head import Head
 from kplug.plugin.manager import Plugins, get_plugins, kplug_version
 from kplug.plugin.precision import Precision, as_precision, layer_dtypes

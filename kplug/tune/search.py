@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from kplug.config.schema import RunConfig, load_config, parse_config
+from kplug.config.load import load_config, parse_config
+from kplug.config.schema import RunConfig
 from kplug.errors import ConfigError, KplugError
 from kplug.plugin.manager import Plugins, get_plugins, hookimpl
 from kplug.tune.space import Choice, FloatRange, IntRange, TuneConfig, apply_params

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kplug
-from kplug.config.schema import parse_config
+from kplug.config.load import parse_config
 from kplug.plugin.resolve import resolve
 
 CONFIG = {

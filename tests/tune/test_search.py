@@ -12,7 +12,7 @@ from conftest import blob_config
 
 import kplug
 from kplug.cli.main import main
-from kplug.config.schema import load_config
+from kplug.config.load import load_config
 
 optuna = pytest.importorskip("optuna")
 from kplug.tune.search import tune  # noqa: E402

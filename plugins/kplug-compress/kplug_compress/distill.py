@@ -464,7 +464,7 @@ def distill(
         ConfigError: no or a bad ``distill`` section, several heads, or a teacher whose labels differ.
         CheckpointError: the teacher cannot be found or loaded.
     """
-    from kplug.config.schema import load_config
+    from kplug import load_config
     from kplug.train.trainer import Trainer
 
     if source is not None and load_config(source).distill is None:

@@ -19,10 +19,10 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.placement import process_rank, sharding_table, world_size
+from kplug.distribute.processes import process_rank, world_size
 from kplug.model.paths import PathPattern, no_match_error, variable_paths
 
-from kplug_distribute.batchnorm import GLOBAL, has_batchnorm
+from kplug_distribute.placement import describe_placement, process_share
 
 CPU_HINT = (
     "On a CPU-only machine JAX sees one device unless XLA_FLAGS=--xla_force_host_platform_device_count=N "
@@ -99,24 +99,15 @@ class DataParallel(kplug.Distribution):
             yield
 
     def shard_batches(self, batches: Any) -> Any:
-        from kplug_distribute.batches import ProcessShard
-
-        return batches if self.processes == 1 else ProcessShard(batches, self.rank, self.processes)
+        return process_share(self, batches)
 
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": self.processes,
+        details = {
             "devices": self.devices,
             "mesh": {"batch": self.replicas},
             "visible_devices": keras.distribution.list_devices(),
         }
-        if model is not None:
-            placement["variables"] = sharding_table(model)
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
-        return placement
+        return describe_placement(self, model, details)
 
 
 class _RuleModelParallel(keras.distribution.ModelParallel):
@@ -305,25 +296,18 @@ class ModelParallel(kplug.Distribution):
                 variable.assign(variable.value)  # re-placed on the devices by its new layout
 
     def shard_batches(self, batches: Any) -> Any:
-        from kplug_distribute.batches import ProcessShard
-
-        return batches if self.processes == 1 else ProcessShard(batches, self.rank, self.processes)
+        return process_share(self, batches)
 
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": self.processes,
+        details = {
             "devices": self.devices,
             "mesh": self.mesh,
             "layout": {pattern: list(axes) for pattern, axes in self.rules.items()} or "default",
             "visible_devices": keras.distribution.list_devices(),
         }
+        placement = describe_placement(self, model, details)
         if model is not None:
-            placement["variables"] = sharding_table(model)
             placement["rules_matched"] = dict(self.matches)  # by stable path
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
         return placement
 
 

@@ -21,9 +21,12 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug.distribute.placement import sharding_table, world_size
+from kplug.distribute.processes import world_size
+from kplug.distribute.sharding import sharding_table
 
-from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
+from kplug_distribute.batches import ProcessShard
+from kplug_distribute.batchnorm import synchronise_batchnorm
+from kplug_distribute.placement import describe_placement
 
 
 def replica_sum(value: Any) -> Any:
@@ -106,18 +109,11 @@ class Mirrored(kplug.Distribution):
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
         import tensorflow as tf
 
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": 1,
+        details = {
             "devices": self.devices,
             "visible_devices": [d.name for d in tf.config.list_logical_devices()],
         }
-        if model is not None:
-            placement["variables"] = _placement_table(model)
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
-        return placement
+        return describe_placement(self, model, details, _placement_table)
 
 
 def _placement_table(model: keras.Model) -> dict[str, str]:
@@ -283,8 +279,6 @@ class MultiWorkerMirrored(kplug.Distribution):
         """
         import tensorflow as tf
 
-        from kplug_distribute.batches import ProcessShard
-
         local = self.replicas // self.processes
         shards = [ProcessShard(batches, self.rank * local + i, self.replicas) for i in range(local)]
 
@@ -309,21 +303,14 @@ class MultiWorkerMirrored(kplug.Distribution):
     def describe(self, model: keras.Model | None = None) -> dict[str, Any]:
         import tensorflow as tf
 
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": self.processes,
+        details = {
             "rank": self.rank,
             "workers": self.workers,
             "communication": self.communication,
             "devices": list(self._strategy.extended.worker_devices),
             "visible_devices": [d.name for d in tf.config.list_logical_devices()],
         }
-        if model is not None:
-            placement["variables"] = _placement_table(model)
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
-        return placement
+        return describe_placement(self, model, details, _placement_table)
 
 
 def offer_multi_worker() -> kplug.Distribution | None:

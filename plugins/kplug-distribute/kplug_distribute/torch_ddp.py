@@ -25,9 +25,10 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.placement import process_rank
+from kplug.distribute.processes import process_rank
 
-from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
+from kplug_distribute.batchnorm import synchronise_batchnorm
+from kplug_distribute.placement import describe_placement
 
 LAUNCH_HINT = "Start it with `kplug train --nproc N CONFIG` or torchrun (which set RANK and WORLD_SIZE)."
 
@@ -193,22 +194,17 @@ class DistributedDataParallel(kplug.Distribution):
         import torch
 
         device = f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
-        placement = {
-            "strategy": self.name,
-            "replicas": self.replicas,
-            "processes": self.processes,
+        details = {
             "rank": self.rank,
             "backend": self.backend,
             "devices": [device],
             "visible_devices": [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"],
         }
-        if has_batchnorm(model):
-            placement["batchnorm_statistics"] = GLOBAL
-        return placement
+        return describe_placement(self, model, details, variables=None)
 
 
 def offer_ddp() -> kplug.Distribution | None:
     """``auto`` on torch: DDP when this process is one of a launched group."""
-    from kplug.distribute.placement import world_size
+    from kplug.distribute.processes import world_size
 
     return DistributedDataParallel() if world_size() > 1 else None

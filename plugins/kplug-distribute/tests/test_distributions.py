@@ -11,7 +11,7 @@ import pytest
 from case import run_config
 from kplug.cli.main import main
 from kplug.data.batches import TrainingBatches
-from kplug.distribute.placement import launch
+from kplug.distribute.processes import launch
 
 import kplug_distribute
 from kplug_distribute.batches import ProcessShard

@@ -1,0 +1,53 @@
+"""``distribution: auto``: the best registered distribution for this machine and backend."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import keras
+
+from kplug.errors import KplugError
+from kplug.plugin.distribution import Distribution
+
+if TYPE_CHECKING:
+    from kplug.plugin.manager import Plugins
+
+
+def choose_auto(plugins: Plugins) -> Distribution:
+    """The distribution ``auto`` picks on this machine, for this backend.
+
+    Every registered distribution may offer itself with the ``auto`` extra of
+    ``register``: a callable returning a ``Distribution`` when it fits the devices
+    and processes found, else ``None``. The offers are tried by ``auto_priority``
+    (highest first); when none fits, one device.
+
+    Example::
+
+        register("data-parallel", DataParallel, backends=("jax",), auto=offer, auto_priority=10)
+    """
+    backend = keras.backend.backend()
+    offers = [
+        component
+        for component in plugins.registry
+        if component.kind == "distribution"
+        and callable(component.extras.get("auto"))
+        and (component.backends is None or backend in component.backends)
+    ]
+    offers.sort(key=lambda c: (-int(c.extras.get("auto_priority", 0)), c.name))
+    for component in offers:
+        chosen = component.extras["auto"]()
+        if chosen is not None:
+            return chosen
+    return Distribution()
+
+
+def describe_auto(plugins: Plugins) -> dict[str, Any]:
+    """What ``distribution: auto`` would choose here (for ``kplug doctor``), or why it cannot."""
+    try:
+        chosen = choose_auto(plugins)
+    except KplugError as error:
+        return {"error": str(error)}
+    placement = chosen.describe()
+    if type(chosen) is Distribution:
+        placement["strategy"] = "single-device"
+    return placement
