@@ -82,6 +82,15 @@ BAD_CONFIGS = [
     ({"train": {"optimizer": {"name": "adamm"}}}, "train.optimizer.name = 'adamm'"),
     ({"train": {"stages": [{"epochs": 1}, {"epochs": 0}]}}, "train.stages[1].epochs = 0"),
     ({"train": {"stages": [{"epochs": 1, "learning_rate": -1}]}}, "train.stages[0].learning_rate"),
+    (
+        {"train": {"stages": [{"epochs": 1, "optimizer": {"learning_rate": -1}}]}},
+        "train.stages[0].optimizer.learning_rate = -1",
+    ),
+    (
+        {"train": {"stages": [{"epochs": 1, "learning_rate": 1e-3, "optimizer": {"learning_rate": 2e-3}}]}},
+        "train.stages[0] = {'epochs': 1, 'learning_rate': 0.001, 'optimizer': {'learning_rate': 0.002}}: "
+        "learning_rate (0.001) and optimizer.learning_rate (0.002) disagree; set only optimizer.learning_rate",
+    ),
     ({"train": {"batch_size": "big"}}, "train.batch_size = 'big'"),
     ({"train": {"label_smoothing": 1.5}}, "train.label_smoothing = 1.5"),
     ({"seed": -3}, "seed = -3"),
@@ -177,3 +186,23 @@ def test_a_component_list_takes_a_bare_name_or_name_and_options(section):
     )
     entries = [(item.name, item.options) for item in getattr(config, section)]
     assert entries == [("early-stopping", {}), ("tensorboard", {"a": 1})]
+
+
+def test_a_stage_learning_rate_moves_to_its_optimizer_settings():
+    """The older ``stages[].learning_rate`` loads into ``stages[].optimizer.learning_rate``, silently."""
+    import warnings
+
+    stages = [
+        {"epochs": 1, "learning_rate": 1e-4},
+        {"epochs": 1, "learning_rate": 2e-4, "optimizer": {"name": "sgd", "learning_rate": 2e-4}},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = parse_config({**MINIMAL, "train": {"stages": stages}})
+    assert [stage.optimizer.learning_rate for stage in config.train.stages] == [1e-4, 2e-4]
+    assert config.train.stages[1].optimizer.name == "sgd"
+    assert [stage.learning_rate for stage in config.train.stages] == [None, None]
+    written = config.to_dict()["train"]["stages"]
+    assert [stage["optimizer"]["learning_rate"] for stage in written] == [1e-4, 2e-4]
+    assert all("learning_rate" not in stage for stage in written)
+    assert parse_config(config.to_dict()) == config
