@@ -165,10 +165,36 @@ def test_each_stage_is_planned_once_per_run(blobs, plugins, monkeypatch):
     assert planned == [0, 1, 2, 3]
 
 
-def test_the_trainer_trains_and_reports_from_its_plans(blobs, plugins):
+class RateLog(keras.callbacks.Callback):
+    """Per ``fit`` call: the batches trained and the compiled optimizer's rate."""
+
+    fits: list[dict] = []
+
+    def on_train_begin(self, logs=None):
+        RateLog.fits.append({"batches": 0})
+
+    def on_train_batch_end(self, batch, logs=None):
+        RateLog.fits[-1]["batches"] += 1
+
+    def on_train_end(self, logs=None):
+        rate = self.model.optimizer.learning_rate
+        RateLog.fits[-1]["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class RateLogPlugin:
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("rate-log", RateLog)
+
+
+def test_the_trainer_trains_and_reports_from_its_plans(blobs):
     """A plan changed after the config was read is what runs: nothing re-reads the config."""
     x, y = blobs
-    trainer = kplug.Trainer(staged_config(x, y, old_form=False), plugins=plugins)
+    config = staged_config(x, y, old_form=False)
+    config["callbacks"] = ["rate-log"]
+    RateLog.fits = []
+    plugins = kplug.load_plugins([RateLogPlugin()], entry_points=False)
+    trainer = kplug.Trainer(config, plugins=plugins)
     first, second, *rest = trainer.stage_plans
     faster = second.optimizer.model_copy(update={"learning_rate": 7e-4})
     trainer.stage_plans = (
@@ -184,6 +210,9 @@ def test_the_trainer_trains_and_reports_from_its_plans(blobs, plugins):
         7e-4 * 0.5
     )  # top block: rate * decay
     assert stages[2]["optimizer_state"] == "fresh"  # the settings now differ from stage 2's
+    # 192 training rows: 4 batches of 48 in each of 2 epochs, then 6, 3 and 6 (two per update)
+    assert [fit["batches"] for fit in RateLog.fits] == [8, 6, 3, 6]
+    assert [fit["learning_rate"] for fit in RateLog.fits[:3]] == pytest.approx([3e-3, 7e-4, 5e-4])
 
 
 class InterruptAt:
