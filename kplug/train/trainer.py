@@ -196,6 +196,10 @@ class Trainer:
         plugins: extra plugin objects, or a ``Plugins`` from ``kplug.load_plugins``.
         output: overrides ``output.dir``.
         resume: a run directory to continue from its newest checkpoint.
+
+    Attributes:
+        stage_plans: every stage's resolved settings (``kplug.train.stage_plan.StagePlan``), built
+            once from the final config; the stage loop and ``report.json`` read them.
     """
 
     def __init__(
