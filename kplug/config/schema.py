@@ -1,6 +1,6 @@
 """The typed description of a run, loadable from YAML, JSON or TOML or built in Python.
 
-Validation errors name the field path (``train.stages[1].learning_rate``), the
+Validation errors name the field path (``train.stages[1].optimizer.learning_rate``), the
 bad value and what is allowed. Component names and their options are checked
 against the registry by ``kplug.plugin.resolve`` (they belong to the components).
 """
