@@ -14,7 +14,7 @@ _TRAIN = """\
 train:                             # how the model is trained
   optimizer:                       # adam, adamw, sgd or rmsprop
     name: adamw                    # decoupled weight decay, a good default for fine-tuning
-    learning_rate: 1.0e-3          # the rate of every stage unless the stage sets its own
+    learning_rate: 1.0e-3          # the rate of every stage unless its optimizer sets its own
     weight_decay: 1.0e-4           # decoupled weight decay (adamw)
   schedule:                        # learning-rate schedule within each stage
     name: cosine                   # constant, cosine or linear, over each stage
@@ -127,10 +127,10 @@ model:                             # a backbone with one or more heads on top
 
 _IMAGE_STAGES = """\
     - {epochs: 2, trainable: ["heads/*"]}              # warm up the new head on a frozen backbone
-    - {epochs: 3, trainable: all, learning_rate: 3.0e-4}  # then fine-tune everything, more gently"""
+    - {epochs: 3, trainable: all, optimizer: {learning_rate: 3.0e-4}}  # then fine-tune everything, more gently"""
 _TEXT_STAGES = """\
-    - {epochs: 1, trainable: ["heads/*"], learning_rate: 1.0e-3}   # train the new head first
-    - {epochs: 2, trainable: all, learning_rate: 2.0e-5}          # then fine-tune the encoder"""
+    - {epochs: 1, trainable: ["heads/*"], optimizer: {learning_rate: 1.0e-3}}  # train the new head first
+    - {epochs: 2, trainable: all, optimizer: {learning_rate: 2.0e-5}}         # then fine-tune the encoder"""
 _REGRESSION_STAGES = """\
     - {epochs: 20, trainable: all}  # one stage: train everything"""
 

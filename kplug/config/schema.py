@@ -1,7 +1,7 @@
 """The typed description of a run (pydantic models), built in Python or read by ``kplug.config.load``.
 
 Reading files and validating a dict live in ``kplug.config.load``; turning a
-pydantic error into lines naming the field path (``train.stages[1].learning_rate``),
+pydantic error into lines naming the field path (``train.stages[1].optimizer.learning_rate``),
 the bad value and what is allowed lives in ``kplug.config.errors``. Component names
 and their options are checked against the registry by ``kplug.plugin.resolve``
 (they belong to the components).
@@ -10,7 +10,7 @@ and their options are checked against the registry by ``kplug.plugin.resolve``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
@@ -196,6 +196,9 @@ class OptimizerOverride(Strict):
     """Optimizer settings a stage changes; unset fields keep ``train.optimizer``'s."""
 
     name: Literal["adam", "adamw", "sgd", "rmsprop"] | None = None
+    learning_rate: PositiveFloat | None = Field(
+        None, description="Defaults to train.optimizer.learning_rate."
+    )
     weight_decay: NonNegativeFloat | None = None
     momentum: float | None = Field(None, ge=0.0, lt=1.0)
     clipnorm: PositiveFloat | None = None
@@ -210,7 +213,11 @@ class StageConfig(Strict):
 
     epochs: PositiveInt
     batch_size: PositiveInt | None = Field(None, description="Defaults to train.batch_size.")
-    learning_rate: PositiveFloat | None = Field(None, description="Defaults to the optimizer's.")
+    learning_rate: PositiveFloat | None = Field(
+        None,
+        exclude=True,  # moved into optimizer.learning_rate when the config loads; never written back
+        description="The former place of optimizer.learning_rate, still read: prefer optimizer.learning_rate.",
+    )
     trainable: Literal["all"] | Annotated[list[Pattern], Field(min_length=1)] = Field(
         "all",
         description="'all', or patterns over layer paths: globs such as 'heads/*', or regexes "
@@ -249,13 +256,38 @@ class StageConfig(Strict):
             raise ValueError("set either trainable patterns or train_last_blocks, not both")
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _learning_rate_with_the_optimizer(self) -> StageConfig:
+        """Move a stage's ``learning_rate`` (the older spelling) into ``optimizer.learning_rate``.
 
-class StageRates(NamedTuple):
-    """A stage's resolved learning rates: the base rate, per-layer-pattern rates, layer decay."""
+        The field is validated where the user wrote it, so its errors name
+        ``train.stages[i].learning_rate``; afterwards only ``optimizer`` holds the rate.
+        """
+        if self.learning_rate is None:
+            return self
+        override = self.optimizer or OptimizerOverride()
+        if override.learning_rate is not None and override.learning_rate != self.learning_rate:
+            raise ValueError(
+                f"learning_rate ({self.learning_rate}) and optimizer.learning_rate "
+                f"({override.learning_rate}) disagree; set only optimizer.learning_rate"
+            )
+        self.optimizer = override.model_copy(update={"learning_rate": self.learning_rate})
+        self.learning_rate = None
+        return self
 
-    base: float
-    per_layer: dict[str, float]
-    layer_decay: float | None
+
+def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) -> OptimizerConfig:
+    """``base`` with a stage's changes applied (a stage switching to adam drops the base momentum).
+
+    Raises:
+        pydantic.ValidationError: the merged settings are not a valid optimizer.
+    """
+    if override is None:
+        return base
+    changes = override.model_dump(exclude_none=True)
+    if changes.get("name", base.name) in ("adam", "adamw") and "momentum" not in changes:
+        changes["momentum"] = 0.0
+    return OptimizerConfig.model_validate({**base.model_dump(), **changes})
 
 
 class TrainConfig(Strict):
@@ -293,33 +325,13 @@ class TrainConfig(Strict):
     def _epochs_or_stages(self) -> TrainConfig:
         if self.stages and self.epochs is not None:
             raise ValueError("train.epochs is used only when train.stages is empty; set epochs in each stage")
-        for index in range(len(self.stages)):
+        for index, stage in enumerate(self.stages):
             try:
-                self.stage_optimizer(index)
+                merged_optimizer(self.optimizer, stage.optimizer)
             except pydantic.ValidationError as error:
                 message = error.errors()[0]["msg"].replace("Value error, ", "")
                 raise ValueError(f"stages[{index}].optimizer: {message}") from None
         return self
-
-    def stage_optimizer(self, index: int) -> OptimizerConfig:
-        """The optimizer settings of stage ``index``: ``train.optimizer`` with the stage's changes."""
-        stages = self.resolved_stages()
-        override = stages[index].optimizer
-        if override is None:
-            return self.optimizer
-        changes = override.model_dump(exclude_none=True)
-        if changes.get("name", self.optimizer.name) in ("adam", "adamw") and "momentum" not in changes:
-            changes["momentum"] = 0.0
-        return OptimizerConfig.model_validate({**self.optimizer.model_dump(), **changes})
-
-    def stage_rates(self, index: int) -> StageRates:
-        """The learning-rate settings of stage ``index``, each falling back to the ``train`` default."""
-        stage = self.resolved_stages()[index]
-        return StageRates(
-            base=stage.learning_rate or self.stage_optimizer(index).learning_rate,
-            per_layer=self.learning_rates if stage.learning_rates is None else stage.learning_rates,
-            layer_decay=self.layer_decay if stage.layer_decay is None else stage.layer_decay,
-        )
 
     def resolved_stages(self) -> list[StageConfig]:
         """The stages to run: the configured ones, or one stage from ``epochs``."""

@@ -7,11 +7,37 @@ stable layer paths (``backbone/conv2``, ``heads/digits``). A matched layer train
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import keras
 
 from kplug.config.schema import StageConfig
 from kplug.errors import ConfigError
 from kplug.model.paths import iter_layers, matching_layers, top_level_path
+
+
+@dataclass(frozen=True)
+class TrainableSet:
+    """What one stage trains, as ``train.stages[i]`` chooses it (read by ``apply_stage_trainable``).
+
+    Attributes:
+        trainable: ``"all"``, or layer-path patterns (globs, or regexes written ``re:...``).
+        frozen: patterns of layers frozen after ``trainable`` is applied.
+        train_last_blocks: train only the backbone's last N blocks and the heads (``None``: unused).
+        batchnorm: frozen BatchNormalization layers run in ``"inference"`` or ``"train"`` mode.
+    """
+
+    trainable: Literal["all"] | tuple[str, ...] = "all"
+    frozen: tuple[str, ...] = ()
+    train_last_blocks: int | None = None
+    batchnorm: Literal["inference", "train"] = "inference"
+
+    @classmethod
+    def of_stage(cls, stage: StageConfig) -> TrainableSet:
+        """The trainable set a stage's config describes."""
+        trainable = stage.trainable if stage.trainable == "all" else tuple(stage.trainable)
+        return cls(trainable, tuple(stage.frozen), stage.train_last_blocks, stage.batchnorm)
 
 
 def backbone_blocks(model: keras.Model) -> list[str]:
@@ -25,7 +51,9 @@ def _inside(path: str, roots: set[str]) -> bool:
     return any(path == root or path.startswith(root + "/") for root in roots)
 
 
-def _trained_roots(model: keras.Model, stage: StageConfig, where: str, paths: list[str]) -> set[str]:
+def _trained_roots(
+    model: keras.Model, stage: TrainableSet | StageConfig, where: str, paths: list[str]
+) -> set[str]:
     heads = {top_level_path(layer) for layer in model.layers if top_level_path(layer).startswith("heads/")}
     if stage.train_last_blocks is not None:
         blocks = backbone_blocks(model)
@@ -41,9 +69,9 @@ def _trained_roots(model: keras.Model, stage: StageConfig, where: str, paths: li
 
 
 def apply_stage_trainable(
-    model: keras.Model, stage: StageConfig, where: str = "train.stages[0]"
+    model: keras.Model, stage: TrainableSet | StageConfig, where: str = "train.stages[0]"
 ) -> list[str]:
-    """Set every layer's ``trainable`` flag for one stage.
+    """Set every layer's ``trainable`` flag for one stage (a ``TrainableSet`` or the stage's config).
 
     Frozen BatchNormalization layers follow ``stage.batchnorm``: ``inference`` (frozen
     layers normalise with their moving statistics) or ``train`` (batch statistics and

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import platform
 import shutil
 import tempfile
@@ -65,6 +64,7 @@ from kplug.train.optimizers import (
     learning_rate_schedule,
     stage_schedule,
 )
+from kplug.train.stage_plan import StagePlan, plan_stages
 
 
 @dataclass
@@ -154,9 +154,19 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+def _saved_config(saved: Path) -> dict[str, Any]:
+    """The run's saved config as this version writes it (older spellings, e.g. a stage's
+    ``learning_rate``, moved to their current place); as written if it no longer validates."""
+    written = read_config_file(saved)
+    try:
+        return parse_config(written).to_dict()
+    except ConfigError:
+        return written
+
+
 def _check_same_run(saved: Path, config: RunConfig) -> None:
     """Refuse to resume a run directory with a config that trains something else."""
-    before = _flatten(read_config_file(saved))
+    before = _flatten(_saved_config(saved))
     now = _flatten(config.to_dict())
     changed = [
         key
@@ -188,6 +198,10 @@ class Trainer:
         plugins: extra plugin objects, or a ``Plugins`` from ``kplug.load_plugins``.
         output: overrides ``output.dir``.
         resume: a run directory to continue from its newest checkpoint.
+
+    Attributes:
+        stage_plans: every stage's resolved settings (``kplug.train.stage_plan.StagePlan``), built
+            once from the final config; the stage loop and ``report.json`` read them.
     """
 
     def __init__(
@@ -221,6 +235,8 @@ class Trainer:
         self.config = _configure(parsed, self.plugins)
         if self.resume_dir is not None and not from_run_dir:
             _check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
+        # every stage's settings, resolved once: the stage loop, the report and plugins read these
+        self.stage_plans: tuple[StagePlan, ...] = plan_stages(self.config.train)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
         source = self.run.dataset.component
         if self.resume_dir is not None and from_run_dir and source.extras.get("in_memory"):
@@ -254,9 +270,6 @@ class Trainer:
         """Model inputs and encoded targets of ``train``, ``validation`` or ``test`` (after ``fit`` starts)."""
         return self.data.inputs(split), self._targets(split)
 
-    def _stage_where(self, index: int) -> str:
-        return f"train.stages[{index}]" if self.config.train.stages else "train"
-
     def _fitted(self) -> keras.Model:
         """The model that is compiled, fitted and checkpointed: a plugin's training model or the run's."""
         return self.model if self.training_model is None else self.training_model
@@ -272,16 +285,13 @@ class Trainer:
 
     def _compile_stage(self, index: int, offset: int) -> tuple[keras.optimizers.Optimizer, dict[str, float]]:
         """Compile the model for stage ``index`` with its optimizer, schedule and per-layer rates."""
-        train = self.config.train
-        stage = train.resolved_stages()[index]
-        updates = self._updates_per_epoch(index) * stage.epochs
-        rate = learning_rate_schedule(
-            stage.schedule or train.schedule, train.stage_rates(index).base, updates
-        )
+        plan = self.stage_plans[index]
+        updates = plan.updates_per_epoch(len(self.data.splits.train)) * plan.epochs
+        rate = learning_rate_schedule(plan.schedule, plan.learning_rate, updates)
         # sized in updates: evaluated at the stage's update, not Keras' micro-batch counter
-        rate = stage_schedule(rate, self._accumulation(index), offset)
-        optimizer = self.precision.wrap_optimizer(build_optimizer(train.stage_optimizer(index), rate))
-        optimizer = guard_optimizer(optimizer, train.on_nonfinite)  # skip_batch: a wrapper
+        rate = stage_schedule(rate, plan.accumulation, offset)
+        optimizer = self.precision.wrap_optimizer(build_optimizer(plan.optimizer, rate))
+        optimizer = guard_optimizer(optimizer, self.config.train.on_nonfinite)  # skip_batch: a wrapper
         compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
         multipliers = self._rate_multipliers(index)
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
@@ -292,20 +302,10 @@ class Trainer:
 
     def _rate_multipliers(self, index: int) -> dict[str, float]:
         """Each trainable variable's learning-rate multiplier in stage ``index``."""
-        rates = self.config.train.stage_rates(index)
+        plan = self.stage_plans[index]
         return rate_multipliers(
-            self.model, rates.base, rates.per_layer, rates.layer_decay, self._stage_where(index)
+            self.model, plan.learning_rate, plan.rates.per_layer, plan.rates.layer_decay, plan.where
         )
-
-    def _batch_size(self, index: int) -> int:
-        return self.config.train.resolved_stages()[index].batch_size or self.config.train.batch_size
-
-    def _accumulation(self, index: int) -> int:
-        return self.config.train.stage_optimizer(index).gradient_accumulation_steps or 1
-
-    def _updates_per_epoch(self, index: int) -> int:
-        batches = math.ceil(len(self.data.splits.train) / self._batch_size(index))
-        return math.ceil(batches / self._accumulation(index))
 
     def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
@@ -336,7 +336,7 @@ class Trainer:
                     first_batch,
                     output.checkpoint_every,
                     output.checkpoint_every_steps,
-                    self._accumulation(state.stage),
+                    self.stage_plans[state.stage].accumulation,
                     output.keep_checkpoints,
                 )
             )
@@ -347,7 +347,7 @@ class Trainer:
                     self.run_dir,
                     state,
                     first_batch,
-                    self._accumulation(state.stage),
+                    self.stage_plans[state.stage].accumulation,
                     output.keep_checkpoints,
                 )
             )
@@ -359,7 +359,7 @@ class Trainer:
         if self.resume_dir is None:
             return None
         checkpoint = latest_checkpoint(self.run_dir)
-        stages = len(self.config.train.resolved_stages())
+        stages = len(self.stage_plans)
         if checkpoint is not None and checkpoint.state.stage >= stages:
             raise ConfigError(
                 f"--resume {str(self.run_dir)!r}: the run has finished all {stages} stage(s); nothing to resume."
@@ -368,11 +368,9 @@ class Trainer:
 
     def _check_stages(self) -> None:
         """Fail on a bad trainable pattern, rate rule or callback option before anything is written."""
-        train = self.config.train
-        for index, stage in enumerate(train.resolved_stages()):
-            where = self._stage_where(index)
-            apply_stage_trainable(self.model, stage, where)
-            self._rate_multipliers(index)
+        for plan in self.stage_plans:
+            apply_stage_trainable(self.model, plan.trainable, plan.where)
+            self._rate_multipliers(plan.index)
         self._check_batches()
         has_validation = len(self.data.splits.validation) > 0
         logged = logged_metric_names(self.heads, validation=has_validation)
@@ -394,11 +392,10 @@ class Trainer:
     def _check_batches(self) -> None:
         """Let the distribution refuse batch sizes it cannot split over its replicas."""
         splits = self.data.splits
-        for index, stage in enumerate(self.config.train.resolved_stages()):
-            where = f"train.stages[{index}].batch_size" if stage.batch_size else "train.batch_size"
-            batch_size = stage.batch_size or self.config.train.batch_size
-            self.distribution.check_batches("train", len(splits.train), batch_size, where)
-            self.distribution.check_batches("validation", len(splits.validation), batch_size, where)
+        for plan in self.stage_plans:
+            where = plan.batch_size_where
+            self.distribution.check_batches("train", len(splits.train), plan.batch_size, where)
+            self.distribution.check_batches("validation", len(splits.validation), plan.batch_size, where)
         test = splits.test if len(splits.test) else splits.validation
         self.distribution.check_batches("test", len(test), self.config.train.batch_size, "train.batch_size")
 
@@ -518,8 +515,8 @@ class Trainer:
 
     def _apply_stage(self, index: int) -> list[str]:
         """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
-        stage = self.config.train.resolved_stages()[index]
-        trainable = apply_stage_trainable(self.model, stage, self._stage_where(index))
+        plan = self.stage_plans[index]
+        trainable = apply_stage_trainable(self.model, plan.trainable, plan.where)
         self.plugins.call_hook("kplug_on_stage_start", trainer=self, model=self.model, stage=index)
         return trainable
 
@@ -531,14 +528,13 @@ class Trainer:
         Returns:
             The optimizer step the stage's schedule counts from, and the report entries.
         """
-        train = self.config.train
-        stage = train.resolved_stages()[index]
+        plan = self.stage_plans[index]
         trainable = self._apply_stage(index)
         now = {id(v) for v in self._fitted().trainable_variables}
-        same_settings = index > 0 and train.stage_optimizer(index) == train.stage_optimizer(index - 1)
+        same_settings = index > 0 and plan.optimizer == self.stage_plans[index - 1].optimizer
         carry = previous is not None and (
-            stage.optimizer_state == "carry"
-            or (stage.optimizer_state == "auto" and same_settings and now <= trained_before)
+            plan.optimizer_state == "carry"
+            or (plan.optimizer_state == "auto" and same_settings and now <= trained_before)
         )
         # updates, not micro-batches: Keras' iterations divides by gradient_accumulation_steps
         offset = int(keras.ops.convert_to_numpy(previous.iterations)) if carry else 0
@@ -546,10 +542,10 @@ class Trainer:
         carried = (
             carry_optimizer_state(previous, optimizer, self._fitted().trainable_variables) if carry else 0
         )
-        base_rate = train.stage_rates(index).base
+        base_rate = plan.learning_rate
         report = {
             "trainable": trainable,
-            "optimizer": train.stage_optimizer(index).name,
+            "optimizer": plan.optimizer.name,
             "learning_rate": base_rate,
             "optimizer_state": f"carried for {carried} variables" if carry else "fresh",
         }
@@ -561,20 +557,19 @@ class Trainer:
         x, y = self.split_data("train")
         validation = self.split_data("validation") if len(self.data.splits.validation) else None
         transforms = build_batch_transforms(self.run)
-        stages = self.config.train.resolved_stages()
         previous, trained_before = None, set()
         if checkpoint is not None:
             previous = self._restore(checkpoint)
             trained_before = {id(v) for v in self._fitted().trainable_variables}
-        for index in range(state.stage, len(stages)):
-            stage = stages[index]
+        for plan in self.stage_plans[state.stage :]:
+            index = plan.index
             resuming_here = checkpoint is not None and index == state.stage
             if resuming_here and (state.epoch > state.stage_start or state.batch > 0):
                 stage_report = self._resumed_stage_report(index, state)
             else:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
-            end = state.stage_start + stage.epochs
+            end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, state.batch
             while epoch < end:
                 stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
@@ -582,11 +577,11 @@ class Trainer:
                 batches = TrainingBatches(
                     x,
                     y,
-                    self._batch_size(index),
+                    plan.batch_size,
                     self.config.seed,
                     epoch,
                     skip,
-                    self._accumulation(index),
+                    plan.accumulation,
                     transforms,
                 )
                 self._fitted().fit(
@@ -608,7 +603,7 @@ class Trainer:
             summary = {
                 "stage": index + 1,
                 "epochs": epoch - state.stage_start,
-                "batch_size": self._batch_size(index),
+                "batch_size": plan.batch_size,
                 **stage_report,
                 "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
                 **skipped_updates(self._fitted().optimizer),
@@ -628,10 +623,11 @@ class Trainer:
         return state
 
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
+        plan = self.stage_plans[index]
         return {
             "trainable": self.restored_trainable,
-            "optimizer": self.config.train.stage_optimizer(index).name,
-            "learning_rate": self.config.train.stage_rates(index).base,
+            "optimizer": plan.optimizer.name,
+            "learning_rate": plan.learning_rate,
             "optimizer_state": f"restored from the checkpoint at epoch {state.epoch}, batch {state.batch}",
         }
 

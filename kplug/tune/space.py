@@ -25,9 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat
 
 from kplug.errors import ConfigError, did_you_mean
 
-# a dotted config path whose parts may carry list indices: train.stages[1].learning_rate
+# a dotted config path whose parts may carry list indices: train.stages[1].optimizer.learning_rate
 PATH_PATTERN = re.compile(r"^[A-Za-z_][\w-]*(\[\d+\])*(\.[A-Za-z_][\w-]*(\[\d+\])*)*$")
 _PART = re.compile(r"([A-Za-z_][\w-]*)|\[(\d+)\]")
+# fields that moved, by their older path: the config loads the old spelling, and so does a search
+_MOVED = (
+    (re.compile(r"^train\.stages(\[\d+\])\.learning_rate$"), r"train.stages\1.optimizer.learning_rate"),
+)
 
 
 class _Section(BaseModel):
@@ -112,7 +116,7 @@ class TuneConfig(_Section):
             if not PATH_PATTERN.match(path):
                 raise ValueError(
                     f"{path!r} is not a config path; write fields joined by '.', list items as [i] "
-                    f"(e.g. train.stages[0].learning_rate)"
+                    f"(e.g. train.stages[0].optimizer.learning_rate)"
                 )
             if path.split(".")[0].split("[")[0] in ("tune", "output", "name"):
                 raise ValueError(f"{path!r}: the tune, output and name fields cannot be searched")
@@ -165,8 +169,18 @@ def with_value(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return root
 
 
+def current_path(path: str) -> str:
+    """Where ``path`` is now: ``train.stages[1].learning_rate`` -> ``train.stages[1].optimizer.learning_rate``."""
+    for old, new in _MOVED:
+        path = old.sub(new, path)
+    return path
+
+
 def apply_params(data: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the config dict ``data`` with every ``path: value`` of ``params`` set."""
+    """A copy of the config dict ``data`` with every ``path: value`` of ``params`` set.
+
+    A path written the older way (``train.stages[i].learning_rate``) sets the field where it is now.
+    """
     for path, value in params.items():
-        data = with_value(data, path, value)
+        data = with_value(data, current_path(path), value)
     return data

@@ -21,6 +21,15 @@ BAD_CONFIGS = [
     ({"train": {"optimizer": {"name": "adamm"}}}, "train.optimizer.name = 'adamm'"),
     ({"train": {"stages": [{"epochs": 1}, {"epochs": 0}]}}, "train.stages[1].epochs = 0"),
     ({"train": {"stages": [{"epochs": 1, "learning_rate": -1}]}}, "train.stages[0].learning_rate"),
+    (
+        {"train": {"stages": [{"epochs": 1, "optimizer": {"learning_rate": -1}}]}},
+        "train.stages[0].optimizer.learning_rate = -1",
+    ),
+    (
+        {"train": {"stages": [{"epochs": 1, "learning_rate": 1e-3, "optimizer": {"learning_rate": 2e-3}}]}},
+        "train.stages[0] = {'epochs': 1, 'learning_rate': 0.001, 'optimizer': {'learning_rate': 0.002}}: "
+        "learning_rate (0.001) and optimizer.learning_rate (0.002) disagree; set only optimizer.learning_rate",
+    ),
     ({"train": {"batch_size": "big"}}, "train.batch_size = 'big'"),
     ({"train": {"label_smoothing": 1.5}}, "train.label_smoothing = 1.5"),
     ({"seed": -3}, "seed = -3"),

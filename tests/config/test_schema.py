@@ -41,3 +41,23 @@ def test_a_component_list_takes_a_bare_name_or_name_and_options(section):
     )
     entries = [(item.name, item.options) for item in getattr(config, section)]
     assert entries == [("early-stopping", {}), ("tensorboard", {"a": 1})]
+
+
+def test_a_stage_learning_rate_moves_to_its_optimizer_settings():
+    """The older ``stages[].learning_rate`` loads into ``stages[].optimizer.learning_rate``, silently."""
+    import warnings
+
+    stages = [
+        {"epochs": 1, "learning_rate": 1e-4},
+        {"epochs": 1, "learning_rate": 2e-4, "optimizer": {"name": "sgd", "learning_rate": 2e-4}},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = parse_config({**MINIMAL, "train": {"stages": stages}})
+    assert [stage.optimizer.learning_rate for stage in config.train.stages] == [1e-4, 2e-4]
+    assert config.train.stages[1].optimizer.name == "sgd"
+    assert [stage.learning_rate for stage in config.train.stages] == [None, None]
+    written = config.to_dict()["train"]["stages"]
+    assert [stage["optimizer"]["learning_rate"] for stage in written] == [1e-4, 2e-4]
+    assert all("learning_rate" not in stage for stage in written)
+    assert parse_config(config.to_dict()) == config

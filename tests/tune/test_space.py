@@ -56,3 +56,21 @@ def test_train_ignores_the_tune_section(blobs, plugins) -> None:
     space = {"train.batch_size": {"type": "categorical", "choices": [8, 16]}}
     result = kplug.fit(blob_config(x, y, tune={"space": space}), plugins=plugins)
     assert len(result.history["loss"]) == 3
+
+
+def test_a_stage_learning_rate_path_sets_the_rate_where_it_now_lives() -> None:
+    """``train.stages[i].learning_rate`` (the older place) still searches that stage's rate."""
+    from kplug.config.load import parse_config
+    from kplug.train.stage_plan import plan_stages
+    from kplug.tune.search import trial_config
+
+    base = parse_config(
+        {
+            "data": {"source": "idx", "options": {"images": "a.gz", "labels": "b.gz"}},
+            "model": {"backbone": {"name": "mlp"}, "heads": [{"name": "classification"}]},
+            "train": {"stages": [{"epochs": 1}, {"epochs": 1, "optimizer": {"learning_rate": 1e-3}}]},
+        }
+    )
+    params = {"train.stages[0].learning_rate": 0.02, "train.stages[1].learning_rate": 0.01}
+    trial = trial_config(base, params, None)
+    assert [plan.learning_rate for plan in plan_stages(trial.train)] == [0.02, 0.01]

@@ -96,7 +96,7 @@ def test_store_holds_params_epoch_metrics_and_the_run_directory() -> None:
     assert run.info.status == "FINISHED" and run.info.run_name == "flow"
     params = run.data.params
     assert params["train.optimizer.learning_rate"] == "0.01"
-    assert params["train.stages.1.learning_rate"] == "0.003"
+    assert params["train.stages.1.optimizer.learning_rate"] == "0.003"  # where the resolved config keeps it
     assert params["loggers.0.name"] == "mlflow"
     assert params["data.options.x"] == "<array float32 (160, 4)>"
     for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
