@@ -17,7 +17,7 @@ import pydantic
 from kplug.errors import ConfigError, did_you_mean
 
 # Arguments that kplug supplies itself when the factory accepts them; users do not set them.
-INJECTED_ARGUMENTS = frozenset({"input_shape", "run_dir", "run_config", "plugins"})
+INJECTED_ARGUMENTS = frozenset({"input_shape", "preprocessor", "run_dir", "run_config", "plugins"})
 # Union member tags pydantic puts into error locations.
 _TYPE_TAGS = frozenset({"int", "float", "str", "bool", "bytes", "none", "list", "dict", "tuple", "literal"})
 
