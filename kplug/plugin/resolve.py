@@ -184,13 +184,12 @@ def choose_model(plugins: Plugins, model: ModelConfig) -> tuple[Chosen, ChosenPr
         else:
             given[key] = value
             moved.append(key)
+    chosen_backbone = _checked(backbone, own, where)
     try:
         chosen = _checked(preprocessor, given, "model.preprocessor")
     except ConfigError as error:
         raise ConfigError(f"{error}{_moved_note(preprocessor.name, moved)}") from None
-    return _checked(backbone, own, where), ChosenPreprocessor(
-        chosen.component, chosen.options, chosen.where, tuple(moved)
-    )
+    return chosen_backbone, ChosenPreprocessor(chosen.component, chosen.options, chosen.where, tuple(moved))
 
 
 def _choose_list(plugins: Plugins, kind: str, items: list[ComponentConfig], where: str) -> list[Chosen]:
