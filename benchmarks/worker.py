@@ -545,7 +545,7 @@ def run_plain_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: in
     fresh_compiler()
     keras.utils.set_random_seed(0)
     tokens = minilm_l6_preprocessor(sequence_length=length)(texts)
-    backbone = minilm_l6(sequence_length=length)
+    backbone = minilm_l6()
     inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in tokens}
     head = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(2)], name="label")
     model = keras.Model(inputs, head(backbone(inputs)))
@@ -570,7 +570,8 @@ def run_kplug_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: in
     config = {
         "data": {"source": "arrays", "options": {"x": texts, "y": labels}},
         "model": {
-            "backbone": {"name": "minilm-l6", "options": {"sequence_length": length}},
+            "backbone": {"name": "minilm-l6"},
+            "preprocessor": {"name": "minilm-l6-tokenizer", "options": {"sequence_length": length}},
             "heads": [{"name": "classification"}],
         },
         "train": {

@@ -88,11 +88,13 @@ data:                              # where the examples come from and how they a
   split: {{validation: 0.1, test: 0.1, stratify: true}}   # fractions held out, class balance kept
 model:                             # a backbone with one or more heads on top
   backbone:                        # the shared trunk
-    name: bert                     # kplug-text: bert, distilbert, minilm-l6 (tokeniser included)
+    name: bert                     # kplug-text: bert, distilbert, minilm-l6 (each names its tokenizer)
     options:                       # the backbone's own options (kplug-text README)
       path: checkpoints/bert-base-uncased   # replace with a local checkpoint folder (no download)
-      sequence_length: 128         # tokens per example (truncated or padded)
     init: null                     # or {{from: RUN_DIR}} to start from an earlier kplug run
+  preprocessor:                    # text to token ids; leave out for the backbone's default tokenizer
+    name: bert-tokenizer           # kplug-text: bert-tokenizer, distilbert-tokenizer, minilm-l6-tokenizer
+    options: {{sequence_length: 128}}   # tokens per example (truncated or padded); path: the backbone's
   heads:                           # one or more task heads on the backbone
     - name: classification         # softmax classifier; num_classes comes from the data
       id: sentiment                # output name (letters, digits, _); defaults to the head name

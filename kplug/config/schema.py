@@ -149,9 +149,13 @@ class HeadConfig(ComponentConfig):
 
 
 class ModelConfig(Strict):
-    """Backbone plus one or more heads."""
+    """Backbone plus one or more heads, and the preprocessor turning raw features into model inputs."""
 
     backbone: BackboneConfig
+    preprocessor: ComponentConfig | None = Field(
+        None,
+        description="Raw features to model inputs (e.g. a tokenizer); unset: the backbone's default, if any.",
+    )
     heads: list[HeadConfig] = Field(min_length=1)
 
     @pydantic.model_validator(mode="after")

@@ -12,7 +12,6 @@ from kplug.data.example_set import Examples
 from kplug.data.labels import LabelMap, build_label_map
 from kplug.data.sources import SplitExamples, merge_examples, read_examples, select_examples, split_examples
 from kplug.errors import ConfigError, DataError, PluginError
-from kplug.plugin.options import accepts_argument
 from kplug.plugin.resolve import ChosenHead, ResolvedRun, first_line
 
 # What a model takes: one array, or a dict of arrays by input name (e.g. token_ids, padding_mask).
@@ -71,23 +70,27 @@ def head_targets(
 
 
 def build_preprocessor(run: ResolvedRun) -> Preprocess | None:
-    """The backbone's preprocessor (e.g. a tokenizer), built from the backbone options it accepts.
+    """The run's preprocessor (e.g. a tokenizer), or ``None`` when the backbone takes the raw features.
 
-    A backbone registered with ``preprocessor=make`` gets ``make(**options)`` called once;
-    the returned function maps the raw features of N examples to the model inputs of N
-    examples (an array, or a dict of arrays by input name).
+    Built from ``model.preprocessor`` (or the backbone's default preprocessor) and its
+    options; the returned function maps the raw features of N examples to the model
+    inputs of N examples (an array, or a dict of arrays by input name).
     """
-    make = run.backbone.component.extras.get("preprocessor")
-    if make is None:
+    chosen = run.preprocessor
+    if chosen is None:
         return None
-    options = {k: v for k, v in run.backbone.options.items() if accepts_argument(make, k)}
     try:
-        return make(**options)
-    except (ValueError, TypeError, OSError) as error:
+        return chosen.build()
+    except OSError as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in chosen.options.items()) or "no options"
         raise ConfigError(
-            f"model.backbone: the preprocessor of '{run.backbone.component.name}' could not be built "
-            f"from its options ({options}): {first_line(error)}"
+            f"{chosen.where}: preprocessor '{chosen.component.name}' could not be built from its options "
+            f"({shown}): {first_line(error)}{chosen.moved_note()}"
         ) from None
+    except ConfigError as error:
+        if not chosen.moved:
+            raise
+        raise ConfigError(f"{error}{chosen.moved_note()}") from None
 
 
 def model_inputs(preprocess: Preprocess | None, features: np.ndarray, where: str) -> ModelInputs:

@@ -129,7 +129,7 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
             )
         return examples
     examples = read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
-    if loaded.run.backbone.component.extras.get("preprocessor") is not None:
+    if loaded.run.preprocessor is not None:
         return examples  # raw features (e.g. text): the preprocessor checks them
     expected = tuple(loaded.model.input_shape[1:])
     found = tuple(examples.features.shape[1:])

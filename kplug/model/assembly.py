@@ -36,10 +36,11 @@ def build_head(chosen: ChosenHead, label_map: LabelMap, index: int) -> Head:
     return head
 
 
-def _build_backbone(run: ResolvedRun, spec: Any) -> keras.layers.Layer:
+def _build_backbone(run: ResolvedRun, spec: Any, preprocessor: Any) -> keras.layers.Layer:
     # a single input's shape, or {name: shape} for a backbone fed by a preprocessor's dict
     shapes = {k: v[0] for k, v in spec.items()} if isinstance(spec, dict) else spec[0]
-    backbone = run.backbone.build(input_shape=shapes)
+    context = {} if preprocessor is None else {"preprocessor": preprocessor}
+    backbone = run.backbone.build(input_shape=shapes, **context)
     if not isinstance(backbone, keras.layers.Layer):
         raise PluginError(
             f"Backbone '{run.backbone.component.name}' ({run.backbone.component.provider}) returned "
@@ -92,14 +93,15 @@ def build_batch_transforms(run: ResolvedRun) -> list[Any]:
 
 
 def build_model(
-    run: ResolvedRun, spec: Any, label_maps: dict[str, LabelMap]
+    run: ResolvedRun, spec: Any, label_maps: dict[str, LabelMap], preprocessor: Any = None
 ) -> tuple[keras.Model, dict[str, Head]]:
     """Build the run's model: inputs -> augment -> backbone -> one output per head.
 
     ``spec`` is ``(shape, dtype)`` of one example's input, or a dict of them by input
     name when the backbone's preprocessor produces several inputs (e.g. token ids and
     a padding mask). One head gives a single-output model; several give a dict of
-    outputs by head id.
+    outputs by head id. A backbone factory that accepts ``preprocessor`` gets the run's
+    built preprocessor (e.g. to size its embeddings to the tokenizer's vocabulary).
 
     Returns:
         The model and its heads by id.
@@ -111,7 +113,7 @@ def build_model(
             raise ConfigError(f"model.heads[{index}].id = {head_id!r} is reserved; choose another id.")
         heads[head_id] = build_head(chosen, label_maps[chosen.config.target], index)
     augment = _build_augment(run)
-    backbone = _build_backbone(run, spec)
+    backbone = _build_backbone(run, spec, preprocessor)
     try:
         inputs = _model_inputs(spec)
         features: Any = augment(inputs) if augment is not None else inputs

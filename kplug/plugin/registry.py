@@ -19,6 +19,7 @@ from kplug.plugin.options import options_model
 # Component kind -> the hook that registers it. The order is the order of `kplug plugins`.
 KIND_HOOKS = {
     "backbone": "kplug_register_backbones",
+    "preprocessor": "kplug_register_preprocessors",
     "head": "kplug_register_heads",
     "augmentation": "kplug_register_augmentations",
     "distribution": "kplug_register_distributions",

@@ -7,10 +7,10 @@ from typing import Any
 
 import keras
 
-from kplug.config.schema import ComponentConfig, HeadConfig, RunConfig
-from kplug.errors import ConfigError, KplugError, first_line
+from kplug.config.schema import ComponentConfig, HeadConfig, ModelConfig, RunConfig
+from kplug.errors import ConfigError, KplugError, PluginError, did_you_mean, first_line
 from kplug.plugin.manager import Plugins
-from kplug.plugin.options import accepts_argument, validate_options
+from kplug.plugin.options import accepts_argument, describe_options, options_model, validate_options
 from kplug.plugin.registry import Component
 
 
@@ -64,6 +64,23 @@ class ChosenHead(Chosen):
 
 
 @dataclass(frozen=True)
+class ChosenPreprocessor(Chosen):
+    """The run's preprocessor; ``moved``: the options it took from ``model.backbone.options``."""
+
+    moved: tuple[str, ...] = ()
+
+    def moved_note(self) -> str:
+        """For error messages: which of the backbone's options were the preprocessor's (empty if none)."""
+        return _moved_note(self.component.name, self.moved)
+
+
+def _moved_note(name: str, moved: tuple[str, ...] | list[str]) -> str:
+    if not moved:
+        return ""
+    return f" (the preprocessor '{name}' took {', '.join(moved)} from model.backbone.options)"
+
+
+@dataclass(frozen=True)
 class ResolvedRun:
     """A run config with every component looked up and its options validated."""
 
@@ -78,6 +95,7 @@ class ResolvedRun:
     distribution: Chosen
     callbacks: list[Chosen]
     loggers: list[Chosen] = field(default_factory=list)
+    preprocessor: ChosenPreprocessor | None = None
 
 
 def choose(
@@ -89,6 +107,11 @@ def choose(
     ``name_field`` the field holding its name there.
     """
     component = plugins.component(kind, name, where=f"{where}.{name_field}")
+    return _checked(component, options, where)
+
+
+def _checked(component: Component, options: dict[str, Any], where: str) -> Chosen:
+    kind, name = component.kind, component.name
     backend = keras.backend.backend()
     if component.backends and backend not in component.backends:
         raise ConfigError(
@@ -96,6 +119,77 @@ def choose(
             f"{', '.join(component.backends)}. Set KERAS_BACKEND to one of those or choose another {kind}."
         )
     return Chosen(component, validate_options(name, component.options, options, f"{where}.options"), where)
+
+
+def _preprocessor_component(plugins: Plugins, backbone: Component, model: ModelConfig) -> Component | None:
+    """The config's preprocessor, else the one the backbone names at registration, else ``None``."""
+    if model.preprocessor is not None:
+        return plugins.component("preprocessor", model.preprocessor.name, where="model.preprocessor.name")
+    default = backbone.extras.get("preprocessor")
+    if default is None:
+        return None
+    if callable(default):  # plugins written before preprocessors were components: a bare factory
+        name = f"{backbone.name}-preprocessor"
+        return Component("preprocessor", name, default, backbone.provider, options_model(default, name))
+    try:
+        return plugins.component("preprocessor", default)
+    except ConfigError:
+        raise PluginError(
+            f"Backbone '{backbone.name}' ({backbone.provider}) names the preprocessor {default!r}, which "
+            f"no loaded plugin registers; registered preprocessors: "
+            f"{', '.join(plugins.registry.names('preprocessor')) or 'none'}."
+        ) from None
+
+
+def choose_model(plugins: Plugins, model: ModelConfig) -> tuple[Chosen, ChosenPreprocessor | None]:
+    """Choose the backbone and its preprocessor, and give each its own options.
+
+    The preprocessor is ``model.preprocessor``, else the backbone's default. An option
+    in ``model.backbone.options`` that the backbone does not take but its preprocessor
+    does (a config written when tokenizer options sat on the backbone) moves to the
+    preprocessor; one both take (a checkpoint ``path``) goes to both, unless
+    ``model.preprocessor.options`` sets its own.
+
+    Raises:
+        ConfigError: an option neither takes (listing both components' options), or one
+            set on both sections.
+    """
+    where = "model.backbone"
+    backbone = plugins.component("backbone", model.backbone.name, where=f"{where}.name")
+    preprocessor = _preprocessor_component(plugins, backbone, model)
+    if preprocessor is None:
+        return _checked(backbone, model.backbone.options, where), None
+    own, given = {}, dict(model.preprocessor.options if model.preprocessor else {})
+    moved = []
+    theirs = preprocessor.options.model_fields
+    for key, value in model.backbone.options.items():
+        if key in backbone.options.model_fields:
+            own[key] = value
+            if key in theirs and key not in given:
+                given[key] = value
+                moved.append(key)
+        elif key not in theirs:
+            hint = did_you_mean(key, [*backbone.options.model_fields, *theirs])
+            raise ConfigError(
+                f"{where}.options: neither backbone '{backbone.name}' nor its preprocessor "
+                f"'{preprocessor.name}' has an option '{key}'.{hint} {backbone.name} options: "
+                f"{describe_options(backbone.options)}. {preprocessor.name} options (model.preprocessor"
+                f".options): {describe_options(preprocessor.options)}."
+            )
+        elif key in given:
+            raise ConfigError(
+                f"{where}.options.{key} = {value!r}: '{key}' is an option of the preprocessor "
+                f"'{preprocessor.name}', and model.preprocessor.options sets it too; keep the one there."
+            )
+        else:
+            given[key] = value
+            moved.append(key)
+    chosen_backbone = _checked(backbone, own, where)
+    try:
+        chosen = _checked(preprocessor, given, "model.preprocessor")
+    except ConfigError as error:
+        raise ConfigError(f"{error}{_moved_note(preprocessor.name, moved)}") from None
+    return chosen_backbone, ChosenPreprocessor(chosen.component, chosen.options, chosen.where, tuple(moved))
 
 
 def _choose_list(plugins: Plugins, kind: str, items: list[ComponentConfig], where: str) -> list[Chosen]:
@@ -119,16 +213,19 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
     for i, head in enumerate(config.model.heads):
         chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
         heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head))
+    dataset = (
+        next(iter(merged.values()))
+        if merged
+        else choose(plugins, "dataset", data.source, data.options, "data", "source")
+    )
+    backbone, preprocessor = choose_model(plugins, config.model)
     return ResolvedRun(
         config=config,
         plugins=plugins,
-        dataset=next(iter(merged.values()))
-        if merged
-        else choose(plugins, "dataset", data.source, data.options, "data", "source"),
+        dataset=dataset,
         merged=merged,
-        backbone=choose(
-            plugins, "backbone", config.model.backbone.name, config.model.backbone.options, "model.backbone"
-        ),
+        backbone=backbone,
+        preprocessor=preprocessor,
         heads=heads,
         augmentations=_choose_list(plugins, "augmentation", config.augment, "augment"),
         precision=choose(

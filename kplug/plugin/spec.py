@@ -47,15 +47,40 @@ def kplug_register_backbones(register: Register) -> None:
     accepts it. It returns a ``keras.Model`` (or layer) that maps inputs to
     features; kplug puts the heads on top.
 
-    Register ``preprocessor=make`` for raw features that need preprocessing (text):
-    ``make(**options)`` returns ``preprocess(features) -> array | dict[str, array]``,
-    applied once to every split before training; dict keys become the model's inputs.
+    A backbone whose raw features need preprocessing (text) names its default
+    preprocessor, a component of ``kplug_register_preprocessors``:
+    ``register("minilm-l6", minilm, preprocessor="minilm-l6-tokenizer")``; the config's
+    ``model.preprocessor`` replaces it. A factory that accepts ``preprocessor`` receives
+    the built one, e.g. to size its embeddings to the tokenizer's vocabulary.
 
     Example::
 
         @kplug.hookimpl
         def kplug_register_backbones(register):
             register("tiny-mlp", tiny_mlp)   # tiny_mlp(units: int = 64) -> keras.Model
+    """
+
+
+@hookspec
+def kplug_register_preprocessors(register: Register) -> None:
+    """Register preprocessor factories: callables returning ``preprocess(features) -> inputs``.
+
+    A preprocessor turns the raw features of N examples (e.g. N strings) into the model
+    inputs of N examples: an array, or a dict of arrays whose keys become the model's
+    named inputs (``token_ids``, ``padding_mask``). kplug builds it once per run from
+    ``model.preprocessor.options`` (or the backbone's default preprocessor) and applies it
+    to every split before training and to ``kplug evaluate`` / ``predict`` data.
+
+    An option both the backbone and its preprocessor declare (a checkpoint ``path``) is
+    written once, in the backbone's options, and passed to both. Options of the
+    preprocessor found in ``model.backbone.options`` (configs written before preprocessors
+    were components) are moved to it.
+
+    Example::
+
+        @kplug.hookimpl
+        def kplug_register_preprocessors(register):
+            register("bert-tokenizer", bert_tokenizer)   # bert_tokenizer(sequence_length: int = 128)
     """
 
 

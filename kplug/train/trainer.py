@@ -433,7 +433,9 @@ class Trainer:
             self.run_dir = Path(tempfile.mkdtemp(prefix=f"kplug-rank{distribution.rank}-")) / "run"
         self.precision = as_precision(self.run.precision.build())
         with dtype_policy(self.precision.policy), distribution.scope():
-            self.model, self.heads = build_model(self.run, self.data.spec, self.data.label_maps)
+            self.model, self.heads = build_model(
+                self.run, self.data.spec, self.data.label_maps, self.data.preprocess
+            )
             self.precision.configure_model(self.model)  # e.g. float32 islands, before weights load
             seed_layer_generators(self.model, config.seed)
             distribution.check_model(self.model)

@@ -41,7 +41,9 @@ def test_text_starter_names_the_kplug_text_backbone(plugins) -> None:
     assert run.backbone.component.factory is text_plugin.bert
     assert run.backbone.component.provider == "kplug_text (passed in Python)"
     assert run.backbone.options["path"] == "checkpoints/bert-base-uncased"
-    assert run.backbone.options["sequence_length"] == 128
+    assert run.preprocessor.component.factory is text_plugin.bert_preprocessor
+    assert run.preprocessor.options["sequence_length"] == 128
+    assert run.preprocessor.options["path"] == "checkpoints/bert-base-uncased"  # the backbone's, shared
     assert (run.dataset.component.name, run.dataset.options["text"]) == ("tsv", True)
     # every alternative the comment offers is a kplug-text backbone
     comment = next(line for line in text.splitlines() if line.lstrip().startswith("name: bert"))

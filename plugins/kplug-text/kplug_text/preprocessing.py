@@ -1,9 +1,14 @@
 """Tokenisation: raw text to the integer inputs of a text backbone, on tf.data, for every backend.
 
-keras-hub's tokenizers and packers are TensorFlow (tf.text) ops. kplug applies a backbone's
+The preprocessor components ``bert-tokenizer``, ``distilbert-tokenizer`` and
+``minilm-l6-tokenizer`` own the tokenizer options (vocabulary, case, sequence length,
+truncation); the backbones own only the model's.
+
+keras-hub's tokenizers and packers are TensorFlow (tf.text) ops. kplug applies the
 preprocessor once to every split before training, so the text is tokenised here in batches
 on a ``tf.data`` pipeline and handed back as NumPy arrays, which JAX, TensorFlow and PyTorch
-all train from.
+all train from. keras-hub (and with it TensorFlow) is imported when a preprocessor is built,
+not when the plugin registers it.
 """
 
 from __future__ import annotations
@@ -11,22 +16,48 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import keras_hub
 import numpy as np
 from kplug.errors import ConfigError, DataError
+from pydantic import PositiveInt
 
-from kplug_text.checkpoints import Checkpoint
+from kplug_text.checkpoints import Checkpoint, minilm_path, read_checkpoint
 
 Truncate = Literal["round_robin", "waterfall"]
-
-# (tokenizer class, classifier preprocessor class) per family
-FAMILIES = {
-    "bert": (keras_hub.models.BertTokenizer, keras_hub.models.BertTextClassifierPreprocessor),
-    "distilbert": (
-        keras_hub.models.DistilBertTokenizer,
-        keras_hub.models.DistilBertTextClassifierPreprocessor,
-    ),
+OPTION = "model.preprocessor.options"
+# the model inputs each family's packer returns
+INPUT_NAMES = {
+    "bert": ["token_ids", "segment_ids", "padding_mask"],
+    "distilbert": ["token_ids", "padding_mask"],
 }
+
+
+def family_classes(family: str) -> tuple[Any, Any]:
+    """The family's keras-hub (tokenizer class, text classifier preprocessor class)."""
+    import keras_hub
+
+    if family == "bert":
+        return keras_hub.models.BertTokenizer, keras_hub.models.BertTextClassifierPreprocessor
+    return keras_hub.models.DistilBertTokenizer, keras_hub.models.DistilBertTextClassifierPreprocessor
+
+
+def family_checkpoint(family: str, path: str | None, option: str) -> Checkpoint | None:
+    """The checkpoint directory at ``path`` (``None`` without one), refused if it holds another family.
+
+    Args:
+        family: ``"bert"`` or ``"distilbert"``.
+        path: the ``path`` option.
+        option: the config field holding the options, for error messages.
+    """
+    if path is None:
+        return None
+    checkpoint = read_checkpoint(path, f"{option}.path")
+    model_types = (family,)
+    if checkpoint.model_type is not None and checkpoint.model_type not in model_types:
+        raise ConfigError(
+            f"{option}.path = {path!r} holds a {checkpoint.model_type!r} checkpoint; the {family} "
+            f"backbone loads model_type {' or '.join(repr(t) for t in model_types)}."
+        )
+    return checkpoint
 
 
 def build_tokenizer(
@@ -46,7 +77,7 @@ def build_tokenizer(
             setting, or True without a checkpoint.
         option: the config field holding the backbone options, for error messages.
     """
-    tokenizer_class = FAMILIES[family][0]
+    tokenizer_class = family_classes(family)[0]
     if checkpoint is not None and checkpoint.hf_config is None and vocabulary is None:
         kwargs = {} if lowercase is None else {"lowercase": lowercase}
         return tokenizer_class.from_preset(str(checkpoint.path), **kwargs)
@@ -82,13 +113,19 @@ class TextPreprocessor:
         batch_size: examples tokenised per tf.data batch.
     """
 
-    def __init__(self, packer: Any, batch_size: int = 512) -> None:
+    def __init__(self, packer: Any, family: str = "bert", batch_size: int = 512) -> None:
         self.packer = packer
+        self.family = family
         self.batch_size = batch_size
 
     @property
     def sequence_length(self) -> int:
+        """Tokens per example (special tokens included)."""
         return int(self.packer.sequence_length)
+
+    def vocabulary_size(self) -> int:
+        """Token ids run from 0 to this size minus one: a random-init encoder's embedding rows."""
+        return int(self.packer.tokenizer.vocabulary_size())
 
     def __call__(self, features: Any) -> dict[str, np.ndarray]:
         """Tokenise ``features`` (N strings or N x 2 strings).
@@ -121,9 +158,7 @@ class TextPreprocessor:
 
     def input_names(self) -> list[str]:
         """The keys this preprocessor returns."""
-        if isinstance(self.packer, keras_hub.models.BertTextClassifierPreprocessor):
-            return ["token_ids", "segment_ids", "padding_mask"]
-        return ["token_ids", "padding_mask"]
+        return list(INPUT_NAMES[self.family])
 
 
 def _segments(features: Any) -> list[np.ndarray]:
@@ -157,6 +192,70 @@ def build_preprocessor(
     family: str, tokenizer: Any, sequence_length: int, truncate: Truncate
 ) -> TextPreprocessor:
     """A ``TextPreprocessor`` packing ``tokenizer``'s output as the family's backbone expects."""
-    packer_class = FAMILIES[family][1]
+    packer_class = family_classes(family)[1]
     packer = packer_class(tokenizer=tokenizer, sequence_length=sequence_length, truncate=truncate)
-    return TextPreprocessor(packer)
+    return TextPreprocessor(packer, family)
+
+
+def family_preprocessor(
+    family: str,
+    path: str | None,
+    vocabulary: str | None,
+    lowercase: bool | None,
+    sequence_length: int,
+    truncate: Truncate,
+) -> TextPreprocessor:
+    """The family's tokenizer from a checkpoint or a vocabulary, packing to ``sequence_length`` tokens."""
+    checkpoint = family_checkpoint(family, path, OPTION)
+    positions = checkpoint.max_sequence_length() if checkpoint is not None else None
+    if positions is not None and sequence_length > positions:
+        raise ConfigError(
+            f"{OPTION}.sequence_length = {sequence_length}: the checkpoint at {checkpoint.path} has "
+            f"{positions} positions; use at most that."
+        )
+    tokenizer = build_tokenizer(family, checkpoint, vocabulary, lowercase, OPTION)
+    return build_preprocessor(family, tokenizer, sequence_length, truncate)
+
+
+def bert_preprocessor(
+    path: str | None = None,
+    vocabulary: str | None = None,
+    lowercase: bool | None = None,
+    sequence_length: PositiveInt = 128,
+    truncate: Truncate = "round_robin",
+) -> TextPreprocessor:
+    """BERT's WordPiece tokenizer: text to ``token_ids``, ``segment_ids``, ``padding_mask``.
+
+    Args:
+        path: a local checkpoint directory (Hugging Face BERT files or a keras-hub preset) whose
+            vocabulary and case settings to use; the backbone's ``path`` when it has one.
+        vocabulary: a WordPiece ``vocab.txt`` (needed without ``path``; overrides the checkpoint's).
+        lowercase: lowercase and strip accents before tokenising; unset: the checkpoint's
+            ``do_lower_case`` (True without a checkpoint).
+        sequence_length: tokens per example, ``[CLS]`` and ``[SEP]`` included; longer texts are
+            truncated, shorter ones padded to it.
+        truncate: how a pair of segments is cut to fit: ``round_robin`` or ``waterfall``.
+    """
+    return family_preprocessor("bert", path, vocabulary, lowercase, sequence_length, truncate)
+
+
+def distilbert_preprocessor(
+    path: str | None = None,
+    vocabulary: str | None = None,
+    lowercase: bool | None = None,
+    sequence_length: PositiveInt = 128,
+    truncate: Truncate = "round_robin",
+) -> TextPreprocessor:
+    """DistilBERT's WordPiece tokenizer: text to ``token_ids`` and ``padding_mask`` (options as BERT's)."""
+    return family_preprocessor("distilbert", path, vocabulary, lowercase, sequence_length, truncate)
+
+
+def minilm_l6_preprocessor(
+    path: str | None = None,
+    sequence_length: PositiveInt = 128,
+    truncate: Truncate = "round_robin",
+) -> TextPreprocessor:
+    """all-MiniLM-L6-v2's tokenizer (its own uncased WordPiece vocabulary); ``path``: its files."""
+    return bert_preprocessor(
+        path=str(path or minilm_path()), sequence_length=sequence_length, truncate=truncate
+    )

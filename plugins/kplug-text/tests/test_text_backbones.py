@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import kplug_text
-from kplug_text.backbones import INPUT_NAMES, text_model
+from kplug_text.backbones import text_model
 from kplug_text.checkpoints import HF_ACTIVATIONS, read_checkpoint
+from kplug_text.preprocessing import INPUT_NAMES
 
-TINY = {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32, "sequence_length": 16}
+TINY = {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}
 TEXTS = np.asarray(["a good film", "a dull , lifeless and irritating story"])
 
 
@@ -23,26 +24,33 @@ def features(model: keras.Model, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(vocabulary: str) -> keras.Model:
-    """A one-layer random-init BERT, mean-pooled, without dropout."""
-    return kplug_text.bert(vocabulary=vocabulary, pooling="mean", dropout=0.0, **TINY)
+def tokenizer(vocabulary: str) -> kplug_text.TextPreprocessor:
+    return kplug_text.bert_preprocessor(vocabulary=vocabulary, sequence_length=16)
 
 
 @pytest.fixture(scope="module")
-def inputs(vocabulary: str) -> dict[str, np.ndarray]:
-    return kplug_text.bert_preprocessor(vocabulary=vocabulary, sequence_length=16)(TEXTS)
+def tiny_bert(tokenizer: kplug_text.TextPreprocessor) -> keras.Model:
+    """A one-layer random-init BERT, mean-pooled, without dropout."""
+    return kplug_text.bert(preprocessor=tokenizer, pooling="mean", dropout=0.0, **TINY)
+
+
+@pytest.fixture(scope="module")
+def inputs(tokenizer: kplug_text.TextPreprocessor) -> dict[str, np.ndarray]:
+    return tokenizer(TEXTS)
 
 
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
-def test_random_init_backbone_pools_text_to_vectors(family: str, vocabulary: str) -> None:
-    backbone = getattr(kplug_text, family)(vocabulary=vocabulary, **TINY)
-    preprocess = getattr(kplug_text, f"{family}_preprocessor")(vocabulary=vocabulary, sequence_length=16)
+def test_random_init_backbone_is_sized_to_its_preprocessor(family: str, vocabulary: str) -> None:
+    preprocess = getattr(kplug_text, f"{family}_preprocessor")(vocabulary=vocabulary, sequence_length=12)
+    backbone = getattr(kplug_text, family)(preprocessor=preprocess, **TINY)
     inputs = preprocess(TEXTS)
     assert sorted(backbone.input) == sorted(inputs)
     out = features(backbone, inputs)
     assert out.shape == (2, 16) and np.isfinite(out).all()
     encoder = backbone.get_layer("encoder")
     assert encoder.num_layers == 1 and encoder.activation == "gelu"
+    assert encoder.vocabulary_size == 30522 == preprocess.vocabulary_size()  # MiniLM's vocab.txt
+    assert encoder.max_sequence_length == 12
 
 
 def test_mean_pooling_ignores_padding(tiny_bert: keras.Model, inputs: dict[str, np.ndarray]) -> None:
@@ -72,9 +80,7 @@ def test_a_keras_hub_preset_directory_loads_the_same_network(
     tiny_bert: keras.Model, inputs: dict[str, np.ndarray], vocabulary: str, tmp_path: Path
 ) -> None:
     tiny_bert.get_layer("encoder").save_to_preset(str(tmp_path / "preset"))
-    loaded = kplug_text.bert(
-        path=str(tmp_path / "preset"), vocabulary=vocabulary, pooling="mean", dropout=0.0, sequence_length=16
-    )
+    loaded = kplug_text.bert(path=str(tmp_path / "preset"), pooling="mean", dropout=0.0)
     assert loaded.get_layer("encoder").activation == "gelu"  # the preset's own, saved in its config
     np.testing.assert_allclose(features(loaded, inputs), features(tiny_bert, inputs), atol=1e-6)
 
@@ -104,17 +110,35 @@ def test_option_errors_name_the_field(vocabulary: str, minilm_dir: Path, tmp_pat
         kplug_text.bert(path=str(tmp_path))
     with pytest.raises(kplug.ConfigError, match="num_layers = 2: the architecture comes from the checkpoint"):
         kplug_text.bert(path=str(minilm_dir), num_layers=2)
-    with pytest.raises(kplug.ConfigError, match="sequence_length = 1024"):
-        kplug_text.minilm_l6(sequence_length=1024)
+    with pytest.raises(kplug.ConfigError, match="preprocessor.options.sequence_length = 1024"):
+        kplug_text.minilm_l6_preprocessor(sequence_length=1024)
     with pytest.raises(kplug.ConfigError, match="divisible"):
-        kplug_text.bert(vocabulary=vocabulary, hidden_dim=10, num_heads=3)
+        kplug_text.bert(kplug_text.bert_preprocessor(vocabulary=vocabulary), hidden_dim=10, num_heads=3)
+    with pytest.raises(kplug.ConfigError, match="without a checkpoint is sized to its tokenizer"):
+        kplug_text.distilbert()
 
 
-def test_options_are_validated_against_the_factory(plugins: kplug.Plugins) -> None:
-    component = plugins.registry.get("backbone", "minilm-l6")
-    assert component.extras["preprocessor"] is kplug_text.minilm_l6_preprocessor
-    assert plugins.registry.get("backbone", "bert").extras["preprocessor"] is kplug_text.bert_preprocessor
-    assert "distilbert" in plugins.registry.names("backbone")
+def test_backbones_name_their_preprocessors(plugins: kplug.Plugins) -> None:
+    registry = plugins.registry
+    for backbone, preprocessor, factory in [
+        ("bert", "bert-tokenizer", kplug_text.bert_preprocessor),
+        ("distilbert", "distilbert-tokenizer", kplug_text.distilbert_preprocessor),
+        ("minilm-l6", "minilm-l6-tokenizer", kplug_text.minilm_l6_preprocessor),
+    ]:
+        assert registry.get("backbone", backbone).extras["preprocessor"] == preprocessor
+        assert registry.get("preprocessor", preprocessor).factory is factory
+
+
+def test_backbones_take_model_options_and_preprocessors_tokenizer_options(plugins: kplug.Plugins) -> None:
+    tokenizer_options = {"vocabulary", "lowercase", "sequence_length", "truncate"}
+    for backbone in ("bert", "distilbert", "minilm-l6"):
+        options = set(plugins.registry.get("backbone", backbone).options.model_fields)
+        assert not options & tokenizer_options, backbone
+        assert "path" in options and "preprocessor" not in options
+    assert set(plugins.registry.get("preprocessor", "bert-tokenizer").options.model_fields) == {
+        "path",
+        *tokenizer_options,
+    }
 
 
 def test_entry_point_is_discovered(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,4 +146,7 @@ def test_entry_point_is_discovered(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = kplug.load_plugins()
     assert loaded.failures == []
     assert {"bert", "distilbert", "minilm-l6"} <= set(loaded.registry.names("backbone"))
+    assert {"bert-tokenizer", "distilbert-tokenizer", "minilm-l6-tokenizer"} <= set(
+        loaded.registry.names("preprocessor")
+    )
     assert loaded.registry.get("backbone", "minilm-l6").provider.startswith("kplug-text 0.1.0")

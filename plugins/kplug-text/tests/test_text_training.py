@@ -1,20 +1,26 @@
-"""kplug.fit on text: tokenised by the backbone's preprocessor, trained, saved, predicted with label names."""
+"""kplug.fit on text: tokenised by the run's preprocessor, trained, saved, predicted with label names."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import keras
 import kplug
 import numpy as np
 import pytest
 from text_data import DATA, read_column
 
-TINY = {"num_layers": 1, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64, "sequence_length": 24}
+TINY = {"num_layers": 1, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
 
 
 def run_config(output: Path, vocabulary: str, **overrides: Any) -> dict[str, Any]:
-    """A tiny random-init BERT on 96 SST-2 phrases (header ``sentence<TAB>label``)."""
+    """A tiny random-init BERT on 96 SST-2 phrases (header ``sentence<TAB>label``), tokenised by
+    ``bert-tokenizer`` (the backbone's default preprocessor) with its own options."""
     config: dict[str, Any] = {
         "name": "tiny-text",
         "seed": 5,
@@ -24,9 +30,10 @@ def run_config(output: Path, vocabulary: str, **overrides: Any) -> dict[str, Any
             "split": {"validation": 0.25},
         },
         "model": {
-            "backbone": {
-                "name": "bert",
-                "options": {"vocabulary": vocabulary, "pooling": "mean", **TINY},
+            "backbone": {"name": "bert", "options": {"pooling": "mean", **TINY}},
+            "preprocessor": {
+                "name": "bert-tokenizer",
+                "options": {"vocabulary": vocabulary, "sequence_length": 24},
             },
             "heads": [{"name": "classification", "id": "sentiment"}],
         },
@@ -116,3 +123,73 @@ def test_numeric_features_are_refused(plugins: kplug.Plugins, vocabulary: str, t
     data = {"source": "arrays", "options": {"x": np.zeros((20, 3), "float32"), "y": np.arange(20) % 2}}
     with pytest.raises(kplug.DataError, match="text features"):
         kplug.fit(run_config(tmp_path / "run", vocabulary, data=data), plugins=plugins)
+
+
+def old_style(config: dict[str, Any]) -> dict[str, Any]:
+    """The same run written as before preprocessors were components: tokenizer options on the backbone."""
+    model = dict(config["model"])
+    preprocessor = model.pop("preprocessor")
+    options = {**model["backbone"]["options"], **preprocessor["options"]}
+    model["backbone"] = {"name": "bert", "options": options}
+    return {**config, "model": model}
+
+
+def test_a_config_with_tokenizer_options_on_the_backbone_trains_the_same(
+    plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    config = run_config(tmp_path / "new", vocabulary)
+    config["train"]["epochs"] = 1
+    new = kplug.fit(config, plugins=plugins)
+    old_config = old_style({**config, "output": {"dir": str(tmp_path / "old"), "overwrite": True}})
+    old = kplug.fit(old_config, plugins=plugins)
+    assert old.history["loss"] == new.history["loss"]
+    for a, b in zip(old.model.weights, new.model.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+    # the old run directory predicts through the same preprocessor
+    assert kplug.predict(old.run_dir, split="validation", plugins=plugins) == kplug.predict(
+        new.run_dir, split="validation", plugins=plugins
+    )
+
+
+def test_an_option_of_neither_component_lists_both(
+    plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    config = old_style(run_config(tmp_path / "run", vocabulary))
+    config["model"]["backbone"]["options"]["sequence_lenght"] = 32
+    with pytest.raises(kplug.ConfigError) as error:
+        kplug.fit(config, plugins=plugins)
+    message = str(error.value)
+    expected = "neither backbone 'bert' nor its preprocessor 'bert-tokenizer' has an option 'sequence_lenght'"
+    assert expected in message
+    assert "Did you mean 'sequence_length'" in message
+    assert "bert options: path (" in message
+    assert "bert-tokenizer options (model.preprocessor.options): path" in message
+
+
+def test_registering_imports_no_keras_hub_and_a_saved_run_loads(
+    plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
+) -> None:
+    config = run_config(tmp_path / "run", vocabulary)
+    config["train"]["epochs"] = 1
+    result = kplug.fit(config, plugins=plugins)
+    expected = kplug.predict(result.run_dir, split="validation", plugins=plugins)
+    script = f"""
+import json, sys
+import kplug
+import keras
+backend = keras.backend.backend()  # its own library (tensorflow, torch) is loaded by Keras itself
+loaded = kplug.load_plugins()
+assert loaded.failures == [], loaded.failures
+assert {{"bert", "resnet"}} <= set(loaded.registry.names("backbone"))
+heavy = sorted(m for m in ("keras_hub", "tensorflow", "torch") if m in sys.modules and m != backend)
+records = kplug.predict({str(result.run_dir)!r}, split="validation", plugins=loaded)
+print(json.dumps({{"heavy": heavy, "records": records}}))
+"""
+    # the backend of this test's environment (each backend's test environment has only its library)
+    env = {**os.environ, "KERAS_BACKEND": keras.backend.backend(), "KPLUG_LOAD_PLUGINS": "text,vision"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["heavy"] == []
+    assert [r["sentiment"]["label"] for r in found["records"]] == [r["sentiment"]["label"] for r in expected]

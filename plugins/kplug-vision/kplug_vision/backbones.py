@@ -10,6 +10,10 @@ in front of the network and global pooling after it.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -148,34 +152,72 @@ def _network_size(input_shape: tuple[int, ...], image_size: ImageSize) -> tuple[
     return image_size_pair(image_size) or data_image_shape(input_shape)[:2]
 
 
-def _finish(
-    network: keras.Model,
-    input_shape: tuple[int, ...],
-    name: str,
-    *,
-    image_size: tuple[int, int] | None,
-    normalization: Scaling | None,
-    pooling: str,
-    weights: str | None,
-    channels: int = 3,
-) -> keras.Model:
-    if weights is not None:
-        load_weights_file(network, weights, name)
-    network.name = name
-    return attach(
-        network,
-        input_shape,
-        channels=channels,
-        image_size=image_size,
-        normalization=normalization,
-        pooling=pooling,
-        name=name,
-    )
+@dataclass(frozen=True)
+class Network:
+    """What a family's builder returns: the bare network and how images reach it and leave it.
+
+    Attributes:
+        model: the network, from images to feature maps or token sequences.
+        image_size: resize images to this size in front of it (``None``: keep the data's).
+        normalization: the pixel scaling in front of it.
+        pooling: how its output is pooled to one vector per image.
+        channels: the channels it takes (grey images are repeated to three).
+    """
+
+    model: keras.Model
+    image_size: tuple[int, int] | None
+    normalization: Scaling | None
+    pooling: str
+    channels: int = 3
+
+    def finish(self, name: str, input_shape: tuple[int, ...], weights: str | None) -> keras.Model:
+        """Load ``weights`` into the network, then put preprocessing in front and pooling after it."""
+        if weights is not None:
+            load_weights_file(self.model, weights, name)
+        self.model.name = name
+        return attach(
+            self.model,
+            input_shape,
+            channels=self.channels,
+            image_size=self.image_size,
+            normalization=self.normalization,
+            pooling=self.pooling,
+            name=name,
+        )
+
+
+WEIGHTS = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")
+
+
+def image_backbone(name: str) -> Callable[[Callable[..., Network]], Callable[..., keras.Model]]:
+    """Turn a family's builder (options -> ``Network``) into its backbone factory.
+
+    The factory takes the builder's options plus ``weights`` (a local weights file loaded
+    into the network) and does what every image backbone does after building its network:
+    load the weights, name it ``name``, attach the preprocessing and the pooling.
+    """
+
+    def decorate(build: Callable[..., Network]) -> Callable[..., keras.Model]:
+        signature = inspect.signature(build)
+
+        @functools.wraps(build)
+        def factory(*args: Any, weights: str | None = None, **options: Any) -> keras.Model:
+            bound = signature.bind(*args, **options)
+            return build(*args, **options).finish(name, bound.arguments["input_shape"], weights)
+
+        factory.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), WEIGHTS], return_annotation="keras.Model"
+        )
+        factory.__annotations__ = {**build.__annotations__, "weights": "str | None", "return": "keras.Model"}
+        return factory
+
+    return decorate
 
 
 # -- keras-hub families -----------------------------------------------------------
 
 
+@image_backbone("resnet")
 def resnet(
     input_shape: tuple[int, ...],
     depth: Literal[18, 34, 50, 101, 152] = 50,
@@ -187,12 +229,11 @@ def resnet(
     stem_filters: int = 64,
     pre_activation: bool = False,
     preset: str | None = None,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization | None = None,
     pooling: Literal["avg", "max"] = "avg",
-) -> keras.Model:
+) -> Network:
     """ResNet (keras-hub ResNetBackbone) of any depth and width, with ImageNet preprocessing.
 
     Args:
@@ -232,17 +273,15 @@ def resnet(
             use_pre_activation=pre_activation,
         )
     size = image_size_pair(image_size) or (loaded.image_size if loaded else None)
-    return _finish(
+    return Network(
         network,
-        input_shape,
-        "resnet",
-        image_size=size,
-        normalization=_normalization(normalization, "imagenet", input_max, loaded),
-        pooling=pooling,
-        weights=weights,
+        size,
+        _normalization(normalization, "imagenet", input_max, loaded),
+        pooling,
     )
 
 
+@image_backbone("vit")
 def vit(
     input_shape: tuple[int, ...],
     variant: Literal["tiny", "small", "base", "large", "huge"] = "base",
@@ -253,12 +292,11 @@ def vit(
     mlp_dim: int | None = None,
     dropout: float = 0.0,
     preset: str | None = None,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization | None = None,
     pooling: Literal["token", "mean"] = "token",
-) -> keras.Model:
+) -> Network:
     """Vision Transformer (keras-hub ViTBackbone) of any size, with ``[-1, 1]`` preprocessing.
 
     Args:
@@ -295,26 +333,23 @@ def vit(
             mlp_dim=mlp_dim or mlp,
             dropout_rate=dropout,
         )
-    return _finish(
+    return Network(
         network,
-        input_shape,
-        "vit",
-        image_size=size,
-        normalization=_normalization(normalization, "inception", input_max, loaded),
-        pooling=pooling,
-        weights=weights,
+        size,
+        _normalization(normalization, "inception", input_max, loaded),
+        pooling,
     )
 
 
+@image_backbone("network")
 def keras_hub_image(
     input_shape: tuple[int, ...],
     preset: str,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization | None = None,
     pooling: Literal["avg", "max", "token", "mean"] = "avg",
-) -> keras.Model:
+) -> Network:
     """Any keras-hub image backbone (EfficientNet, MobileNet, DenseNet, CSPNet, ...) from a local preset.
 
     Args:
@@ -328,21 +363,19 @@ def keras_hub_image(
         pooling: ``avg``/``max`` for feature maps, ``token``/``mean`` for token sequences.
     """
     loaded = Preset(preset)
-    return _finish(
+    return Network(
         loaded.backbone,
-        input_shape,
-        "network",
-        image_size=image_size_pair(image_size) or loaded.image_size,
-        normalization=_normalization(normalization, "imagenet", input_max, loaded),
-        pooling=pooling,
-        weights=weights,
-        channels=loaded.channels,
+        image_size_pair(image_size) or loaded.image_size,
+        _normalization(normalization, "imagenet", input_max, loaded),
+        pooling,
+        loaded.channels,
     )
 
 
 # -- keras.applications families -------------------------------------------------------
 
 
+@image_backbone("efficientnet")
 def efficientnet(
     input_shape: tuple[int, ...],
     variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0",
@@ -350,12 +383,11 @@ def efficientnet(
     depth_coefficient: float | None = None,
     stages: Annotated[int, pydantic.Field(ge=1, le=7)] = 7,
     drop_connect_rate: float = 0.2,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization = "bytes",
     pooling: Literal["avg", "max"] = "avg",
-) -> keras.Model:
+) -> Network:
     """EfficientNet (keras.applications) at any width and depth.
 
     The network normalises inside itself (its own Rescaling and Normalization layers,
@@ -390,28 +422,25 @@ def efficientnet(
         input_shape=(*size, 3),
         name="efficientnet",
     )
-    return _finish(
+    return Network(
         network,
-        input_shape,
-        "efficientnet",
-        image_size=image_size_pair(image_size),
-        normalization=scaling(normalization, input_max),
-        pooling=pooling,
-        weights=weights,
+        image_size_pair(image_size),
+        scaling(normalization, input_max),
+        pooling,
     )
 
 
+@image_backbone("mobilenetv3")
 def mobilenetv3(
     input_shape: tuple[int, ...],
     size: Literal["small", "large"] = "small",
     alpha: float = 1.0,
     minimalistic: bool = False,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization = "inception",
     pooling: Literal["avg", "max"] = "avg",
-) -> keras.Model:
+) -> Network:
     """MobileNetV3 Small or Large (keras.applications) at any width multiplier.
 
     Args:
@@ -436,17 +465,15 @@ def mobilenetv3(
         include_preprocessing=False,
         name=f"mobilenetv3{size}",
     )
-    return _finish(
+    return Network(
         network,
-        input_shape,
-        "mobilenetv3",
-        image_size=image_size_pair(image_size),
-        normalization=scaling(normalization, input_max),
-        pooling=pooling,
-        weights=weights,
+        image_size_pair(image_size),
+        scaling(normalization, input_max),
+        pooling,
     )
 
 
+@image_backbone("convnext")
 def convnext(
     input_shape: tuple[int, ...],
     variant: Literal["tiny", "small", "base", "large", "xlarge"] = "tiny",
@@ -454,12 +481,11 @@ def convnext(
     projection_dims: list[int] | None = None,
     drop_path_rate: float = 0.0,
     layer_scale_init_value: float = 1e-6,
-    weights: str | None = None,
     image_size: ImageSize = None,
     input_max: float = 1.0,
     normalization: Normalization = "imagenet",
     pooling: Literal["avg", "max"] = "avg",
-) -> keras.Model:
+) -> Network:
     """ConvNeXt (keras.applications) at any depth and width.
 
     Args:
@@ -491,14 +517,11 @@ def convnext(
         weights=None,
         input_shape=(*size, 3),
     )
-    return _finish(
+    return Network(
         network,
-        input_shape,
-        "convnext",
-        image_size=image_size_pair(image_size),
-        normalization=scaling(normalization, input_max),
-        pooling=pooling,
-        weights=weights,
+        image_size_pair(image_size),
+        scaling(normalization, input_max),
+        pooling,
     )
 
 

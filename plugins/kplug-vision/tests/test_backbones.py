@@ -54,7 +54,7 @@ def test_imagenet_normalisation_is_attached() -> None:
     np.testing.assert_allclose(numpy(scaled), 1.0, rtol=1e-6)  # [0, 255] -> [-1, 1]
 
 
-@pytest.mark.parametrize("family", ["resnet", "mobilenetv3", "convnext"])
+@pytest.mark.parametrize("family", sorted(TINY_BACKBONES))
 def test_saved_weights_file_reloads_to_identical_predictions(family: str, tmp_path: Path) -> None:
     options = TINY_BACKBONES[family]
     trained = backbones.BACKBONES[family]((28, 28, 1), **options)
@@ -107,3 +107,10 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
 def test_rgb_backbone_refuses_four_channels() -> None:
     with pytest.raises(kplug.DataError, match="1 or 3 channels"):
         backbones.mobilenetv3((32, 32, 4), **TINY_BACKBONES["mobilenetv3"])
+
+
+def test_every_backbone_takes_the_shared_weights_option(plugins: kplug.Plugins) -> None:
+    for name in backbones.BACKBONES:
+        options = plugins.registry.get("backbone", name).options.model_fields
+        assert "weights" in options and "input_shape" not in options, name
+        assert options["weights"].default is None
