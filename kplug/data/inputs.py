@@ -23,7 +23,7 @@ Preprocess = Callable[[np.ndarray], ModelInputs]
 def target_kind(head: ChosenHead) -> str:
     """The kind of target a head learns (``class``, ``multi_label`` or ``value``)."""
     factory = head.component.factory
-    return getattr(factory, "target_kind", None) or head.component.extras.get("target_kind", "class")
+    return getattr(factory, "target_kind", None) or head.component.extra("target_kind")
 
 
 def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap]:
@@ -77,7 +77,7 @@ def build_preprocessor(run: ResolvedRun) -> Preprocess | None:
     the returned function maps the raw features of N examples to the model inputs of N
     examples (an array, or a dict of arrays by input name).
     """
-    make = run.backbone.component.extras.get("preprocessor")
+    make = run.backbone.component.extra("preprocessor")
     if make is None:
         return None
     options = {k: v for k, v in run.backbone.options.items() if accepts_argument(make, k)}

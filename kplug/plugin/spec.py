@@ -2,18 +2,37 @@
 
 This module holds only hook specifications: empty functions whose docstrings say
 when the hook is called, what it receives, what it returns, with an example.
-A plugin implements any of them with ``@kplug.hookimpl`` and is discovered
-through the ``kplug`` entry-point group (or passed in Python with
-``kplug.fit(config, plugins=[...])``).
+A plugin implements any of them with ``@kplug.hookimpl`` (the same object as
+``kplug.plugin.hookimpl``) and is discovered through the ``kplug`` entry-point group
+(or passed in Python with ``kplug.fit(config, plugins=[...])``). Everything else a
+plugin needs is in ``kplug.plugin``.
 
-Component hooks take a ``register`` callback supplied by kplug. Call it once per
-component: ``register(name, factory, *, options=None, backends=None,
-description=None, **extras)``; ``extras`` are kind-specific metadata such as
-a dataset's ``path_option``. kplug validates the name, records which distribution
-(package and version) registered it and refuses duplicates.
+Component hooks take a ``register`` callback supplied by kplug (``kplug.plugin.Register``).
+Call it once per component: ``register(name, factory, *, options=None, backends=None,
+description=None, **extras)``; ``extras`` are the kind-specific settings listed in
+``kplug.plugin.KINDS`` (e.g. a dataset's ``path_option``); a name a kind does not accept is a
+``PluginError`` naming the accepted ones. kplug validates the name, records which
+distribution (package and version) registered it and refuses duplicates.
 
-Lifecycle hooks run at setup, epoch or fit boundaries only, never inside
-the compiled train step, so they add nothing to the per-step cost.
+Lifecycle hooks receive ``run``, a read-only ``kplug.plugin.RunContext`` (config, run
+directory, components, data, model), never the trainer. They run at setup, epoch or fit
+boundaries only, never inside the compiled train step, so they add nothing to the per-step
+cost.
+
+Call order. Every hook is called through one path (``Plugins.call_hook``; component hooks
+when plugins load, ``kplug_configure`` through ``Plugins.configure``). Implementations run one
+at a time in load order: the built-ins (``kplug/builtin/``), then installed plugins in
+entry-point order, then plugins passed in Python in the order given. ``@hookimpl(tryfirst=True)``
+moves an implementation to the front, ``trylast=True`` to the back. ``kplug_configure`` gives
+each implementation the config the previous one returned; ``kplug_training_model`` stops at
+the first implementation that returns a model.
+
+Error policy. A ``kplug.KplugError`` (``ConfigError``, ``DataError``, ...) a plugin raises
+on purpose reaches the user unchanged. Any other exception raised by an installed plugin
+becomes a ``PluginError`` naming the hook, the plugin and its version, and how to run without
+it (``KPLUG_DISABLE_PLUGINS=<name>``); in a component hook it disables that plugin (the others
+still load). Exceptions of built-ins and of plugins passed in Python propagate unchanged: their
+author is the caller.
 """
 
 from __future__ import annotations
@@ -28,8 +47,9 @@ if TYPE_CHECKING:
     import keras
 
     from kplug.config.schema import RunConfig
+    from kplug.plugin.context import RunContext
     from kplug.plugin.registry import Register
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug.train.trainer import FitResult
 
 hookspec = pluggy.HookspecMarker("kplug")
 
@@ -232,21 +252,22 @@ def kplug_configure(config: RunConfig) -> dict[str, Any] | None:
 
 
 @hookspec
-def kplug_on_fit_start(trainer: Trainer, model: keras.Model) -> None:
+def kplug_on_fit_start(run: RunContext, model: keras.Model) -> None:
     """Called once the model is built (and initialised from a checkpoint), before the first stage.
 
-    The model is not compiled yet: each stage compiles it with its own optimizer.
+    ``run`` is the read-only ``RunContext`` of the run (config, run directory, components,
+    data, heads). The model is not compiled yet: each stage compiles it with its own optimizer.
 
     Example::
 
         @kplug.hookimpl
-        def kplug_on_fit_start(trainer, model):
+        def kplug_on_fit_start(run, model):
             print(f"training {model.count_params()} parameters")
     """
 
 
 @hookspec(firstresult=True)
-def kplug_training_model(trainer: Trainer, model: keras.Model) -> keras.Model | None:
+def kplug_training_model(run: RunContext, model: keras.Model) -> keras.Model | None:
     """Return a model to compile and fit in place of the run's model, or ``None``.
 
     Called once per run, after ``kplug_on_fit_start``. The returned model wraps ``model``
@@ -260,30 +281,30 @@ def kplug_training_model(trainer: Trainer, model: keras.Model) -> keras.Model | 
     Example::
 
         @kplug.hookimpl
-        def kplug_training_model(trainer, model):
-            if trainer.config.distill is not None:
-                return MyDistiller(teacher=load_teacher(trainer), student=model)
+        def kplug_training_model(run, model):
+            if run.config.distill is not None:
+                return MyDistiller(teacher=load_teacher(run.config), student=model)
     """
 
 
 @hookspec
-def kplug_on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+def kplug_on_stage_start(run: RunContext, model: keras.Model, stage: int) -> None:
     """Called at the start of every stage, after its trainable set is applied, before it compiles.
 
-    ``stage`` is the 0-based index into ``trainer.config.train.resolved_stages()``. A
+    ``stage`` is the 0-based index into ``run.stages``. A
     plugin may change which variables train in this stage here (the optimizer is built
     afterwards, from ``model.trainable_variables``); e.g. LoRA keeps base kernels frozen.
 
     Example::
 
         @kplug.hookimpl
-        def kplug_on_stage_start(trainer, model, stage):
+        def kplug_on_stage_start(run, model, stage):
             print(f"stage {stage + 1}: {len(model.trainable_variables)} trainable variables")
     """
 
 
 @hookspec
-def kplug_on_epoch_end(trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+def kplug_on_epoch_end(run: RunContext, epoch: int, logs: dict[str, float]) -> None:
     """Called after every epoch with the epoch index (counted over all stages) and its logs.
 
     Runs from a Keras callback at the epoch boundary; only added to ``fit`` when
@@ -292,18 +313,21 @@ def kplug_on_epoch_end(trainer: Trainer, epoch: int, logs: dict[str, float]) -> 
     Example::
 
         @kplug.hookimpl
-        def kplug_on_epoch_end(trainer, epoch, logs):
+        def kplug_on_epoch_end(run, epoch, logs):
             print(epoch, logs["loss"])
     """
 
 
 @hookspec
-def kplug_on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def kplug_on_fit_end(run: RunContext, result: FitResult) -> None:
     """Called once after the last stage, when the run directory is written.
+
+    ``result`` is the ``FitResult`` ``kplug.fit`` returns; a plugin may add a section to
+    ``result.report`` and rewrite ``report.json`` with ``kplug.plugin.write_json``.
 
     Example::
 
         @kplug.hookimpl
-        def kplug_on_fit_end(trainer, result):
+        def kplug_on_fit_end(run, result):
             upload(result.run_dir)
     """

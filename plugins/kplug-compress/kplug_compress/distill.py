@@ -49,14 +49,14 @@ import numpy as np
 import pydantic
 from kplug.config.schema import Strict
 from kplug.errors import CheckpointError, ConfigError, KplugError
-from kplug.model.assembly import compile_model
 from kplug.model.transfer import load_model_file
 from kplug.train import rundir
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 if TYPE_CHECKING:
     from kplug.config.schema import RunConfig
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug.plugin.context import RunContext
+    from kplug.train.trainer import FitResult
 
 FINAL = "final_output"  # the key Keras' Distiller gives a model's own output among its features
 
@@ -373,12 +373,12 @@ def configure(config: RunConfig) -> None:
     teacher_file(settings.teacher)
 
 
-def training_model(trainer: Trainer, model: keras.Model) -> keras.Model | None:
+def training_model(run: RunContext, model: keras.Model) -> keras.Model | None:
     """The ``Distiller`` that trains ``model`` on the teacher (``None`` for a normal run)."""
-    settings = distill_settings(trainer.config)
+    settings = distill_settings(run.config)
     if settings is None:
         return None
-    check_teacher_labels(settings.teacher, trainer.data.label_maps, trainer.config.model.heads[0].target)
+    check_teacher_labels(settings.teacher, run.label_maps, run.config.model.heads[0].target)
     teacher = load_model_file(teacher_file(settings.teacher))
     try:
         return Distiller(teacher, model, settings)
@@ -403,21 +403,19 @@ def _weight_bytes(model: keras.Model) -> int:
     return int(sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
 
 
-def on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def on_fit_end(run: RunContext, result: FitResult) -> None:
     """Add the ``distillation`` section (teacher and student metrics, parameters, sizes) to report.json."""
-    settings = distill_settings(trainer.config)
-    distiller = trainer.training_model
+    settings = distill_settings(run.config)
+    distiller = run.training_model
     if settings is None or not isinstance(distiller, Distiller):
         return
     teacher = distiller.teacher
     teacher_metrics: dict[str, Any] = {}
     split = result.metrics.get("split")
     if split is not None:
-        compile_model(teacher, trainer.heads, trainer.run, soft=trainer.soft_targets)
-        x, y = trainer.split_data(split)
-        values = teacher.evaluate(
-            x, y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True
-        )
+        run.compile(teacher)
+        x, y = run.split_data(split)
+        values = teacher.evaluate(x, y, batch_size=run.config.train.batch_size, verbose=0, return_dict=True)
         teacher_metrics = {"split": split, **{k: float(v) for k, v in values.items()}}
     last = {k: v[-1] for k, v in result.history.items() if k.startswith(("logits_loss", "feature_loss"))}
     result.report["distillation"] = {

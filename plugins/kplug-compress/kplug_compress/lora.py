@@ -40,7 +40,8 @@ from kplug.train import rundir
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug.plugin.context import RunContext
+    from kplug.train.trainer import FitResult
 
 NAME = "lora"
 ADAPTABLE = (keras.layers.Dense, keras.layers.EinsumDense)
@@ -86,12 +87,9 @@ class LoraAdapters(keras.callbacks.Callback):
             )
 
 
-def lora_settings(trainer: Trainer) -> LoraAdapters | None:
+def lora_settings(run: RunContext) -> LoraAdapters | None:
     """The run's ``lora`` callback settings, or ``None`` when the run does not use LoRA."""
-    for chosen in trainer.run.callbacks:
-        if chosen.component.name == NAME:
-            return chosen.build()
-    return None
+    return run.callback(NAME)
 
 
 def adapted_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
@@ -213,24 +211,24 @@ def write_merged(model: keras.Model, path: Path) -> None:
         rundir.atomic_write(path, write)
 
 
-def on_fit_start(trainer: Trainer, model: keras.Model) -> None:
+def on_fit_start(run: RunContext, model: keras.Model) -> None:
     """Add the adapters before the first stage (and before a resumed run restores its weights)."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is not None:
         enable_adapters(model, settings)
         LoraWeights(model).attach(model)
 
 
-def on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+def on_stage_start(run: RunContext, model: keras.Model, stage: int) -> None:
     """Freeze what LoRA does not train, after the stage's trainable set is applied."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is not None:
         freeze_all_but_adapters(model, settings)
 
 
-def on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def on_fit_end(run: RunContext, result: FitResult) -> None:
     """Replace ``model.keras`` with the merged plain model and report the adapters."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is None:
         return
     LoraWeights.detach(result.model)  # training is over: the model file holds the merged kernels only

@@ -186,7 +186,7 @@ def quantize_run(
     source = Path(run_dir)
     loaded = load_run(source, plugins)
     component = loaded.run.dataset.component
-    if component.extras.get("in_memory"):
+    if component.extra("in_memory"):
         raise DataError(
             f"{source} was trained on in-memory data (source '{component.name}'), which is not saved with "
             f"the run; kplug quantize needs the run's own data to measure accuracy."

@@ -98,7 +98,7 @@ class StopAfterEpoch:
         self.epoch = epoch
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
+    def kplug_on_epoch_end(self, run, epoch, logs):
         if epoch == self.epoch:
             raise KeyboardInterrupt
 

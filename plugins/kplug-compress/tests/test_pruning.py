@@ -29,7 +29,7 @@ class ZerosAtStageStart:
         self.zeros: dict[int, dict[str, np.ndarray]] = {}
 
     @kplug.hookimpl
-    def kplug_on_stage_start(self, trainer, model, stage):
+    def kplug_on_stage_start(self, run, model, stage):
         self.zeros[stage] = {
             path: keras.ops.convert_to_numpy(kernel_variable(layer)) == 0
             for path, layer in prunable_layers(model, ["backbone/*"])
