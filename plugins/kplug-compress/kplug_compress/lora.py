@@ -33,15 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-from kplug.errors import ConfigError, PluginError
-from kplug.model.transfer import iter_layers
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import ConfigError, PluginError, iter_layers
 
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.plugin.context import RunContext
-    from kplug.train.trainer import FitResult
+    from kplug.plugin import FitResult, RunContext
 
 NAME = "lora"
 ADAPTABLE = (keras.layers.Dense, keras.layers.EinsumDense)
@@ -208,7 +206,7 @@ def write_merged(model: keras.Model, path: Path) -> None:
                         data = json.dumps(_strip_lora(json.loads(data))).encode()
                     out.writestr(item, data)
 
-        rundir.atomic_write(path, write)
+        plugin.atomic_write(path, write)
 
 
 def on_fit_start(run: RunContext, model: keras.Model) -> None:
@@ -232,6 +230,6 @@ def on_fit_end(run: RunContext, result: FitResult) -> None:
     if settings is None:
         return
     LoraWeights.detach(result.model)  # training is over: the model file holds the merged kernels only
-    write_merged(result.model, result.run_dir / rundir.MODEL_FILE)
+    write_merged(result.model, result.run_dir / plugin.MODEL_FILE)
     result.report["lora"] = adapter_summary(result.model, settings)
-    rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
+    plugin.write_json(result.run_dir / plugin.REPORT_FILE, result.report)

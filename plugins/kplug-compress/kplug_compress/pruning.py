@@ -33,15 +33,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 import numpy as np
-from kplug.errors import ConfigError
-from kplug.model.transfer import iter_layers
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import ConfigError, iter_layers
 
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.plugin.context import RunContext
-    from kplug.train.trainer import FitResult
+    from kplug.plugin import FitResult, RunContext
 
 NAME = "prune"
 PRUNABLE = (
@@ -273,4 +271,4 @@ def on_fit_end(run: RunContext, result: FitResult) -> None:
         **report,
         "metrics": result.metrics,
     }
-    rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
+    plugin.write_json(result.run_dir / plugin.REPORT_FILE, result.report)

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.placement import process_rank, sharding_table, world_size
+from kplug.plugin import process_rank, sharding_table, world_size
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm
 

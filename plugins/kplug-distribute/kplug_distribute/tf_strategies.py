@@ -21,7 +21,7 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug.distribute.placement import sharding_table, world_size
+from kplug.plugin import sharding_table, world_size
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
 

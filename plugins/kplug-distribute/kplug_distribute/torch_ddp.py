@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.placement import process_rank
+from kplug.plugin import process_rank
 
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm, synchronise_batchnorm
 
@@ -209,6 +209,6 @@ class DistributedDataParallel(kplug.Distribution):
 
 def offer_ddp() -> kplug.Distribution | None:
     """``auto`` on torch: DDP when this process is one of a launched group."""
-    from kplug.distribute.placement import world_size
+    from kplug.plugin import world_size
 
     return DistributedDataParallel() if world_size() > 1 else None

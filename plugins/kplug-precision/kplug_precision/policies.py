@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import kplug
-from kplug.errors import ConfigError
-from kplug.model.transfer import iter_layers
+from kplug.plugin import ConfigError, iter_layers
 from pydantic import PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 # Selectors (bare words) in ``float32_layers``; anything else is a glob on layer paths or names.
 SELECTORS = ("first", "normalization", "softmax", "heads")

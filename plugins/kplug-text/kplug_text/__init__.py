@@ -28,7 +28,7 @@ from kplug_text.encoders import BertEncoder, DistilBertEncoder, SequencePooling
 from kplug_text.preprocessing import TextPreprocessor
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 __all__ = [
     "BertEncoder",

@@ -12,7 +12,7 @@ from typing import Literal
 
 import keras
 import keras_hub
-from kplug.errors import ConfigError
+from kplug.plugin import ConfigError
 from pydantic import PositiveInt
 
 from kplug_text.checkpoints import Checkpoint, minilm_path, read_checkpoint

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import keras_hub
 import numpy as np
-from kplug.errors import ConfigError, DataError
+from kplug.plugin import ConfigError, DataError
 
 from kplug_text.checkpoints import Checkpoint
 
