@@ -12,8 +12,8 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
-from kplug.model.transfer import iter_layers, load_model_file
-from kplug.train.checkpoint import latest_checkpoint
+from kplug.plugin import iter_layers, load_model_file
+from kplug.testing import latest_checkpoint
 
 import kplug_compress
 from kplug_compress.export import artifact_outputs, export_run, keras_outputs, max_difference, probe_inputs
