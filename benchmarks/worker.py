@@ -540,7 +540,8 @@ def run_transformers(
 def run_plain_text(texts: np.ndarray, labels: np.ndarray, batch: int, epochs: int, length: int):
     """Plain ``Model.fit`` on kplug's model without kplug: kplug-text's ``minilm-l6`` backbone (a
     keras-hub BERT) and a ``Flatten -> Dense`` head, tokenised once up front, Keras' AdamW."""
-    from kplug_text.backbones import minilm_l6, minilm_l6_preprocessor
+    from kplug_text.backbones import minilm_l6
+    from kplug_text.preprocessing import minilm_l6_preprocessor
 
     fresh_compiler()
     keras.utils.set_random_seed(0)

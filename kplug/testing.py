@@ -36,3 +36,31 @@ def clear_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset the KPLUG_* variables that change which plugins load, for one test."""
     for name in KPLUG_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
+
+
+# Internals that plugin packages' test suites drive directly (the command line in-process, a run's
+# checkpoints and metrics, kplug's batch stream). For tests only, imported when first used; plugin
+# code itself uses ``kplug.plugin``.
+_TEST_HELPERS: dict[str, tuple[str, str]] = {
+    "run_cli": ("kplug.cli.main", "main"),  # run_cli(["train", "run.yaml"]) -> exit code
+    "latest_checkpoint": ("kplug.train.checkpoint", "latest_checkpoint"),
+    "metrics_history": ("kplug.train.metrics_file", "metrics_history"),
+    "read_metrics": ("kplug.train.metrics_file", "read_metrics"),
+    "TrainingBatches": ("kplug.data.batches", "TrainingBatches"),
+    "build_batch_transforms": ("kplug.model.assembly", "build_batch_transforms"),
+    "dtype_policy": ("kplug.train.trainer", "dtype_policy"),
+    "read_idx_file": ("kplug.builtin.datasets", "read_idx_file"),
+    "launch": ("kplug.distribute.processes", "launch"),
+    "tf_config": ("kplug.backend.tf_config", "tf_config"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _TEST_HELPERS:
+        raise AttributeError(f"module 'kplug.testing' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _TEST_HELPERS[name]
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value

@@ -1,7 +1,9 @@
 """docs/plugin-hooks.md documents every hook in kplug/plugin/spec.py, and the specs hold no logic.
 
 Like datasette's ``test_plugin_hooks_are_documented``: adding a hook without documenting
-it, or changing a hook's signature without updating the docs, fails here.
+it, or changing a hook's signature without updating the docs, fails here. The hook reference
+is generated from the spec's docstrings (docs/hooks/hook_reference.py); the page must hold
+the current output.
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from pathlib import Path
 import pytest
 
 from kplug.plugin import spec as hookspecs
+from kplug.plugin.registry import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 HOOKSPECS = REPO / "kplug" / "plugin" / "spec.py"
 DOCS = REPO / "docs" / "plugin-hooks.md"
 SOURCE = HOOKSPECS.read_text(encoding="utf-8")
+GENERATOR = REPO / "docs" / "hooks" / "hook_reference.py"
+
+
+def _generator():
+    """docs/hooks/hook_reference.py as a module (it is a script, not part of a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hook_reference", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _is_hookspec(decorator: ast.expr) -> bool:
@@ -122,3 +136,31 @@ def test_plugin_loading_is_documented() -> None:
     assert variables, "kplug/plugin/manager.py reads no KPLUG_* variables?"
     for needed in (*sorted(variables), "[project.entry-points.kplug]", "path_option"):
         assert needed in text, f"docs/plugin-hooks.md does not mention {needed}"
+
+
+def test_hook_reference_is_generated_from_the_current_docstrings() -> None:
+    generator = _generator()
+    page = DOCS.read_text(encoding="utf-8")
+    assert generator.with_reference(page) == page, (
+        "docs/plugin-hooks.md's hook reference is out of date with kplug/plugin/spec.py: "
+        "run `python docs/hooks/hook_reference.py`"
+    )
+
+
+def test_hook_reference_carries_each_docstring_and_its_example() -> None:
+    reference = _generator().hook_reference()
+    for name, node in HOOKS.items():
+        first_line = (ast.get_docstring(node) or "").splitlines()[0].replace("``", "`")
+        assert first_line in reference, (
+            f"{name}: its docstring's first line is not in the generated reference"
+        )
+    assert reference.count("Example:\n\n```python") == len(HOOKS)
+
+
+def test_every_declared_extra_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for kind in KINDS.values():
+        for extra in kind.extras:
+            assert f"| {kind.name} | `{extra.name}=" in text, (
+                f"docs/plugin-hooks.md's extras table lacks {kind.name}'s {extra.name}"
+            )

@@ -6,6 +6,8 @@
 - ``cli.md``: the ``--help`` of every ``kplug`` subcommand.
 - ``plugins/<name>.md``: one page per plugin package, the package's own
   ``plugins/<name>/README.md``, and ``plugins/index.md`` listing them.
+- ``plugin-hooks.md``: its hook reference is regenerated from the docstrings of
+  ``kplug/plugin/spec.py`` (``hook_reference.py``).
 
 Links in pages that point outside ``docs/`` (README files, source files) are rewritten: to the
 generated plugin page when they name a plugin package, else to the repository path as text.
@@ -348,6 +350,18 @@ def rewrite_links(markdown: str, page_uri: str, source: Path, pages: set[str]) -
     return _LINK.sub(replace, markdown)
 
 
+def with_reference(markdown: str) -> str:
+    """plugin-hooks.md with its hook reference regenerated from kplug/plugin/spec.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "hook_reference", Path(__file__).with_name("hook_reference.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.with_reference(markdown)
+
+
 # ---------------------------------------------------------------------------
 # MkDocs events
 # ---------------------------------------------------------------------------
@@ -384,7 +398,9 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Rewrite links that point outside ``docs/``."""
+    """Regenerate the hook reference of plugin-hooks.md; rewrite links that point outside ``docs/``."""
     uri = page.file.src_uri
+    if uri == "plugin-hooks.md":
+        markdown = with_reference(markdown)
     pages = {file.src_uri for file in files.documentation_pages()}
     return rewrite_links(markdown, uri, _SOURCES.get(uri, DOCS / uri), pages)

@@ -22,7 +22,7 @@ Preprocess = Callable[[np.ndarray], ModelInputs]
 def target_kind(head: ChosenHead) -> str:
     """The kind of target a head learns (``class``, ``multi_label`` or ``value``)."""
     factory = head.component.factory
-    return getattr(factory, "target_kind", None) or head.component.extras.get("target_kind", "class")
+    return getattr(factory, "target_kind", None) or head.component.extra("target_kind")
 
 
 def build_label_maps(run: ResolvedRun, examples: Examples) -> dict[str, LabelMap]:

@@ -30,12 +30,12 @@ def choose_auto(plugins: Plugins) -> Distribution:
         component
         for component in plugins.registry
         if component.kind == "distribution"
-        and callable(component.extras.get("auto"))
+        and callable(component.extra("auto"))
         and (component.backends is None or backend in component.backends)
     ]
-    offers.sort(key=lambda c: (-int(c.extras.get("auto_priority", 0)), c.name))
+    offers.sort(key=lambda c: (-int(c.extra("auto_priority")), c.name))
     for component in offers:
-        chosen = component.extras["auto"]()
+        chosen = component.extra("auto")()
         if chosen is not None:
             return chosen
     return Distribution()

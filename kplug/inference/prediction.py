@@ -95,13 +95,13 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
         return None
     component = run.dataset.component
     options = dict(run.dataset.options)
-    cleared = {option: None for option in component.extras.get("target_options", ())}
+    cleared = {option: None for option in component.extra("target_options")}
     if isinstance(data, dict):
         # in-memory sources saved only summaries of their arrays: take the new options alone;
         # files of the training data's targets are dropped unless given again
-        merged = dict(data) if component.extras.get("in_memory") else {**options, **cleared, **data}
+        merged = dict(data) if component.extra("in_memory") else {**options, **cleared, **data}
         return validate_options(component.name, component.options, merged, "--data")
-    path_option = component.extras.get("path_option")
+    path_option = component.extra("path_option")
     if path_option is None:
         raise DataError(
             f"--data: the run's source '{component.name}' reads no file; give options as "
@@ -114,7 +114,7 @@ def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[st
 
 def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
     component = loaded.run.dataset.component
-    if data is None and component.extras.get("in_memory"):
+    if data is None and component.extra("in_memory"):
         raise DataError(
             f"The run was trained on in-memory data (source '{component.name}'), which is not saved "
             f"in the run directory; pass the examples with data={{...}} "

@@ -74,7 +74,7 @@ def _build_augment(run: ResolvedRun) -> keras.layers.Layer | None:
 
 def is_batch_augmentation(chosen: Chosen) -> bool:
     """Whether an augmentation transforms whole training batches (with labels) in the input pipeline."""
-    return bool(chosen.component.extras.get("batch"))
+    return bool(chosen.component.extra("batch"))
 
 
 def build_batch_transforms(run: ResolvedRun) -> list[Any]:

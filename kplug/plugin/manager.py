@@ -17,15 +17,18 @@ import importlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from kplug.errors import ConfigError, KplugError, PluginError
 from kplug.plugin import spec as hookspecs
 from kplug.plugin.registry import KIND_HOOKS, Component, Registry
+
+if TYPE_CHECKING:
+    from kplug.config.schema import RunConfig
 
 hookimpl = pluggy.HookimplMarker("kplug")
 
@@ -64,7 +67,8 @@ class Plugins:
     """The loaded plugin manager, its registry and the plugins that failed.
 
     Attributes:
-        manager: the pluggy manager; call lifecycle hooks through ``manager.hook``.
+        manager: the pluggy manager; call lifecycle hooks through ``call_hook`` and ``configure``,
+            never ``manager.hook`` (one order, one error policy).
         registry: every registered component.
         providers: plugin name -> "distribution version" (or a description).
         failures: plugins that failed to import or register; the rest still work.
@@ -113,40 +117,109 @@ class Plugins:
                 )
         return component
 
-    def call_hook(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call a lifecycle hook; an installed plugin whose hook raises becomes a ``PluginError`` naming it.
+    def implements(self, hook_name: str) -> bool:
+        """Whether any loaded plugin implements the lifecycle hook ``hook_name``."""
+        return bool(getattr(self.manager.hook, hook_name).get_hookimpls())
 
-        A ``KplugError`` a plugin raises on purpose (e.g. a ``ConfigError``) passes unchanged, and
-        so does anything raised by a built-in or by a plugin object given in Python (its author
-        is the caller, who may use an exception for control flow, as ``kplug tune`` prunes trials).
+    def call_hook(self, hook_name: str, **kwargs: Any) -> Any:
+        """Call a lifecycle hook through kplug's one hook-call path (order and errors: ``kplug.plugin.spec``).
+
+        Implementations run one by one in load order: built-ins, installed plugins in
+        entry-point order, then plugins passed in Python in the order given (``tryfirst`` /
+        ``trylast`` move one to the front or the back). A ``firstresult`` hook stops at the
+        first implementation that returns something other than ``None`` and returns that
+        value (or ``None``); any other hook returns the list of non-``None`` results.
+
+        Errors: a ``KplugError`` a plugin raises on purpose (e.g. a ``ConfigError``) passes
+        unchanged, and so does anything raised by a built-in or by a plugin object given in
+        Python (its author is the caller, who may use an exception for control flow, as
+        ``kplug tune`` prunes trials). Any other exception of an installed plugin becomes a
+        ``PluginError`` naming the plugin, its version and how to run without it.
+        """
+        first_result = bool(getattr(self.manager.hook, hook_name).spec.opts.get("firstresult"))
+        results = []
+        for _provider, value in self._each(hook_name, kwargs):
+            if value is None:
+                continue
+            if first_result:
+                return value
+            results.append(value)
+        return None if first_result else results
+
+    def configure(self, config: RunConfig) -> RunConfig:
+        """Run ``kplug_configure``: each plugin, in load order, adjusts the config the previous one left.
+
+        Raises:
+            PluginError: a plugin returned something other than a dict or ``None``, or a change
+                that does not validate.
+        """
+        from kplug.config.load import parse_config
+
+        arguments = {"config": config}  # each plugin sees the config the previous one left
+        for name, override in self._each("kplug_configure", arguments):
+            if override is None:
+                continue
+            if not isinstance(override, dict):
+                raise PluginError(
+                    f"kplug_configure of {name} returned {type(override).__name__}; "
+                    f"expected a dict of config fields to change, or None."
+                )
+            try:
+                config = parse_config({**config.model_dump(by_alias=True), **override})
+            except ConfigError as error:
+                raise PluginError(f"kplug_configure of {name} returned an invalid change: {error}") from None
+            arguments["config"] = config
+        return config
+
+    def _each(self, hook_name: str, kwargs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        """Call every implementation of ``hook_name`` in the documented order, applying the error policy.
+
+        Yields ``(provider, returned value)`` per implementation. ``kwargs`` is read before each
+        call, so the caller may change it between calls (``kplug_configure`` passes on the config
+        the previous plugin left).
         """
         hook = getattr(self.manager.hook, hook_name)
-        try:
-            return hook(**kwargs)
-        except KplugError:
-            raise
-        except Exception as error:
-            plugin = _culprit(hook, error)
-            provider = self.providers.get(plugin or "", "")
-            if not provider or plugin in DEFAULT_PLUGINS or provider.endswith("(passed in Python)"):
+        trace = bool(os.environ.get("KPLUG_TRACE_PLUGINS"))
+        for implementation in _call_order(hook.get_hookimpls()):
+            plugin_name = implementation.plugin_name
+            provider = self.providers.get(plugin_name, plugin_name)
+            if trace:
+                print(f"kplug: {hook_name} from {provider}", file=sys.stderr)
+            try:
+                value = implementation.function(
+                    **{key: kwargs[key] for key in implementation.argnames if key in kwargs}
+                )
+            except KplugError:
                 raise
-            raise PluginError(
-                f"{hook_name} of {provider} raised {type(error).__name__}: {error}. Run without it: "
-                f"KPLUG_DISABLE_PLUGINS={plugin} or kplug --no-plugins."
-            ) from error
+            except Exception as error:
+                if not self._installed(plugin_name):
+                    raise
+                raise PluginError(
+                    f"{hook_name} of {provider} raised {type(error).__name__}: {error}. Run without it: "
+                    f"KPLUG_DISABLE_PLUGINS={plugin_name} or kplug --no-plugins."
+                ) from error
+            yield provider, value
+
+    def _installed(self, plugin_name: str) -> bool:
+        """Whether ``plugin_name`` came from an entry point (not a built-in, not passed in Python)."""
+        provider = self.providers.get(plugin_name, "")
+        return (
+            bool(provider)
+            and plugin_name not in DEFAULT_PLUGINS
+            and not provider.endswith("(passed in Python)")
+        )
 
 
-def _culprit(hook: Any, error: BaseException) -> str | None:
-    """The plugin whose implementation of ``hook`` is on ``error``'s traceback."""
-    codes = set()
-    traceback = error.__traceback__
-    while traceback is not None:
-        codes.add(traceback.tb_frame.f_code)
-        traceback = traceback.tb_next
-    for implementation in hook.get_hookimpls():
-        if getattr(implementation.function, "__code__", None) in codes:
-            return implementation.plugin_name
-    return None
+def _call_order(implementations: list[Any]) -> list[Any]:
+    """Load order, with ``tryfirst`` implementations moved to the front and ``trylast`` to the back.
+
+    pluggy keeps ``get_hookimpls()`` in registration order (grouped trylast, normal, tryfirst).
+    """
+    return (
+        [i for i in implementations if i.tryfirst]
+        + [i for i in implementations if not i.tryfirst and not i.trylast]
+        + [i for i in implementations if i.trylast]
+    )
 
 
 def _env_list(name: str) -> list[str]:

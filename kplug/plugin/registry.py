@@ -16,24 +16,127 @@ import pydantic
 from kplug.errors import ConfigError, PluginError, did_you_mean
 from kplug.plugin.options import options_model
 
-# Component kind -> the hook that registers it. The order is the order of `kplug plugins`.
-KIND_HOOKS = {
-    "backbone": "kplug_register_backbones",
-    "preprocessor": "kplug_register_preprocessors",
-    "head": "kplug_register_heads",
-    "augmentation": "kplug_register_augmentations",
-    "distribution": "kplug_register_distributions",
-    "precision": "kplug_register_precision_policies",
-    "dataset": "kplug_register_datasets",
-    "callback": "kplug_register_callbacks",
-    "logger": "kplug_register_loggers",
+
+@dataclass(frozen=True)
+class Extra:
+    """One kind-specific setting a component may be registered with (``register(..., name=value)``).
+
+    Attributes:
+        name: the keyword passed to ``register``.
+        default: its value when the component is registered without it.
+        description: what kplug does with it.
+    """
+
+    name: str
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A component kind: the hook that registers it and the extras ``register`` accepts for it."""
+
+    name: str
+    hook: str
+    extras: tuple[Extra, ...] = ()
+
+    def extra(self, name: str) -> Extra:
+        """The declared extra ``name``.
+
+        Raises:
+            PluginError: ``name`` is not an extra of this kind (naming the accepted ones).
+        """
+        for extra in self.extras:
+            if extra.name == name:
+                return extra
+        accepted = ", ".join(e.name for e in self.extras) or "none"
+        hint = did_you_mean(name, [e.name for e in self.extras])
+        raise PluginError(
+            f"unknown extra '{name}' for a {self.name}.{hint} A {self.name} accepts: {accepted}."
+        )
+
+
+# Every component kind, in the order of `kplug plugins`.
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "backbone",
+            "kplug_register_backbones",
+            (
+                Extra(
+                    "preprocessor",
+                    None,
+                    "the name of a registered preprocessor (or a bare factory) used when the config "
+                    "sets no `model.preprocessor`",
+                ),
+            ),
+        ),
+        Kind("preprocessor", "kplug_register_preprocessors"),
+        Kind(
+            "head",
+            "kplug_register_heads",
+            (
+                Extra(
+                    "target_kind", "class", "'class', 'multi_label' or 'value' when the factory does not say"
+                ),
+            ),
+        ),
+        Kind(
+            "augmentation",
+            "kplug_register_augmentations",
+            (
+                Extra(
+                    "batch",
+                    False,
+                    "True: the factory returns transform(x, y, rng) applied to training batches",
+                ),
+            ),
+        ),
+        Kind(
+            "distribution",
+            "kplug_register_distributions",
+            (
+                Extra("auto", None, "offer() -> Distribution | None, considered by `distribution: auto`"),
+                Extra("auto_priority", 0, "higher offers are tried first by `distribution: auto`"),
+            ),
+        ),
+        Kind("precision", "kplug_register_precision_policies"),
+        Kind(
+            "dataset",
+            "kplug_register_datasets",
+            (
+                Extra(
+                    "path_option", None, "the option holding the main file (`kplug evaluate RUN --data FILE`)"
+                ),
+                Extra("in_memory", False, "True: the data lives in the config (arrays), not in files"),
+                Extra("target_options", (), "options cleared when other data is read without targets"),
+            ),
+        ),
+        Kind("callback", "kplug_register_callbacks"),
+        Kind("logger", "kplug_register_loggers"),
+    )
 }
+
+# Component kind -> the hook that registers it.
+KIND_HOOKS = {name: kind.hook for name, kind in KINDS.items()}
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class Register(Protocol):
-    """The callback a component hook receives."""
+    """The callback a component hook receives: ``register(name, factory, *, options=None, ...)``.
+
+    Args:
+        name: the name users write in configs (lower-case letters, digits, ``.``, ``_``, ``-``).
+        factory: builds the component from its options (keyword arguments).
+        options: a pydantic model of the options; by default one is derived from the factory's
+            signature and type hints.
+        backends: the Keras backends it runs on (``("jax",)``); ``None`` for all.
+        description: one line for ``kplug plugins`` (default: the factory docstring's first line).
+        **extras: the kind-specific settings of ``KINDS[kind].extras``, e.g. a dataset's
+            ``path_option``. Another name is a ``PluginError`` naming the accepted ones.
+    """
 
     def __call__(
         self,
@@ -59,7 +162,8 @@ class Component:
         options: pydantic model of the factory's options.
         backends: Keras backends it supports, or ``None`` for all.
         description: one line for ``kplug plugins``.
-        extras: kind-specific metadata (e.g. a dataset's ``path_option``).
+        extras: kind-specific settings (e.g. a dataset's ``path_option``), as declared in
+            ``KINDS``; read them with ``extra(name)``.
     """
 
     kind: str
@@ -70,6 +174,15 @@ class Component:
     backends: tuple[str, ...] | None = None
     description: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def extra(self, name: str) -> Any:
+        """The value of the extra ``name`` this component was registered with, or the kind's default.
+
+        Raises:
+            PluginError: ``name`` is not an extra of this component's kind.
+        """
+        declared = KINDS[self.kind].extra(name)
+        return self.extras.get(name, declared.default)
 
 
 class Registry:
@@ -150,6 +263,11 @@ class Registry:
                     f"{provider} registered {kind} '{name}' with options={options!r}; "
                     f"expected a pydantic.BaseModel subclass."
                 )
+            for extra in extras:
+                try:
+                    KINDS[kind].extra(extra)
+                except PluginError as error:
+                    raise PluginError(f"{provider} registered {kind} '{name}': {error}") from None
             doc = description or (factory.__doc__ or "").strip().split("\n")[0]
             self.add(
                 Component(

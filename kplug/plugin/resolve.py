@@ -125,7 +125,7 @@ def _preprocessor_component(plugins: Plugins, backbone: Component, model: ModelC
     """The config's preprocessor, else the one the backbone names at registration, else ``None``."""
     if model.preprocessor is not None:
         return plugins.component("preprocessor", model.preprocessor.name, where="model.preprocessor.name")
-    default = backbone.extras.get("preprocessor")
+    default = backbone.extra("preprocessor")
     if default is None:
         return None
     if callable(default):  # plugins written before preprocessors were components: a bare factory

@@ -27,7 +27,7 @@ from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
 from kplug.distribute.build import build_distribution
-from kplug.errors import CheckpointError, ConfigError, DataError, KplugError, PluginError
+from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.model.assembly import (
     build_batch_transforms,
     build_model,
@@ -38,6 +38,7 @@ from kplug.model.assembly import (
 from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
+from kplug.plugin.context import RunContext
 from kplug.plugin.distribution import Distribution
 from kplug.plugin.head import Head
 from kplug.plugin.manager import Plugins, get_plugins, kplug_version
@@ -92,12 +93,13 @@ class _EpochHook(keras.callbacks.Callback):
 
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
-        self.trainer = trainer
+        self.plugins = trainer.plugins
+        self.context = trainer.context
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.trainer.plugins.call_hook(
+        self.plugins.call_hook(
             "kplug_on_epoch_end",
-            trainer=self.trainer,
+            run=self.context,
             epoch=epoch,
             logs={k: float(v) for k, v in (logs or {}).items()},
         )
@@ -112,33 +114,6 @@ def dtype_policy(policy: Any) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def _configure(config: RunConfig, plugins: Plugins) -> RunConfig:
-    """Let each ``kplug_configure`` plugin, in load order, adjust the config the previous one left."""
-    for implementation in plugins.manager.hook.kplug_configure.get_hookimpls():
-        name = plugins.providers.get(implementation.plugin_name, implementation.plugin_name)
-        try:
-            override = implementation.function(config=config)
-        except KplugError:
-            raise
-        except Exception as error:
-            raise PluginError(
-                f"kplug_configure of {name} raised {type(error).__name__}: {error}. Run without it: "
-                f"KPLUG_DISABLE_PLUGINS={implementation.plugin_name} or kplug --no-plugins."
-            ) from error
-        if override is None:
-            continue
-        if not isinstance(override, dict):
-            raise PluginError(
-                f"kplug_configure of {name} returned {type(override).__name__}; "
-                f"expected a dict of config fields to change, or None."
-            )
-        try:
-            config = parse_config({**config.model_dump(by_alias=True), **override})
-        except ConfigError as error:
-            raise PluginError(f"kplug_configure of {name} returned an invalid change: {error}") from None
-    return config
 
 
 # Fields that may differ when a run is resumed: where it writes and how it reports.
@@ -232,14 +207,14 @@ class Trainer:
             parsed = parsed.model_copy(
                 update={"output": parsed.output.model_copy(update={"dir": str(output)})}
             )
-        self.config = _configure(parsed, self.plugins)
+        self.config = self.plugins.configure(parsed)
         if self.resume_dir is not None and not from_run_dir:
             _check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
         # every stage's settings, resolved once: the stage loop, the report and plugins read these
         self.stage_plans: tuple[StagePlan, ...] = plan_stages(self.config.train)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
         source = self.run.dataset.component
-        if self.resume_dir is not None and from_run_dir and source.extras.get("in_memory"):
+        if self.resume_dir is not None and from_run_dir and source.extra("in_memory"):
             raise DataError(
                 f"{self.resume_dir} was trained on in-memory data (source '{source.name}'), which is "
                 f"not saved with the run: resume with the same config, kplug.fit(config, resume=...)."
@@ -259,6 +234,7 @@ class Trainer:
         self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
         self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
         self._resumed_metrics: list[Any] = []  # metric sums of an epoch resumed mid-way
+        self.context = RunContext(self)  # what lifecycle hooks see of this run (read-only)
 
     # -- building -----------------------------------------------------------
 
@@ -276,7 +252,9 @@ class Trainer:
 
     def _build_training_model(self) -> None:
         """Let a plugin wrap the model for training (``kplug_training_model``), e.g. a distiller."""
-        self.training_model = self.plugins.call_hook("kplug_training_model", trainer=self, model=self.model)
+        self.training_model = self.plugins.call_hook(
+            "kplug_training_model", run=self.context, model=self.model
+        )
         if self.training_model is None and self.config.distill is not None:
             raise PluginError(
                 "distill: this run config asks for knowledge distillation, but no installed plugin "
@@ -324,7 +302,7 @@ class Trainer:
             callbacks.append(
                 BestModelSaver(self.run_dir, output.save_best, output.save_best_mode, state.stage)
             )
-        if self.plugins.manager.hook.kplug_on_epoch_end.get_hookimpls():
+        if self.plugins.implements("kplug_on_epoch_end"):
             callbacks.append(_EpochHook(self))
         if output.checkpoint_every or output.checkpoint_every_steps:
             # last, so an epoch checkpoint is written only after the epoch's metrics row
@@ -448,7 +426,7 @@ class Trainer:
             self._open_run_dir(checkpoint)
             if checkpoint is not None:
                 print(f"Resuming {self.run_dir} at stage {state.stage + 1}, epoch {state.epoch + 1}.")
-            self.plugins.call_hook("kplug_on_fit_start", trainer=self, model=self.model)
+            self.plugins.call_hook("kplug_on_fit_start", run=self.context, model=self.model)
             self._build_training_model()
             self._fit_seconds = 0.0
             with InterruptRequest(enabled=distribution.processes == 1) as self._interrupt, onednn_matmul():
@@ -470,7 +448,7 @@ class Trainer:
         for logger in self.loggers:
             if hasattr(logger, "on_run_end"):
                 logger.on_run_end(result)
-        self.plugins.call_hook("kplug_on_fit_end", trainer=self, result=result)
+        self.plugins.call_hook("kplug_on_fit_end", run=self.context, result=result)
         return result
 
     def evaluate(self, data: str | dict[str, Any] | None = None, split: str = "test") -> dict[str, float]:
@@ -519,7 +497,7 @@ class Trainer:
         """Set stage ``index``'s trainable layers, then let plugins adjust them (``kplug_on_stage_start``)."""
         plan = self.stage_plans[index]
         trainable = apply_stage_trainable(self.model, plan.trainable, plan.where)
-        self.plugins.call_hook("kplug_on_stage_start", trainer=self, model=self.model, stage=index)
+        self.plugins.call_hook("kplug_on_stage_start", run=self.context, model=self.model, stage=index)
         return trainable
 
     def _start_stage(

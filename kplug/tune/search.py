@@ -90,7 +90,7 @@ class _TrialReporter:
         self.last: float | None = None
 
     @hookimpl
-    def kplug_on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, float]) -> None:
+    def kplug_on_epoch_end(self, run: Any, epoch: int, logs: dict[str, float]) -> None:
         if self.metric not in logs:
             raise ConfigError(
                 f"tune.metric = {self.metric!r}: this run logs {', '.join(sorted(logs))}"

@@ -90,7 +90,7 @@ def two_head_run(x, y, size, weight: float) -> tuple[kplug.FitResult, np.ndarray
     class Start:
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_fit_start(trainer, model):
+        def kplug_on_fit_start(run, model):
             start.append(keras.ops.convert_to_numpy(model.get_layer("size").weights[0]))
 
     config = {

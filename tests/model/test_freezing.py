@@ -56,7 +56,7 @@ def test_frozen_weights_stay_bit_identical_and_trained_ones_change():
 
     class Snapshot:
         @kplug.hookimpl
-        def kplug_on_fit_start(self, trainer, model):
+        def kplug_on_fit_start(self, run, model):
             before.update(values(model))
 
     trainer.plugins = kplug.load_plugins([Snapshot()], entry_points=False)
@@ -109,7 +109,7 @@ def test_frozen_batchnorm_policy(policy):
 
     class Snapshot:
         @kplug.hookimpl
-        def kplug_on_fit_start(self, trainer, model):
+        def kplug_on_fit_start(self, run, model):
             before.update(values(model))
 
     result = kplug.fit(config, plugins=kplug.load_plugins([Snapshot()], entry_points=False))

@@ -28,7 +28,7 @@ def deltas(x, y, **train):
 
     class Snapshot:
         @kplug.hookimpl
-        def kplug_on_fit_start(self, trainer, model):
+        def kplug_on_fit_start(self, run, model):
             before.update({p: keras.ops.convert_to_numpy(v).copy() for p, v in variable_paths(model).items()})
 
     result = kplug.fit(config, plugins=kplug.load_plugins([Snapshot()], entry_points=False))

@@ -218,7 +218,7 @@ LATER_HOOK_RAISES = """
         raise KeyError("heads")
 
     @kplug.hookimpl
-    def kplug_on_fit_start(trainer, model):
+    def kplug_on_fit_start(run, model):
         raise AssertionError("a disabled plugin's lifecycle hook ran")
 """
 
@@ -233,7 +233,7 @@ def test_a_failed_installed_plugin_is_disabled_entirely(tmp_path, monkeypatch):
     assert "early-mlp" not in plugins.registry.names("backbone")  # registered by its earlier hook, removed
     assert not plugins.manager.has_plugin("kplug_fake_later")
     assert "kplug_fake_later" not in plugins.versions()
-    plugins.call_hook("kplug_on_fit_start", trainer=None, model=None)  # its hook no longer runs
+    plugins.call_hook("kplug_on_fit_start", run=None, model=None)  # its hook no longer runs
     with pytest.raises(kplug.ConfigError, match="comes from the plugin kplug-fake-later 1.2.3, which failed"):
         plugins.component("backbone", "early-mlp", "model.backbone.name")
 
@@ -242,12 +242,12 @@ def test_a_lifecycle_hook_of_a_plugin_passed_in_python_raises_unchanged():
     class Tracker:
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_fit_end(trainer, result):
+        def kplug_on_fit_end(run, result):
             raise ConnectionError("server down")
 
     plugins = load_plugins([Tracker()], entry_points=False)
     with pytest.raises(ConnectionError, match="server down"):  # the caller's own plugin, e.g. control flow
-        plugins.call_hook("kplug_on_fit_end", trainer=None, result=None)
+        plugins.call_hook("kplug_on_fit_end", run=None, result=None)
 
 
 def test_a_name_two_installed_plugins_claim_is_refused_but_a_builtin_is_not(tmp_path, monkeypatch):

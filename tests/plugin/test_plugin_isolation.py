@@ -29,7 +29,7 @@ BROKEN_HOOK = """
         raise RuntimeError("head table is corrupt")
 
     @kplug.hookimpl
-    def kplug_on_fit_start(trainer, model):
+    def kplug_on_fit_start(run, model):
         Path("broken-plugin-ran").write_text("the disabled plugin's hook ran")
 """
 

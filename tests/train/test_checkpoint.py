@@ -40,8 +40,8 @@ class InterruptAt:
         self.iterations: dict[int, int] = {}
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
-        self.iterations[epoch] = int(keras.ops.convert_to_numpy(trainer.model.optimizer.iterations))
+    def kplug_on_epoch_end(self, run, epoch, logs):
+        self.iterations[epoch] = int(keras.ops.convert_to_numpy(run.model.optimizer.iterations))
         if epoch == self.epoch:
             raise KeyboardInterrupt
 
@@ -131,8 +131,8 @@ def test_checkpoint_every_n_epochs(blobs, plugins):
     class Watch:
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_epoch_end(trainer, epoch, logs):
-            checkpoint = latest_checkpoint(trainer.run_dir)
+        def kplug_on_epoch_end(run, epoch, logs):
+            checkpoint = latest_checkpoint(run.run_dir)
             written.append(checkpoint.state.epoch if checkpoint else None)
 
     kplug.fit(config, plugins=kplug.load_plugins([Watch()], entry_points=False))

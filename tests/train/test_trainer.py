@@ -130,10 +130,10 @@ def test_stages_freeze_and_transfer_to_a_new_head(blobs, plugins):
     class Spy:
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_epoch_end(trainer, epoch, logs):
+        def kplug_on_epoch_end(run, epoch, logs):
             if epoch == 1:
                 frozen_after_stage_one["kernel"] = keras.ops.convert_to_numpy(
-                    trainer.model.get_layer("backbone").weights[0]
+                    run.model.get_layer("backbone").weights[0]
                 )
 
     trainer.plugins.manager.register(Spy())
@@ -162,22 +162,22 @@ def test_lifecycle_hooks_run_at_boundaries(blobs):
 
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_fit_start(trainer, model):
+        def kplug_on_fit_start(run, model):
             calls.append(("start", model.count_params() > 0))
 
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_stage_start(trainer, model, stage):
+        def kplug_on_stage_start(run, model, stage):
             calls.append(("stage", stage, getattr(model, "optimizer", None) is None))
 
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_epoch_end(trainer, epoch, logs):
+        def kplug_on_epoch_end(run, epoch, logs):
             calls.append(("epoch", epoch, "loss" in logs))
 
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_fit_end(trainer, result):
+        def kplug_on_fit_end(run, result):
             calls.append(("end", result.run_dir.name))
 
     result = kplug.fit(blob_config(x, y), plugins=kplug.load_plugins([Recorder()], entry_points=False))
@@ -373,7 +373,7 @@ def test_stage_start_hook_decides_what_trains_in_the_stage(blobs):
     class FreezeFirstDense:
         @staticmethod
         @kplug.hookimpl
-        def kplug_on_stage_start(trainer, model, stage):
+        def kplug_on_stage_start(run, model, stage):
             dense = model.get_layer("backbone").get_layer("dense1")
             dense.kernel.trainable = False  # after the stage's trainable set, before compile
             before["kernel"] = keras.ops.convert_to_numpy(dense.kernel).copy()

@@ -46,8 +46,8 @@ class InterruptTrial:
         self.trial_dir = trial_dir
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
-        if trainer.run_dir.name == self.trial_dir:
+    def kplug_on_epoch_end(self, run, epoch, logs):
+        if run.run_dir.name == self.trial_dir:
             raise KeyboardInterrupt
 
 

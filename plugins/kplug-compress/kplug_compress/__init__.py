@@ -33,30 +33,30 @@ def kplug_configure(config):
 
 
 @kplug.hookimpl
-def kplug_training_model(trainer, model):
+def kplug_training_model(run, model):
     """Train a run with a ``distill`` section through a ``Distiller`` holding the teacher."""
-    return distill.training_model(trainer, model)
+    return distill.training_model(run, model)
 
 
 @kplug.hookimpl
-def kplug_on_fit_start(trainer, model):
+def kplug_on_fit_start(run, model):
     """Add LoRA adapters before the first stage."""
-    lora.on_fit_start(trainer, model)
+    lora.on_fit_start(run, model)
 
 
 @kplug.hookimpl
-def kplug_on_stage_start(trainer, model, stage):
+def kplug_on_stage_start(run, model, stage):
     """Keep what LoRA does not train frozen in every stage; start each stage's pruning schedule."""
-    lora.on_stage_start(trainer, model, stage)
-    pruning.on_stage_start(trainer, model, stage)
+    lora.on_stage_start(run, model, stage)
+    pruning.on_stage_start(run, model, stage)
 
 
 @kplug.hookimpl
-def kplug_on_fit_end(trainer, result):
+def kplug_on_fit_end(run, result):
     """Write the merged LoRA model; report LoRA, pruning and distillation."""
-    lora.on_fit_end(trainer, result)
-    pruning.on_fit_end(trainer, result)
-    distill.on_fit_end(trainer, result)
+    lora.on_fit_end(run, result)
+    pruning.on_fit_end(run, result)
+    distill.on_fit_end(run, result)
 
 
 from kplug_compress.quantize import QuantizeResult, add_quantize_command, quantize_run  # noqa: E402

@@ -47,21 +47,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import keras
 import numpy as np
 import pydantic
-from kplug.config.schema import Strict
-from kplug.errors import CheckpointError, ConfigError, KplugError
-from kplug.model.assembly import compile_model
-from kplug.model.checkpoint_init import load_model_file
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import CheckpointError, ConfigError, KplugError, Options, load_model_file
 from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 if TYPE_CHECKING:
-    from kplug.config.schema import RunConfig
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug import RunConfig
+    from kplug.plugin import FitResult, RunContext
 
 FINAL = "final_output"  # the key Keras' Distiller gives a model's own output among its features
 
 
-class FeatureTerm(Strict):
+class FeatureTerm(Options):
     """One feature term: match the teacher's features at one layer path with the student's at another."""
 
     teacher: str = Field("backbone", description="Teacher layer path (backbone: the backbone's output).")
@@ -70,7 +67,7 @@ class FeatureTerm(Strict):
     loss: Literal["mse", "mae", "cosine_similarity"] = Field("mse", description="Feature loss.")
 
 
-class DistillConfig(Strict):
+class DistillConfig(Options):
     """The ``distill`` section of a distillation run."""
 
     teacher: str = Field(description="Teacher: a kplug run directory or a .keras model file.")
@@ -126,9 +123,9 @@ def teacher_file(teacher: str) -> Path:
     """The teacher's ``.keras`` file: the model of a run directory, or the file itself."""
     path = Path(teacher)
     if path.is_dir():
-        if not (path / rundir.MODEL_FILE).is_file():
-            raise CheckpointError(f"distill.teacher = {teacher!r}: {rundir.MODEL_FILE} is missing.")
-        return path / rundir.MODEL_FILE
+        if not (path / plugin.MODEL_FILE).is_file():
+            raise CheckpointError(f"distill.teacher = {teacher!r}: {plugin.MODEL_FILE} is missing.")
+        return path / plugin.MODEL_FILE
     if not path.is_file():
         raise CheckpointError(f"distill.teacher = {teacher!r}: no such run directory or .keras file.")
     return path
@@ -136,7 +133,7 @@ def teacher_file(teacher: str) -> Path:
 
 def check_teacher_labels(teacher: str, label_maps: dict[str, Any], target: str) -> None:
     """A teacher run directory must map labels as the student's data does."""
-    labels = Path(teacher) / rundir.LABELS_FILE
+    labels = Path(teacher) / plugin.LABELS_FILE
     if not labels.is_file():
         return
     saved = json.loads(labels.read_text()).get(target)
@@ -373,12 +370,12 @@ def configure(config: RunConfig) -> None:
     teacher_file(settings.teacher)
 
 
-def training_model(trainer: Trainer, model: keras.Model) -> keras.Model | None:
+def training_model(run: RunContext, model: keras.Model) -> keras.Model | None:
     """The ``Distiller`` that trains ``model`` on the teacher (``None`` for a normal run)."""
-    settings = distill_settings(trainer.config)
+    settings = distill_settings(run.config)
     if settings is None:
         return None
-    check_teacher_labels(settings.teacher, trainer.data.label_maps, trainer.config.model.heads[0].target)
+    check_teacher_labels(settings.teacher, run.label_maps, run.config.model.heads[0].target)
     teacher = load_model_file(teacher_file(settings.teacher))
     try:
         return Distiller(teacher, model, settings)
@@ -394,7 +391,7 @@ def _keras_bytes(model: keras.Model) -> int:
     if optimizer is not None and optimizer.variables:
         model = keras.Model(model.inputs, model.outputs, name=model.name)  # same layers, not compiled
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / rundir.MODEL_FILE
+        path = Path(folder) / plugin.MODEL_FILE
         model.save(path)
         return path.stat().st_size
 
@@ -403,21 +400,19 @@ def _weight_bytes(model: keras.Model) -> int:
     return int(sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
 
 
-def on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def on_fit_end(run: RunContext, result: FitResult) -> None:
     """Add the ``distillation`` section (teacher and student metrics, parameters, sizes) to report.json."""
-    settings = distill_settings(trainer.config)
-    distiller = trainer.training_model
+    settings = distill_settings(run.config)
+    distiller = run.training_model
     if settings is None or not isinstance(distiller, Distiller):
         return
     teacher = distiller.teacher
     teacher_metrics: dict[str, Any] = {}
     split = result.metrics.get("split")
     if split is not None:
-        compile_model(teacher, trainer.heads, trainer.run, soft=trainer.soft_targets)
-        x, y = trainer.split_data(split)
-        values = teacher.evaluate(
-            x, y, batch_size=trainer.config.train.batch_size, verbose=0, return_dict=True
-        )
+        run.compile(teacher)
+        x, y = run.split_data(split)
+        values = teacher.evaluate(x, y, batch_size=run.config.train.batch_size, verbose=0, return_dict=True)
         teacher_metrics = {"split": split, **{k: float(v) for k, v in values.items()}}
     last = {k: v[-1] for k, v in result.history.items() if k.startswith(("logits_loss", "feature_loss"))}
     result.report["distillation"] = {
@@ -436,7 +431,7 @@ def on_fit_end(trainer: Trainer, result: FitResult) -> None:
         "teacher_weight_bytes": _weight_bytes(teacher),
         "student_weight_bytes": _weight_bytes(result.model),
     }
-    rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
+    plugin.write_json(result.run_dir / plugin.REPORT_FILE, result.report)
 
 
 # -- convenience --------------------------------------------------------------------------------
@@ -464,8 +459,7 @@ def distill(
         ConfigError: no or a bad ``distill`` section, several heads, or a teacher whose labels differ.
         CheckpointError: the teacher cannot be found or loaded.
     """
-    from kplug import load_config
-    from kplug.train.trainer import Trainer
+    from kplug import Trainer, load_config
 
     if source is not None and load_config(source).distill is None:
         raise ConfigError(

@@ -36,9 +36,8 @@ from typing import Any
 
 import keras
 import numpy as np
-from kplug.errors import CheckpointError, ConfigError, PluginError
-from kplug.model.checkpoint_init import load_model_file
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import CheckpointError, ConfigError, PluginError, load_model_file
 
 from kplug_compress.float32 import float32_copy, precision_note
 
@@ -172,7 +171,7 @@ def _write_artifact(model: keras.Model, fmt: str, path: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "keras":
-        rundir.save_model(model, path)
+        plugin.save_model(model, path)
     else:
         model.export(str(path), format="tf_saved_model" if fmt == "saved_model" else "onnx", verbose=False)
 
@@ -236,10 +235,10 @@ def export_run(
     """
     check_requirements(fmt)
     run_path = Path(run_dir)
-    model_file = run_path / rundir.MODEL_FILE
+    model_file = run_path / plugin.MODEL_FILE
     if not model_file.is_file():
         raise CheckpointError(
-            f"{str(run_path)!r} is not a finished kplug run directory: {rundir.MODEL_FILE} is missing."
+            f"{str(run_path)!r} is not a finished kplug run directory: {plugin.MODEL_FILE} is missing."
         )
     path = Path(output) if output is not None else run_path / EXPORT_DIR / DEFAULT_NAMES[fmt]
     suffix = {"keras": ".keras", "onnx": ".onnx"}.get(fmt)
@@ -266,7 +265,7 @@ def export_run(
     result = ExportResult(fmt, path, writer, backend, difference, PROBE_ROWS, precision)
     report = path.parent / EXPORT_REPORT
     entries = json.loads(report.read_text()) if report.is_file() else {}
-    rundir.write_json(report, {**entries, fmt: result.to_dict()})
+    plugin.write_json(report, {**entries, fmt: result.to_dict()})
     return result
 
 
@@ -295,11 +294,11 @@ def add_export_command(commands: argparse._SubParsersAction) -> None:
 
 def worker(argv: list[str]) -> None:
     """The subprocess side of ``export_run``: ``[MODEL_FILE, FORMAT, PATH, OUTPUTS_NPZ]``."""
-    from kplug.plugin.manager import get_plugins
+    from kplug import load_plugins
 
     model_file, fmt, path, outputs_file = argv
     try:
-        get_plugins()  # plugins may define the custom layers the model file names
+        load_plugins()  # plugins may define the custom layers the model file names
     except PluginError:
         pass  # a broken plugin is reported by `kplug doctor`; loading names any layer it misses
     outputs = export_model(float32_copy(load_model_file(Path(model_file))), fmt, Path(path))

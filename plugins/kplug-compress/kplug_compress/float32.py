@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-from kplug.model.paths import iter_layers
+from kplug.plugin import iter_layers
 
 HALF = ("float16", "bfloat16")
 

@@ -33,14 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-from kplug.errors import ConfigError, PluginError
-from kplug.model.paths import iter_layers
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import ConfigError, PluginError, iter_layers
 
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug.plugin import FitResult, RunContext
 
 NAME = "lora"
 ADAPTABLE = (keras.layers.Dense, keras.layers.EinsumDense)
@@ -86,12 +85,9 @@ class LoraAdapters(keras.callbacks.Callback):
             )
 
 
-def lora_settings(trainer: Trainer) -> LoraAdapters | None:
+def lora_settings(run: RunContext) -> LoraAdapters | None:
     """The run's ``lora`` callback settings, or ``None`` when the run does not use LoRA."""
-    for chosen in trainer.run.callbacks:
-        if chosen.component.name == NAME:
-            return chosen.build()
-    return None
+    return run.callback(NAME)
 
 
 def adapted_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
@@ -210,30 +206,30 @@ def write_merged(model: keras.Model, path: Path) -> None:
                         data = json.dumps(_strip_lora(json.loads(data))).encode()
                     out.writestr(item, data)
 
-        rundir.atomic_write(path, write)
+        plugin.atomic_write(path, write)
 
 
-def on_fit_start(trainer: Trainer, model: keras.Model) -> None:
+def on_fit_start(run: RunContext, model: keras.Model) -> None:
     """Add the adapters before the first stage (and before a resumed run restores its weights)."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is not None:
         enable_adapters(model, settings)
         LoraWeights(model).attach(model)
 
 
-def on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+def on_stage_start(run: RunContext, model: keras.Model, stage: int) -> None:
     """Freeze what LoRA does not train, after the stage's trainable set is applied."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is not None:
         freeze_all_but_adapters(model, settings)
 
 
-def on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def on_fit_end(run: RunContext, result: FitResult) -> None:
     """Replace ``model.keras`` with the merged plain model and report the adapters."""
-    settings = lora_settings(trainer)
+    settings = lora_settings(run)
     if settings is None:
         return
     LoraWeights.detach(result.model)  # training is over: the model file holds the merged kernels only
-    write_merged(result.model, result.run_dir / rundir.MODEL_FILE)
+    write_merged(result.model, result.run_dir / plugin.MODEL_FILE)
     result.report["lora"] = adapter_summary(result.model, settings)
-    rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
+    plugin.write_json(result.run_dir / plugin.REPORT_FILE, result.report)

@@ -33,14 +33,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 import numpy as np
-from kplug.errors import ConfigError
-from kplug.model.paths import iter_layers
-from kplug.train import rundir
+from kplug import plugin
+from kplug.plugin import ConfigError, iter_layers
 
 from kplug_compress.model_state import ModelState
 
 if TYPE_CHECKING:
-    from kplug.train.trainer import FitResult, Trainer
+    from kplug.plugin import FitResult, RunContext
 
 NAME = "prune"
 PRUNABLE = (
@@ -231,12 +230,9 @@ class PruningProgress(ModelState):
             self.initial = [float(value) for value in np.asarray(store["initial"])]
 
 
-def pruning_settings(trainer: Trainer) -> MagnitudePruning | None:
+def pruning_settings(run: RunContext) -> MagnitudePruning | None:
     """The run's ``prune`` callback settings, or ``None`` when the run does not prune."""
-    for chosen in trainer.run.callbacks:
-        if chosen.component.name == NAME:
-            return chosen.build()
-    return None
+    return run.callback(NAME)
 
 
 def sparsity_report(model: keras.Model, targets: list[str]) -> dict[str, Any]:
@@ -258,15 +254,15 @@ def sparsity_report(model: keras.Model, targets: list[str]) -> dict[str, Any]:
     }
 
 
-def on_stage_start(trainer: Trainer, model: keras.Model, stage: int) -> None:
+def on_stage_start(run: RunContext, model: keras.Model, stage: int) -> None:
     """Start each stage's schedule afresh (a resumed run then loads where it stood with the checkpoint)."""
-    if pruning_settings(trainer) is not None:
+    if pruning_settings(run) is not None:
         PruningProgress().attach(model)
 
 
-def on_fit_end(trainer: Trainer, result: FitResult) -> None:
+def on_fit_end(run: RunContext, result: FitResult) -> None:
     """Add the ``pruning`` section (sparsity per layer, pruned model's metrics) to report.json."""
-    settings = pruning_settings(trainer)
+    settings = pruning_settings(run)
     if settings is None:
         return
     report = sparsity_report(result.model, settings.targets)
@@ -275,4 +271,4 @@ def on_fit_end(trainer: Trainer, result: FitResult) -> None:
         **report,
         "metrics": result.metrics,
     }
-    rundir.write_json(result.run_dir / rundir.REPORT_FILE, result.report)
+    plugin.write_json(result.run_dir / plugin.REPORT_FILE, result.report)

@@ -33,14 +33,16 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug.data.inputs import head_targets, prepare_data
-from kplug.errors import ConfigError, DataError, first_line
-from kplug.inference.prediction import LoadedRun, load_run
-from kplug.model.assembly import compile_model
-from kplug.model.paths import iter_layers
-from kplug.plugin.manager import Plugins
-from kplug.train import rundir
-from kplug.train.optimizers import build_optimizer
+from kplug import plugin
+from kplug.plugin import (
+    ConfigError,
+    DataError,
+    FinishedRun,
+    Plugins,
+    first_line,
+    iter_layers,
+    load_finished_run,
+)
 
 from kplug_compress.float32 import float32_copy, precision_note
 
@@ -75,8 +77,8 @@ def saved_bytes(model: keras.Model) -> int:
         return path.stat().st_size
 
 
-def _evaluate(loaded: LoadedRun, x: np.ndarray, y: Any, batch_size: int) -> dict[str, float]:
-    compile_model(loaded.model, loaded.heads, loaded.run)  # no optimizer: evaluation only
+def _evaluate(loaded: FinishedRun, x: np.ndarray, y: Any, batch_size: int) -> dict[str, float]:
+    loaded.compile()  # no optimizer: evaluation only
     values = loaded.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
     return {key: float(value) for key, value in values.items()}
 
@@ -120,8 +122,10 @@ def _quantize(model: keras.Model, mode: str, keep: list[str]) -> tuple[list[str]
     return quantized, left
 
 
-def _fine_tune(loaded: LoadedRun, x: Any, y: Any, validation: Any, epochs: int, learning_rate: float | None):
-    train = loaded.run.config.train
+def _fine_tune(
+    loaded: FinishedRun, x: Any, y: Any, validation: Any, epochs: int, learning_rate: float | None
+):
+    train = loaded.config.train
     rate = learning_rate if learning_rate is not None else train.optimizer.learning_rate * 0.1
     if not loaded.model.trainable_weights:
         raise ConfigError(
@@ -129,7 +133,7 @@ def _fine_tune(loaded: LoadedRun, x: Any, y: Any, validation: Any, epochs: int, 
             "frozen); quantize without --epochs, or keep some layers float with --keep."
         )
     # a new optimizer over the variables quantization left trainable (see the module docstring)
-    compile_model(loaded.model, loaded.heads, loaded.run, build_optimizer(train.optimizer, rate))
+    loaded.compile(learning_rate=rate)
     history = loaded.model.fit(
         x, y, batch_size=train.batch_size, epochs=epochs, validation_data=validation, verbose=0
     )
@@ -184,24 +188,18 @@ def quantize_run(
         raise ConfigError(f"--epochs {epochs}: must be 0 (no fine-tuning) or more.")
     started = time.perf_counter()
     source = Path(run_dir)
-    loaded = load_run(source, plugins)
-    component = loaded.run.dataset.component
-    if component.extras.get("in_memory"):
+    loaded = load_finished_run(source, plugins)
+    if loaded.in_memory_data:
         raise DataError(
-            f"{source} was trained on in-memory data (source '{component.name}'), which is not saved with "
-            f"the run; kplug quantize needs the run's own data to measure accuracy."
+            f"{source} was trained on in-memory data (source '{loaded.components.dataset.component.name}'), "
+            f"which is not saved with the run; kplug quantize needs the run's own data to measure accuracy."
         )
-    data = prepare_data(loaded.run)
-    split = "validation" if len(data.splits.validation) else "test" if len(data.splits.test) else None
+    split = "validation" if loaded.split_size("validation") else "test" if loaded.split_size("test") else None
     if split is None:
         raise DataError(f"{source} has no validation or test split to measure the quantized model on.")
 
-    def inputs(name: str) -> tuple[np.ndarray, Any]:
-        examples = getattr(data.splits, name)
-        return data.inputs(name), head_targets(loaded.run, examples, data.label_maps)
-
-    x_eval, y_eval = inputs(split)
-    batch_size = loaded.run.config.train.batch_size
+    x_eval, y_eval = loaded.split_data(split)
+    batch_size = loaded.config.train.batch_size
     before = _evaluate(loaded, x_eval, y_eval, batch_size)
     size_before = {"weights_bytes": weight_bytes(loaded.model), "file_bytes": saved_bytes(loaded.model)}
     precision = precision_note(loaded.model)
@@ -216,16 +214,16 @@ def quantize_run(
     fine_tune = None
     after = after_quantization
     if epochs:
-        x_train, y_train = inputs("train")
+        x_train, y_train = loaded.split_data("train")
         fine_tune = _fine_tune(loaded, x_train, y_train, (x_eval, y_eval), epochs, learning_rate)
         after = _evaluate(loaded, x_eval, y_eval, batch_size)
     size_after = {"weights_bytes": weight_bytes(loaded.model), "file_bytes": saved_bytes(loaded.model)}
 
     target = Path(output) if output is not None else source / f"quantized-{mode}"
-    rundir.prepare_run_dir(target, overwrite)
-    for name in (rundir.CONFIG_FILE, rundir.LABELS_FILE):
+    plugin.prepare_run_dir(target, overwrite)
+    for name in (plugin.CONFIG_FILE, plugin.LABELS_FILE):
         shutil.copyfile(source / name, target / name)
-    rundir.save_model(loaded.model, target / rundir.MODEL_FILE)
+    plugin.save_model(loaded.model, target / plugin.MODEL_FILE)
     metric = "accuracy" if "accuracy" in before else next(k for k in before if k != "loss")
     report = {
         "quantization": {
@@ -252,7 +250,7 @@ def quantize_run(
         "fine_tune": fine_tune,
         "seconds": time.perf_counter() - started,
     }
-    rundir.write_json(target / rundir.REPORT_FILE, report)
+    plugin.write_json(target / plugin.REPORT_FILE, report)
     return QuantizeResult(loaded.model, target, report)
 
 

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import digits_config
-from kplug.cli.main import main
-from kplug.data.inputs import prepare_data
-from kplug.train.metrics_file import metrics_history
+from kplug.testing import metrics_history, run_cli
 
 import kplug_compress
 from kplug_compress.distill import distill, tap_model
@@ -62,7 +60,7 @@ def test_student_learns_from_the_teacher_alone(plugins, digits_run, logits_only)
     assert kplug.evaluate(result.run_dir, plugins=plugins)["accuracy"] == pytest.approx(
         result.metrics["accuracy"]
     )
-    saved = kplug.model.checkpoint_init.load_model_file(result.run_dir / "model.keras")
+    saved = kplug.plugin.load_model_file(result.run_dir / "model.keras")
     assert saved.count_params() == facts["student_parameters"]
     assert (result.run_dir / "metrics.csv").is_file() and (result.run_dir / "checkpoints").is_dir()
 
@@ -77,9 +75,8 @@ def test_feature_term_brings_the_students_features_to_the_teachers(
     loss = distilled.history["feature_loss"]
     assert loss[-1] < 0.9 * loss[0], loss  # the feature term is trained down
     assert distilled.report["distillation"]["projections"] == [None]  # same width: compared as they are
-    data = prepare_data(kplug.Trainer(distilled.run_dir / "config.yaml", plugins=plugins).run)
-    images = data.inputs("test")
-    teacher = kplug.model.checkpoint_init.load_model_file(digits_run.run_dir / "model.keras")
+    images, _ = kplug.plugin.load_finished_run(distilled.run_dir, plugins).split_data("test")
+    teacher = kplug.plugin.load_model_file(digits_run.run_dir / "model.keras")
     target = backbone_features(teacher, images)
     gaps = {
         name: float(np.mean((backbone_features(run.model, images) - target) ** 2))
@@ -90,7 +87,7 @@ def test_feature_term_brings_the_students_features_to_the_teachers(
 
 
 def test_tap_model_reaches_inside_the_nested_backbone(digits_run) -> None:
-    teacher = kplug.model.checkpoint_init.load_model_file(digits_run.run_dir / "model.keras")
+    teacher = kplug.plugin.load_model_file(digits_run.run_dir / "model.keras")
     tapped = tap_model(teacher, {"out": "backbone", "conv": "backbone/conv2", "head": "digits"})
     x = np.random.default_rng(0).random((3, 28, 28, 1)).astype("float32")
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in tapped(x).items()}
@@ -109,7 +106,7 @@ class InterruptAt:
         self.epoch = epoch
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
+    def kplug_on_epoch_end(self, run, epoch, logs):
         if epoch == self.epoch:
             raise KeyboardInterrupt
 
@@ -135,7 +132,7 @@ def test_cli_distillation_resumes_to_the_same_weights(tmp_path, plugins, digits_
 
     path = tmp_path / "distill.yaml"
     path.write_text(yaml.safe_dump(config("whole")))
-    assert main(["distill", str(path)], plugins=plugins) == 0
+    assert run_cli(["distill", str(path)], plugins=plugins) == 0
     out = capsys.readouterr().out
     assert "teacher" in out and "student" in out and "Run directory" in out
     facts = json.loads((tmp_path / "whole" / "report.json").read_text())["distillation"]
@@ -151,9 +148,9 @@ def test_cli_distillation_resumes_to_the_same_weights(tmp_path, plugins, digits_
             config("cut"), plugins=kplug.load_plugins([kplug_compress, InterruptAt(1)], entry_points=False)
         )
     assert not (tmp_path / "cut" / "model.keras").exists()
-    assert main(["train", "--resume", str(tmp_path / "cut")], plugins=plugins) == 0
-    ours = kplug.model.checkpoint_init.load_model_file(tmp_path / "cut" / "model.keras")
-    theirs = kplug.model.checkpoint_init.load_model_file(tmp_path / "whole" / "model.keras")
+    assert run_cli(["train", "--resume", str(tmp_path / "cut")], plugins=plugins) == 0
+    ours = kplug.plugin.load_model_file(tmp_path / "cut" / "model.keras")
+    theirs = kplug.plugin.load_model_file(tmp_path / "whole" / "model.keras")
     for a, b in zip(ours.weights, theirs.weights, strict=True):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=0, atol=1e-6
@@ -172,7 +169,7 @@ def test_bad_sections(tmp_path, plugins, digits_run, capsys) -> None:
     config = distill_config(tmp_path / "cli", digits_run.run_dir, features=[{"weight": 0.5}])
     bad = {**config, "distill": {**config["distill"], "temperature": -1}}
     path.write_text(yaml.safe_dump(bad))
-    assert main(["distill", str(path)], plugins=plugins) == 2
+    assert run_cli(["distill", str(path)], plugins=plugins) == 2
     assert "distill.temperature = -1: Input should be greater than 0" in capsys.readouterr().err
     with pytest.raises(kplug.ConfigError, match="distill.features.0..wieght: unknown field; allowed fields"):
         distill({**config, "distill": {**config["distill"], "features": [{"wieght": 1}]}}, plugins=plugins)

@@ -10,9 +10,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.cli.main import main
-from kplug.data.inputs import prepare_data
-from kplug.inference.prediction import load_run
+from kplug.testing import run_cli
 
 from kplug_compress import export
 from kplug_compress.export import export_run
@@ -20,13 +18,13 @@ from kplug_compress.export import export_run
 
 def held_out_images(run_dir: Path, plugins: kplug.Plugins) -> np.ndarray:
     """The run's own test images (real data, not the random probe batch)."""
-    loaded = load_run(run_dir, plugins=plugins)
-    return prepare_data(loaded.run).splits.test.features[:32]
+    images, _ = kplug.plugin.load_finished_run(run_dir, plugins=plugins).split_data("test")
+    return images[:32]
 
 
 def reference(run_dir: Path, images: np.ndarray) -> np.ndarray:
     """The in-memory Keras model's logits on the active backend."""
-    model = kplug.model.checkpoint_init.load_model_file(run_dir / "model.keras")
+    model = kplug.plugin.load_model_file(run_dir / "model.keras")
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
@@ -64,12 +62,12 @@ def test_keras_export_through_the_cli(
     digits_run: kplug.FitResult, plugins: kplug.Plugins, tmp_path: Path
 ) -> None:
     target = tmp_path / "plain.keras"
-    code = main(
+    code = run_cli(
         ["export", str(digits_run.run_dir), "--format", "keras", "--output", str(target)], plugins=plugins
     )
     assert code == 0 and target.is_file()
     images = held_out_images(digits_run.run_dir, plugins)
-    exported = keras.ops.convert_to_numpy(kplug.model.checkpoint_init.load_model_file(target)(images))
+    exported = keras.ops.convert_to_numpy(kplug.plugin.load_model_file(target)(images))
     np.testing.assert_array_equal(exported, reference(digits_run.run_dir, images))
 
 
@@ -84,7 +82,7 @@ def test_missing_tensorflow_names_what_to_install(
     )
     with pytest.raises(kplug.PluginError, match=r"needs tensorflow, tf2onnx.*pip install tensorflow tf2onnx"):
         export_run(digits_run.run_dir, "onnx")
-    assert main(["export", str(digits_run.run_dir), "--format", "saved_model"], plugins=plugins) == 2
+    assert run_cli(["export", str(digits_run.run_dir), "--format", "saved_model"], plugins=plugins) == 2
     assert "needs tensorflow" in capsys.readouterr().err
 
 

@@ -12,9 +12,8 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
-from kplug.model.checkpoint_init import load_model_file
-from kplug.model.paths import iter_layers
-from kplug.train.checkpoint import latest_checkpoint
+from kplug.plugin import iter_layers, load_model_file
+from kplug.testing import latest_checkpoint
 
 import kplug_compress
 from kplug_compress.export import artifact_outputs, export_run, keras_outputs, max_difference, probe_inputs
@@ -99,7 +98,7 @@ class StopAfterEpoch:
         self.epoch = epoch
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
+    def kplug_on_epoch_end(self, run, epoch, logs):
         if epoch == self.epoch:
             raise KeyboardInterrupt
 

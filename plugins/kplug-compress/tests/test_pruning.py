@@ -9,7 +9,7 @@ import kplug
 import numpy as np
 import pytest
 from conftest import digits_config
-from kplug.train.checkpoint import latest_checkpoint
+from kplug.testing import latest_checkpoint
 
 import kplug_compress
 from kplug_compress.pruning import (
@@ -29,7 +29,7 @@ class ZerosAtStageStart:
         self.zeros: dict[int, dict[str, np.ndarray]] = {}
 
     @kplug.hookimpl
-    def kplug_on_stage_start(self, trainer, model, stage):
+    def kplug_on_stage_start(self, run, model, stage):
         self.zeros[stage] = {
             path: keras.ops.convert_to_numpy(kernel_variable(layer)) == 0
             for path, layer in prunable_layers(model, ["backbone/*"])
@@ -76,7 +76,7 @@ def test_report_gives_per_layer_sparsity_and_accuracy(pruned) -> None:
     assert all(value == pytest.approx(0.6, abs=0.03) for value in report["layers"].values())
     assert report["metrics"]["accuracy"] == result.metrics["accuracy"]
     assert report["weights_bytes_zlib"] < report["weights_bytes"]
-    saved = kplug.model.checkpoint_init.load_model_file(result.run_dir / "model.keras")
+    saved = kplug.plugin.load_model_file(result.run_dir / "model.keras")
     assert (
         keras.ops.convert_to_numpy(saved.get_layer("backbone").get_layer("embedding").kernel) == 0
     ).mean() > 0.59

@@ -11,7 +11,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.cli.main import main
+from kplug.testing import run_cli
 
 import kplug_compress
 
@@ -112,11 +112,11 @@ def test_bad_requests_fail_clearly(trained_run: Path, plugins, tmp_path: Path) -
 def test_quantize_command(trained_run: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "compress")  # this package's entry point only
     out = tmp_path / "q4"
-    assert main(["quantize", str(trained_run), "--mode", "int4", "--output", str(out)]) == 0
+    assert run_cli(["quantize", str(trained_run), "--mode", "int4", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "int4: 2 layers quantized" in printed and f"Quantized run directory: {out}" in printed
     assert {p.name for p in out.iterdir()} >= {"model.keras", "report.json", "config.yaml", "labels.json"}
-    assert main(["quantize", str(trained_run), "--mode", "int2", "--output", str(tmp_path / "x")]) == 2
+    assert run_cli(["quantize", str(trained_run), "--mode", "int2", "--output", str(tmp_path / "x")]) == 2
     assert "'int2'" in capsys.readouterr().err
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import kplug
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 
 @kplug.hookimpl

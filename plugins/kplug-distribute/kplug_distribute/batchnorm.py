@@ -29,7 +29,7 @@ from typing import Any
 
 import keras
 from keras import ops
-from kplug.model.paths import iter_layers
+from kplug.plugin import iter_layers
 
 # what report.json records under distribution.batchnorm_statistics when a model has BatchNormalization
 GLOBAL = "global batch"

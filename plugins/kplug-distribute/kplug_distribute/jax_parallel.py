@@ -19,8 +19,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.processes import process_rank, world_size
-from kplug.model.paths import PathPattern, no_match_error, variable_paths
+from kplug.plugin import PathPattern, no_match_error, process_rank, variable_paths, world_size
 
 from kplug_distribute.placement import describe_placement, process_share
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.sharding import sharding_table
+from kplug.plugin import sharding_table
 
 from kplug_distribute.batches import ProcessShard
 from kplug_distribute.batchnorm import GLOBAL, has_batchnorm

@@ -21,8 +21,7 @@ from typing import Any
 import keras
 import kplug
 import numpy as np
-from kplug.distribute.processes import world_size
-from kplug.distribute.sharding import sharding_table
+from kplug.plugin import sharding_table, world_size
 
 from kplug_distribute.batches import ProcessShard
 from kplug_distribute.batchnorm import synchronise_batchnorm

@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.distribute.processes import process_rank
+from kplug.plugin import process_rank
 
 from kplug_distribute.batchnorm import synchronise_batchnorm
 from kplug_distribute.placement import describe_placement
@@ -205,6 +205,6 @@ class DistributedDataParallel(kplug.Distribution):
 
 def offer_ddp() -> kplug.Distribution | None:
     """``auto`` on torch: DDP when this process is one of a launched group."""
-    from kplug.distribute.processes import world_size
+    from kplug.plugin import world_size
 
     return DistributedDataParallel() if world_size() > 1 else None

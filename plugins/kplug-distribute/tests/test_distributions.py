@@ -9,9 +9,7 @@ import kplug
 import numpy as np
 import pytest
 from case import run_config
-from kplug.cli.main import main
-from kplug.data.batches import TrainingBatches
-from kplug.distribute.processes import launch
+from kplug.testing import TrainingBatches, launch, run_cli
 
 import kplug_distribute
 from kplug_distribute.batches import ProcessShard
@@ -60,7 +58,7 @@ def test_auto_on_one_device_trains_on_one_device(plugins, tmp_path):
 
 def test_doctor_shows_what_auto_chooses(monkeypatch, capsys):
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "distribute")
-    assert main(["doctor"]) in (0, 1)
+    assert run_cli(["doctor"]) in (0, 1)
     facts = json.loads(capsys.readouterr().out)
     assert facts["distribution_auto"]["strategy"] == "single-device"  # one CPU device in this process
     assert "kplug-distribute" in json.dumps(facts["plugins"])

@@ -26,7 +26,7 @@ from conftest import (
     run_cases,
     weights,
 )
-from kplug.train.metrics_file import metrics_history, read_metrics
+from kplug.testing import metrics_history, read_metrics
 
 import kplug_distribute
 
@@ -185,7 +185,7 @@ def test_multi_worker_outside_a_cluster_is_refused(tmp_path):
 
 
 def test_tf_config_gives_each_task_its_rank(monkeypatch):
-    from kplug.backend.tf_config import tf_config
+    from kplug.testing import tf_config
 
     from kplug_distribute.tf_strategies import read_tf_config
 

@@ -13,7 +13,7 @@ import keras
 import kplug
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 
 def tiny_mlp(input_shape: tuple[int, ...], units: int = 64) -> keras.Model:

@@ -22,7 +22,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.config.schema import RunConfig
+from kplug import RunConfig
 
 STORE_DIR = "mlruns"
 DATABASE = "mlflow.db"

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import kplug
-from kplug.errors import ConfigError
-from kplug.model.paths import PathPattern, iter_layers, no_match_error
+from kplug.plugin import ConfigError, PathPattern, iter_layers, no_match_error
 from pydantic import PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 # Selectors (bare words) in ``float32_layers``; anything else is a layer-path pattern (kplug.model.paths).
 SELECTORS = ("first", "normalization", "softmax", "heads")

@@ -10,7 +10,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.train.trainer import dtype_policy
+from kplug.testing import dtype_policy
 
 import kplug_precision
 

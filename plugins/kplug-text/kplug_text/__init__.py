@@ -33,7 +33,7 @@ from kplug_text.preprocessing import (
 from kplug_text.saved_layers import register_stand_ins
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
     from kplug_text.encoders import BertEncoder, DistilBertEncoder, SequencePooling
 

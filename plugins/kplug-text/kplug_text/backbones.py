@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import keras
-from kplug.errors import ConfigError
+from kplug.plugin import ConfigError
 from pydantic import PositiveInt
 
 from kplug_text.checkpoints import Checkpoint, minilm_path

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kplug.errors import CheckpointError, ConfigError
+from kplug.plugin import CheckpointError, ConfigError
 
 # Hugging Face `hidden_act` names and the activation kplug-text gives the encoder for each.
 # "gelu" in Hugging Face is the exact erf GELU; keras-hub's BERT uses the tanh approximation.

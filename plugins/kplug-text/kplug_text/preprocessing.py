@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from kplug.errors import ConfigError, DataError
+from kplug.plugin import ConfigError, DataError
 from pydantic import PositiveInt
 
 from kplug_text.checkpoints import Checkpoint, minilm_path, read_checkpoint

@@ -26,7 +26,7 @@ from kplug_vision.mixing import BATCH_AUGMENTATIONS, make_cutmix, make_mixup
 from kplug_vision.preprocessing import SelectToken
 
 if TYPE_CHECKING:
-    from kplug.plugin.registry import Register
+    from kplug.plugin import Register
 
 __all__ = [
     "AUGMENTATIONS",

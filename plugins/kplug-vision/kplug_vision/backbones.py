@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import keras
 import pydantic
-from kplug.errors import CheckpointError, ConfigError
+from kplug.plugin import CheckpointError, ConfigError
 
 from kplug_vision.preprocessing import (
     Normalization,

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from kplug.data.example_set import Examples
-from kplug.errors import DataError
+from kplug.plugin import DataError, Examples
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pydantic
-from kplug.errors import DataError
+from kplug.plugin import DataError
 
 Probability = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
 Concentration = Annotated[float, pydantic.Field(gt=0.0)]

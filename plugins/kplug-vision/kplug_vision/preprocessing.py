@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import keras
-from kplug.errors import ConfigError, DataError
+from kplug.plugin import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -8,8 +8,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.builtin.datasets import read_idx_file
-from kplug.testing import clear_plugin_environment
+from kplug.testing import clear_plugin_environment, read_idx_file
 
 import kplug_vision
 

@@ -9,8 +9,7 @@ import kplug
 import numpy as np
 import pytest
 from conftest import TINY_BACKBONES
-from kplug.data.batches import TrainingBatches
-from kplug.model.assembly import build_batch_transforms
+from kplug.testing import TrainingBatches, build_batch_transforms
 from test_datasets import write_folder
 
 
