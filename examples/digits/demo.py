@@ -27,14 +27,14 @@ class StageAccuracy:
         self.accuracy: list[float] = []
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
+    def kplug_on_epoch_end(self, run, epoch, logs):
         ends, total = [], 0
-        for stage in trainer.config.train.resolved_stages():
+        for stage in run.stages:
             total += stage.epochs
             ends.append(total)
         if epoch + 1 in ends:
-            x, y = trainer.split_data("test")
-            scores = trainer.model.evaluate(x, y, verbose=0, return_dict=True)
+            x, y = run.split_data("test")
+            scores = run.model.evaluate(x, y, verbose=0, return_dict=True)
             self.accuracy.append(scores["accuracy"])
 
 

@@ -25,7 +25,8 @@ selected with everything inside it (``trainable``, ``frozen``,
 ``precision.options.float32_layers``). A pattern selects a **variable** when it
 matches the variable's path or the path of a layer that holds it (``backbone/conv1``,
 ``backbone/conv1/kernel`` and ``*/kernel`` all select ``backbone/conv1/kernel``):
-``learning_rates`` and the ``model-parallel`` layout rules.
+``learning_rates`` and the ``model-parallel`` layout rules. Plugins select with the same
+dialect (LoRA and pruning ``targets``, ``kplug quantize --keep``) through ``kplug.plugin``.
 
 A pattern that selects nothing is an error naming the config field, the pattern and
 the paths that exist. ``model.backbone.init.map`` is not a selection but a rewrite
@@ -162,6 +163,23 @@ def no_match_error(
     return ConfigError(
         f"{where}: pattern {pattern!r} matches no {kind}.{' ' + hint if hint else ''} "
         f"{kind.capitalize()} paths: {shown}. Patterns are {DIALECT}."
+    )
+
+
+def bare_name_hint(pattern: PathPattern, layers: Iterable[tuple[str, keras.layers.Layer]]) -> str:
+    """For a pattern that matches no layer path but matches layer *names* (``conv1``): the paths to write.
+
+    Returns:
+        A sentence for ``no_match_error``'s ``hint`` (``""`` when no layer name matches either).
+    """
+    by_name = [path for path, layer in layers if pattern.matches(layer.name)]
+    if not by_name:
+        return ""
+    text = pattern.text
+    anywhere = f"re:.*/{text[3:]}" if text.startswith(REGEX_PREFIX) else f"*/{text}"
+    return (
+        f"Patterns match layer paths, not bare layer names: write {by_name[0]!r} or {anywhere!r} "
+        f"to select the layers named so ({', '.join(by_name[:8])})."
     )
 
 

@@ -30,9 +30,12 @@ Layer paths (the one pattern dialect of core and every plugin: ``*`` and ``**`` 
     ``iter_layers(model)`` (every nested layer with its path), ``variable_paths(model)``
     (every variable by its path), ``PathPattern.compile(pattern, where)`` (a checked pattern,
     ``.matches(path)``), ``no_match_error(where, pattern, paths)`` (the error for a pattern
-    that matches nothing, listing the paths that exist).
+    that matches nothing, listing the paths that exist), ``bare_name_hint(pattern, layers)``
+    (its hint when the pattern matches bare layer names such as ``conv1``).
 
 Helpers
+    ``validation_problems(error, data, where=..., schema=...)`` (a pydantic error as kplug's
+    ``field = value: what is allowed`` lines, for a plugin's own config section);
     ``load_model_file(path)`` (a ``.keras`` file, with kplug's and the plugins' layers);
     the run-directory file names (``MODEL_FILE``, ``REPORT_FILE``, ``CONFIG_FILE``,
     ``LABELS_FILE``, ``METRICS_FILE``) and writers (``write_json``, ``atomic_write``,
@@ -61,6 +64,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kplug.config.errors import validation_problems
     from kplug.config.schema import Strict as Options
     from kplug.data.example_set import Examples
     from kplug.distribute.processes import process_rank, world_size
@@ -75,7 +79,7 @@ if TYPE_CHECKING:
         first_line,
     )
     from kplug.model.checkpoint_init import load_model_file
-    from kplug.model.paths import PathPattern, iter_layers, no_match_error, variable_paths
+    from kplug.model.paths import PathPattern, bare_name_hint, iter_layers, no_match_error, variable_paths
     from kplug.plugin import spec
     from kplug.plugin.context import RunContext
     from kplug.plugin.distribution import Distribution
@@ -126,6 +130,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "variable_paths": ("kplug.model.paths", "variable_paths"),
     "PathPattern": ("kplug.model.paths", "PathPattern"),
     "no_match_error": ("kplug.model.paths", "no_match_error"),
+    "bare_name_hint": ("kplug.model.paths", "bare_name_hint"),
+    "validation_problems": ("kplug.config.errors", "validation_problems"),
     "load_model_file": ("kplug.model.checkpoint_init", "load_model_file"),
     "StagePlan": ("kplug.train.stage_plan", "StagePlan"),
     "CONFIG_FILE": ("kplug.train.rundir", "CONFIG_FILE"),
@@ -179,6 +185,7 @@ __all__ = [
     "StagePlan",
     "TrainingError",
     "atomic_write",
+    "bare_name_hint",
     "first_line",
     "hookimpl",
     "iter_layers",
@@ -190,6 +197,7 @@ __all__ = [
     "save_model",
     "sharding_table",
     "spec",
+    "validation_problems",
     "variable_paths",
     "world_size",
     "write_json",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from kplug.errors import ConfigError, KplugError, PluginError
-from kplug.plugin import spec as hookspecs
+from kplug.plugin import spec
 from kplug.plugin.registry import KIND_HOOKS, Component, Registry
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ def load_plugins(plugins: Iterable[Any] = (), *, entry_points: bool = True) -> P
             name or wrong arguments), or two plugins register the same name.
     """
     manager = pluggy.PluginManager("kplug")
-    manager.add_hookspecs(hookspecs)
+    manager.add_hookspecs(spec)
     for name in _env_list("KPLUG_DISABLE_PLUGINS"):
         manager.set_blocked(name)
     providers: dict[str, str] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import platform
 import shutil
 import tempfile
 import time
@@ -22,7 +21,7 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
-from kplug.config.load import dump_config, load_config, parse_config, read_config_file
+from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
@@ -33,7 +32,6 @@ from kplug.model.assembly import (
     build_model,
     compile_model,
     is_batch_augmentation,
-    logged_metric_names,
 )
 from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
@@ -41,19 +39,17 @@ from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summaris
 from kplug.plugin.context import RunContext
 from kplug.plugin.distribution import Distribution
 from kplug.plugin.head import Head
-from kplug.plugin.manager import Plugins, get_plugins, kplug_version
-from kplug.plugin.precision import Precision, as_precision, layer_dtypes
+from kplug.plugin.manager import Plugins, get_plugins
+from kplug.plugin.precision import Precision, as_precision
 from kplug.plugin.resolve import ResolvedRun, resolve
-from kplug.train import metrics_file as metrics
-from kplug.train import rundir
-from kplug.train.best_model import BestModelSaver, read_best
+from kplug.train import metrics_file, rundir
+from kplug.train.best_model import BestModelSaver
 from kplug.train.checkpoint import (
     Checkpoint,
     Checkpointer,
     RestoreMetrics,
     StepCheckpointer,
     TrainingState,
-    latest_checkpoint,
     seed_layer_generators,
     write_checkpoint,
 )
@@ -65,6 +61,9 @@ from kplug.train.optimizers import (
     learning_rate_schedule,
     stage_schedule,
 )
+from kplug.train.preflight import check_batches, check_monitors
+from kplug.train.report import run_report
+from kplug.train.resume import check_same_run, checkpoint_to_resume
 from kplug.train.stage_plan import StagePlan, plan_stages
 
 
@@ -114,48 +113,6 @@ def dtype_policy(policy: Any) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-# Fields that may differ when a run is resumed: where it writes and how it reports.
-RESUMABLE_CHANGES = ("output.", "train.verbose", "callbacks")
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(_flatten(item, f"{prefix}{key}."))
-        return flat
-    return {prefix.rstrip("."): value}
-
-
-def _saved_config(saved: Path) -> dict[str, Any]:
-    """The run's saved config as this version writes it (older spellings, e.g. a stage's
-    ``learning_rate``, moved to their current place); as written if it no longer validates."""
-    written = read_config_file(saved)
-    try:
-        return parse_config(written).to_dict()
-    except ConfigError:
-        return written
-
-
-def _check_same_run(saved: Path, config: RunConfig) -> None:
-    """Refuse to resume a run directory with a config that trains something else."""
-    before = _flatten(_saved_config(saved))
-    now = _flatten(config.to_dict())
-    changed = [
-        key
-        for key in sorted(set(before) | set(now))
-        if not key.startswith(RESUMABLE_CHANGES) and before.get(key) != now.get(key)
-    ]
-    if changed:
-        shown = "; ".join(
-            f"{key}: {before.get(key)!r} in the run, {now.get(key)!r} now" for key in changed[:6]
-        )
-        raise ConfigError(
-            f"--resume {str(saved.parent)!r}: the config differs from the one the run was started with "
-            f"({shown}). Resume with the run's own config (kplug train --resume RUN_DIR) or start a new run."
-        )
 
 
 class Trainer:
@@ -209,7 +166,7 @@ class Trainer:
             )
         self.config = self.plugins.configure(parsed)
         if self.resume_dir is not None and not from_run_dir:
-            _check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
+            check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
         # every stage's settings, resolved once: the stage loop, the report and plugins read these
         self.stage_plans: tuple[StagePlan, ...] = plan_stages(self.config.train)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
@@ -288,7 +245,7 @@ class Trainer:
     def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
         callbacks: list[keras.callbacks.Callback] = [
             *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
-            metrics.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
+            metrics_file.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
         ]
         if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
             callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
@@ -333,49 +290,15 @@ class Trainer:
 
     # -- training -----------------------------------------------------------
 
-    def _checkpoint_to_resume(self) -> Checkpoint | None:
-        if self.resume_dir is None:
-            return None
-        checkpoint = latest_checkpoint(self.run_dir)
-        stages = len(self.stage_plans)
-        if checkpoint is not None and checkpoint.state.stage >= stages:
-            raise ConfigError(
-                f"--resume {str(self.run_dir)!r}: the run has finished all {stages} stage(s); nothing to resume."
-            )
-        return checkpoint
-
     def _check_stages(self) -> None:
-        """Fail on a bad trainable pattern, rate rule or callback option before anything is written."""
+        """Fail on a bad trainable pattern, rate rule, batch size or callback option before anything is written."""
         for plan in self.stage_plans:
             apply_stage_trainable(self.model, plan.trainable, plan.where)
             self._rate_multipliers(plan.index)
-        self._check_batches()
-        has_validation = len(self.data.splits.validation) > 0
-        logged = logged_metric_names(self.heads, validation=has_validation)
-        monitors = [
-            (f"callbacks[{i}].options.monitor", c.options.get("monitor"))
-            for i, c in enumerate(self.run.callbacks)
-        ]
-        monitors.append(("output.save_best", self.config.output.save_best))
+        check_batches(self.distribution, self.data.splits, self.stage_plans, self.config.train.batch_size)
         for chosen in self.run.callbacks:
             chosen.build()
-        for where, monitor in monitors:
-            if monitor is not None and monitor not in logged:
-                raise ConfigError(
-                    f"{where} = {monitor!r}: this run logs {', '.join(logged)}"
-                    + ("" if has_validation else " (val_* needs data.split.validation > 0)")
-                    + "."
-                )
-
-    def _check_batches(self) -> None:
-        """Let the distribution refuse batch sizes it cannot split over its replicas."""
-        splits = self.data.splits
-        for plan in self.stage_plans:
-            where = plan.batch_size_where
-            self.distribution.check_batches("train", len(splits.train), plan.batch_size, where)
-            self.distribution.check_batches("validation", len(splits.validation), plan.batch_size, where)
-        test = splits.test if len(splits.test) else splits.validation
-        self.distribution.check_batches("test", len(test), self.config.train.batch_size, "train.batch_size")
+        check_monitors(self.heads, self.run.callbacks, self.config.output.save_best, self.data.splits)
 
     def _open_run_dir(self, checkpoint: Checkpoint | None) -> None:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""
@@ -388,7 +311,7 @@ class Trainer:
             )
             return
         epochs = checkpoint.state.epoch if checkpoint else 0
-        metrics.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
+        metrics_file.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
 
     def fit(self) -> FitResult:
         """Train every stage and write the run directory (or continue it with ``resume``).
@@ -402,7 +325,9 @@ class Trainer:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         self.data = prepare_data(self.run)
-        checkpoint = self._checkpoint_to_resume()
+        checkpoint = (
+            None if self.resume_dir is None else checkpoint_to_resume(self.run_dir, len(self.stage_plans))
+        )
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
@@ -436,11 +361,22 @@ class Trainer:
             timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
-        metrics.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
+        metrics_file.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
-        report = self._report(distribution.describe(self.model), state, final_metrics, timings)
+        report = run_report(
+            config=self.config,
+            plugins=self.plugins,
+            model=self.model,
+            data=self.data,
+            precision=self.precision,
+            placement=distribution.describe(self.model),
+            state=state,
+            metrics=final_metrics,
+            timings=timings,
+            run_dir=self.run_dir,
+        )
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
-        history = metrics.metrics_history(self.run_dir / rundir.METRICS_FILE)
+        history = metrics_file.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
         if not distribution.is_chief:
             shutil.rmtree(self.run_dir.parent, ignore_errors=True)
@@ -575,11 +511,11 @@ class Trainer:
                     verbose=self.config.train.verbose if self.distribution.is_chief else 0,
                 )
                 self._fit_seconds += time.perf_counter() - fit_started
-                reached = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
+                reached = metrics_file.last_epoch(self.run_dir / rundir.METRICS_FILE)
                 if reached < stop:  # a callback (early stopping) ended the stage
                     break
                 epoch, skip = reached, 0
-            epoch = metrics.last_epoch(self.run_dir / rundir.METRICS_FILE)
+            epoch = metrics_file.last_epoch(self.run_dir / rundir.METRICS_FILE)
             summary = {
                 "stage": index + 1,
                 "epochs": epoch - state.stage_start,
@@ -627,42 +563,6 @@ class Trainer:
             compile_model(self.model, self.heads, self.run, soft=self.soft_targets)
         values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"split": split, **{k: float(v) for k, v in values.items()}}
-
-    def _report(
-        self,
-        placement: dict[str, Any],
-        state: TrainingState,
-        metrics: dict[str, Any],
-        timings: dict[str, float],
-    ) -> dict[str, Any]:
-        splits = self.data.splits
-        return {
-            "name": self.config.name,
-            "backend": keras.backend.backend(),
-            "versions": {
-                "kplug": kplug_version(),
-                "keras": keras.__version__,
-                "python": platform.python_version(),
-                "plugins": self.plugins.versions(),
-            },
-            "seed": self.config.seed,
-            "precision": self.precision.name,
-            "precision_settings": self.precision.describe(),
-            "layer_dtypes": layer_dtypes(self.model),
-            "distribution": placement,
-            "data": {
-                "train": len(splits.train),
-                "validation": len(splits.validation),
-                "test": len(splits.test),
-                "labels": {t: m.names for t, m in self.data.label_maps.items()},
-            },
-            "parameters": int(self.model.count_params()),
-            "init": state.init,
-            "stages": state.stages,
-            "metrics": metrics,
-            "best": read_best(self.run_dir),
-            "timings": timings,
-        }
 
 
 def fit(

@@ -222,7 +222,7 @@ class InterruptAt:
         self.epoch = epoch
 
     @kplug.hookimpl
-    def kplug_on_epoch_end(self, trainer, epoch, logs):
+    def kplug_on_epoch_end(self, run, epoch, logs):
         if epoch == self.epoch:
             raise KeyboardInterrupt
 

@@ -97,25 +97,8 @@ def distill_settings(config: RunConfig) -> DistillConfig | None:
 
 
 def _section_errors(error: pydantic.ValidationError, section: Any) -> str:
-    """``distill.<field> = value: problem`` lines, like kplug's own config errors."""
-    lines = []
-    for item in error.errors():
-        loc = [part for part in item["loc"] if isinstance(part, int) or not any(c in part for c in "[]'(")]
-        where = "distill" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        if item["type"] == "extra_forbidden":
-            model = FeatureTerm if "features" in loc else DistillConfig
-            lines.append(f"{where}: unknown field; allowed fields here: {', '.join(model.model_fields)}")
-        elif item["type"] == "missing":
-            lines.append(f"{where}: required field is missing")
-        else:
-            value: Any = section
-            for part in loc:
-                try:
-                    value = value[part]
-                except (KeyError, IndexError, TypeError):
-                    break
-            shown = f" = {value!r}" if loc else ""
-            lines.append(f"{where}{shown}: {item['msg'].replace('Value error, ', '')}")
+    """``distill.<field> = value: problem`` lines, formatted as kplug's own config errors."""
+    lines = plugin.validation_problems(error, section, where="distill", schema=DistillConfig)
     return "Invalid distill section:\n  " + ".\n  ".join(lines) + "."
 
 

@@ -23,7 +23,6 @@ are with every checkpoint, and a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import tempfile
 import weakref
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 from kplug import plugin
-from kplug.plugin import ConfigError, PluginError, iter_layers
+from kplug.plugin import ConfigError, PathPattern, PluginError, iter_layers
 
 from kplug_compress.model_state import ModelState
 
@@ -51,8 +50,9 @@ class LoraAdapters(keras.callbacks.Callback):
     Args:
         rank: rank of the adapters (the low-rank update is ``A @ B`` with ``A: in x rank``).
         alpha: scale numerator (the update is scaled by ``alpha / rank``); default ``rank``.
-        targets: glob patterns over layer paths; matching Dense/EinsumDense layers get adapters.
-        train: glob patterns of layers that train fully (e.g. new heads).
+        targets: layer-path patterns (globs or ``re:`` regexes); matching Dense/EinsumDense
+            layers get adapters.
+        train: layer-path patterns of layers that train fully (e.g. new heads).
         train_bias: also train the biases of adapted layers.
     """
 
@@ -73,6 +73,8 @@ class LoraAdapters(keras.callbacks.Callback):
         self.alpha = alpha
         self.targets = list(targets or ["backbone/*"])
         self.train = list(train if train is not None else ["heads/*"])
+        self._targets = [PathPattern.compile(p, "lora option targets") for p in self.targets]
+        self._train = [PathPattern.compile(p, "lora option train") for p in self.train]
         self.train_bias = train_bias
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -126,8 +128,8 @@ class LoraWeights(ModelState):
                 variable.assign(store[key])
 
 
-def _matches(path: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+def _matches(path: str, patterns: list[PathPattern]) -> bool:
+    return any(pattern.matches(path) for pattern in patterns)
 
 
 def enable_adapters(model: keras.Model, settings: LoraAdapters) -> list[str]:
@@ -140,7 +142,7 @@ def enable_adapters(model: keras.Model, settings: LoraAdapters) -> list[str]:
         ConfigError: the targets match no Dense/EinsumDense layer (listing those there are).
     """
     candidates = [(path, layer) for path, layer in iter_layers(model) if isinstance(layer, ADAPTABLE)]
-    chosen = [(path, layer) for path, layer in candidates if _matches(path, settings.targets)]
+    chosen = [(path, layer) for path, layer in candidates if _matches(path, settings._targets)]
     if not chosen:
         raise ConfigError(
             f"lora option targets = {settings.targets}: no Dense or EinsumDense layer matches; "
@@ -161,7 +163,7 @@ def freeze_all_but_adapters(model: keras.Model, settings: LoraAdapters) -> None:
             layer._kernel.trainable = False
             if layer.bias is not None:
                 layer.bias.trainable = settings.train_bias
-        elif not _matches(path, settings.train):
+        elif not _matches(path, settings._train):
             layer.trainable = False
 
 

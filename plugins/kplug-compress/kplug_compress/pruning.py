@@ -27,14 +27,13 @@ included, instead of starting it again.
 
 from __future__ import annotations
 
-import fnmatch
 import zlib
 from typing import TYPE_CHECKING, Any, Literal
 
 import keras
 import numpy as np
 from kplug import plugin
-from kplug.plugin import ConfigError, iter_layers
+from kplug.plugin import ConfigError, PathPattern, iter_layers
 
 from kplug_compress.model_state import ModelState
 
@@ -60,11 +59,12 @@ def kernel_variable(layer: keras.layers.Layer) -> keras.Variable:
 
 
 def prunable_layers(model: keras.Model, targets: list[str]) -> list[tuple[str, keras.layers.Layer]]:
-    """``(path, layer)`` of the kernel layers matching the glob ``targets``."""
+    """``(path, layer)`` of the kernel layers matching the layer-path patterns ``targets``."""
+    patterns = [PathPattern.compile(p, "prune option targets") for p in targets]
     return [
         (path, layer)
         for path, layer in iter_layers(model)
-        if isinstance(layer, PRUNABLE) and any(fnmatch.fnmatchcase(path, p) for p in targets)
+        if isinstance(layer, PRUNABLE) and any(p.matches(path) for p in patterns)
     ]
 
 
@@ -100,7 +100,7 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     Args:
         target_sparsity: fraction of each pruned kernel's weights that end up zero.
-        targets: glob patterns over layer paths (``backbone/*``, ``backbone/conv2``).
+        targets: layer-path patterns, globs or ``re:`` regexes (``backbone/*``, ``backbone/conv2``).
         begin: fraction of the stage's steps at which pruning starts.
         end: fraction of the stage's steps at which the target is reached.
         frequency: steps between mask updates (the masks are applied after every step).

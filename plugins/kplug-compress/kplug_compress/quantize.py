@@ -20,7 +20,6 @@ quantization replaces float kernels with non-trainable integer ones.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import math
 import shutil
 import tempfile
@@ -38,10 +37,13 @@ from kplug.plugin import (
     ConfigError,
     DataError,
     FinishedRun,
+    PathPattern,
     Plugins,
+    bare_name_hint,
     first_line,
     iter_layers,
     load_finished_run,
+    no_match_error,
 )
 
 from kplug_compress.float32 import float32_copy, precision_note
@@ -85,21 +87,17 @@ def _evaluate(loaded: FinishedRun, x: np.ndarray, y: Any, batch_size: int) -> di
 
 def _quantize(model: keras.Model, mode: str, keep: list[str]) -> tuple[list[str], list[str]]:
     """Quantize every layer Keras can, except those matching ``keep``; return (quantized, kept)."""
-    paths = {id(layer): path for path, layer in iter_layers(model)}
-    for pattern in keep:
-        if not any(
-            fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
-            for path in paths.values()
-        ):
-            raise ConfigError(
-                f"--keep {pattern!r} matches no layer. Layer paths: {', '.join(list(paths.values())[:40])}."
+    layers = list(iter_layers(model))
+    paths = {id(layer): path for path, layer in layers}
+    roots: list[str] = []
+    for text in keep:
+        pattern = PathPattern.compile(text, "--keep")
+        hits = [path for path, _ in layers if pattern.matches(path)]
+        if not hits:
+            raise no_match_error(
+                "--keep", text, (path for path, _ in layers), hint=bare_name_hint(pattern, layers)
             )
-
-    roots = [
-        path
-        for path in paths.values()
-        if any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], p) for p in keep)
-    ]
+        roots.extend(hits)
 
     def kept(layer: keras.layers.Layer) -> bool:  # a matched layer and everything inside it
         path = paths.get(id(layer), layer.name)
@@ -168,7 +166,8 @@ def quantize_run(
         epochs: fine-tune this many epochs on the run's training split after quantizing
             (what stays trainable: biases and layers Keras does not quantize).
         learning_rate: for fine-tuning; default a tenth of the run's optimizer rate.
-        keep: glob patterns of layer paths or names to leave unquantized (``heads/*``).
+        keep: layer-path patterns (globs or ``re:`` regexes, as everywhere in kplug) of the layers
+            to leave unquantized, with everything inside them (``heads/*``).
         output: the directory to write; default ``RUN_DIR/quantized-<mode>``.
         overwrite: replace an earlier output directory.
         plugins: as for ``kplug.fit``.
@@ -291,7 +290,11 @@ def add_quantize_command(commands: argparse._SubParsersAction) -> None:
     )
     command.add_argument("--learning-rate", type=float, help="fine-tuning rate (default: the run's / 10)")
     command.add_argument(
-        "--keep", nargs="+", default=[], metavar="PATTERN", help="layers to leave float (globs on paths)"
+        "--keep",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="layers to leave float: layer-path globs (heads/*) or re: regexes",
     )
     command.add_argument("--output", help="directory to write (default RUN_DIR/quantized-MODE)")
     command.add_argument("--overwrite", action="store_true", help="replace an earlier output directory")

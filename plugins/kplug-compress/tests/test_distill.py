@@ -171,7 +171,8 @@ def test_bad_sections(tmp_path, plugins, digits_run, capsys) -> None:
     path.write_text(yaml.safe_dump(bad))
     assert run_cli(["distill", str(path)], plugins=plugins) == 2
     assert "distill.temperature = -1: Input should be greater than 0" in capsys.readouterr().err
-    with pytest.raises(kplug.ConfigError, match="distill.features.0..wieght: unknown field; allowed fields"):
+    unknown = r"distill\.features\[0\]\.wieght: unknown field\. Did you mean 'weight'\? Allowed fields"
+    with pytest.raises(kplug.ConfigError, match=unknown):
         distill({**config, "distill": {**config["distill"], "features": [{"wieght": 1}]}}, plugins=plugins)
     with pytest.raises(kplug.ConfigError, match="nothing to distil"):
         distill({**config, "distill": {"teacher": str(digits_run.run_dir), "logits": 0}}, plugins=plugins)

@@ -17,6 +17,7 @@ from kplug.testing import latest_checkpoint
 
 import kplug_compress
 from kplug_compress.export import artifact_outputs, export_run, keras_outputs, max_difference, probe_inputs
+from kplug_compress.lora import LoraAdapters, enable_adapters
 
 
 def lora_config(output: Path, source: Path, **options) -> dict:
@@ -127,6 +128,15 @@ def test_resumed_lora_run_ends_with_the_uninterrupted_weights(tmp_path, plugins,
 def test_targets_that_match_nothing(tmp_path, plugins, digits_run) -> None:
     with pytest.raises(kplug.ConfigError, match=r"targets = \['heads/none'\].*backbone/embedding"):
         kplug.fit(lora_config(tmp_path / "run", digits_run.run_dir, targets=["heads/none"]), plugins=plugins)
+
+
+def test_targets_are_layer_path_patterns(tmp_path, plugins, digits_run) -> None:
+    """The same dialect as every kplug pattern: a ``re:`` regex selects too, a broken one is refused."""
+    settings = LoraAdapters(targets=["re:backbone/emb.*"])
+    source = load_model_file(digits_run.run_dir / "model.keras")
+    assert enable_adapters(source, settings) == ["backbone/embedding"]
+    with pytest.raises(kplug.ConfigError, match=r"lora option targets: 're:\[' is not a valid regex"):
+        LoraAdapters(targets=["re:["])
 
 
 def test_bad_rank(tmp_path, plugins, digits_run) -> None:

@@ -100,8 +100,13 @@ def test_fine_tuning_after_quantization(trained_run: Path, plugins, tmp_path: Pa
 def test_bad_requests_fail_clearly(trained_run: Path, plugins, tmp_path: Path) -> None:
     with pytest.raises(kplug.ConfigError, match="'float8'.*int8, int4"):
         kplug_compress.quantize_run(trained_run, mode="float8", plugins=plugins)
-    with pytest.raises(kplug.ConfigError, match="--keep 'nothing\\*' matches no layer"):
+    with pytest.raises(kplug.ConfigError, match="--keep: pattern 'nothing\\*' matches no layer"):
         kplug_compress.quantize_run(trained_run, keep=["nothing*"], output=tmp_path / "q", plugins=plugins)
+    # one layer-path dialect: a bare layer name is not a path, and the error gives the path to write
+    with pytest.raises(kplug.ConfigError, match="not bare layer names: write 'backbone/embedding'"):
+        kplug_compress.quantize_run(trained_run, keep=["embedding"], output=tmp_path / "q", plugins=plugins)
+    with pytest.raises(kplug.ConfigError, match=r"--keep: 're:\(' is not a valid regex"):
+        kplug_compress.quantize_run(trained_run, keep=["re:("], output=tmp_path / "q", plugins=plugins)
     with pytest.raises(kplug.ConfigError, match="nothing to quantize"):
         kplug_compress.quantize_run(
             trained_run, keep=["backbone", "heads/*"], output=tmp_path / "q", plugins=plugins

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import keras
 import kplug
-from kplug.plugin import ConfigError, PathPattern, iter_layers, no_match_error
+from kplug.plugin import ConfigError, PathPattern, bare_name_hint, iter_layers, no_match_error
 from pydantic import PositiveFloat, PositiveInt
 
 if TYPE_CHECKING:
@@ -63,14 +63,10 @@ def _match(pattern: str, layers: list[tuple[str, keras.layers.Layer]]) -> list[s
     hits = [path for path, _ in layers if compiled.matches(path)]
     if hits:
         return hits
-    by_name = [path for path, layer in layers if compiled.matches(layer.name)]
-    hint = f"Use a selector ({', '.join(SELECTORS)}) or a pattern on layer paths."
-    if by_name:
-        anywhere = f"re:.*/{pattern[3:]}" if pattern.startswith("re:") else f"*/{pattern}"
-        hint = (
-            f"Patterns match layer paths, not bare layer names: write {by_name[0]!r} or {anywhere!r} "
-            f"to select the layers named so ({', '.join(by_name[:8])})."
-        )
+    hint = (
+        bare_name_hint(compiled, layers)
+        or f"Use a selector ({', '.join(SELECTORS)}) or a pattern on layer paths."
+    )
     raise no_match_error(where, pattern, (path for path, _ in layers), hint=hint)
 
 

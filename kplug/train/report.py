@@ -1,0 +1,67 @@
+"""``report.json``: what a finished run trained, on what, and how it scored."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kplug.config.schema import RunConfig
+from kplug.data.inputs import PreparedData
+from kplug.plugin.manager import Plugins, kplug_version
+from kplug.plugin.precision import Precision, layer_dtypes
+from kplug.train.best_model import read_best
+from kplug.train.checkpoint import TrainingState
+
+
+def run_report(
+    *,
+    config: RunConfig,
+    plugins: Plugins,
+    model: keras.Model,
+    data: PreparedData,
+    precision: Precision,
+    placement: dict[str, Any],
+    state: TrainingState,
+    metrics: dict[str, Any],
+    timings: dict[str, float],
+    run_dir: Path,
+) -> dict[str, Any]:
+    """The report of one run (written to ``report.json`` by rank 0).
+
+    Args:
+        placement: the distribution's ``describe(model)``.
+        state: the training state at the end (its per-stage reports and init summary).
+        metrics: the final evaluation (``split`` and each metric).
+        timings: wall-clock seconds of the run's phases.
+    """
+    splits = data.splits
+    return {
+        "name": config.name,
+        "backend": keras.backend.backend(),
+        "versions": {
+            "kplug": kplug_version(),
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+            "plugins": plugins.versions(),
+        },
+        "seed": config.seed,
+        "precision": precision.name,
+        "precision_settings": precision.describe(),
+        "layer_dtypes": layer_dtypes(model),
+        "distribution": placement,
+        "data": {
+            "train": len(splits.train),
+            "validation": len(splits.validation),
+            "test": len(splits.test),
+            "labels": {t: m.names for t, m in data.label_maps.items()},
+        },
+        "parameters": int(model.count_params()),
+        "init": state.init,
+        "stages": state.stages,
+        "metrics": metrics,
+        "best": read_best(run_dir),
+        "timings": timings,
+    }
