@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from kplug.config.optimizers import check_optimizer_name, check_optimizer_options, takes_argument
 from kplug.tune.space import TuneConfig
 
 
@@ -168,19 +169,39 @@ class ModelConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    """Optimizer settings (Keras optimizers)."""
+    """Optimizer settings: any Keras optimizer by name, with its own options."""
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    name: str = Field(
+        "adam",
+        description="A keras.optimizers class by lower-case name: adam, adamw, sgd, rmsprop, lion, "
+        "adafactor, nadam, lamb, ... (an error lists them all).",
+    )
     learning_rate: PositiveFloat = 1e-3
     weight_decay: NonNegativeFloat | None = None
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD / RMSprop momentum.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="For optimizers that take it (sgd, rmsprop).")
     clipnorm: PositiveFloat | None = None
     gradient_accumulation_steps: PositiveInt | None = None
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The optimizer's own constructor arguments, e.g. {beta_1: 0.9, epsilon: 1.0e-6} for "
+        "adam or {nesterov: true} for sgd; checked against its signature.",
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _a_keras_optimizer(cls, name: str) -> str:
+        return check_optimizer_name(name)
+
+    @pydantic.field_validator("options")
+    @classmethod
+    def _options_the_optimizer_takes(cls, options: dict[str, Any], info: pydantic.ValidationInfo) -> dict:
+        name = info.data.get("name")  # absent when the name itself was invalid
+        return options if name is None else check_optimizer_options(name, options)
 
     @pydantic.model_validator(mode="after")
-    def _momentum_needs_an_optimizer_that_uses_it(self) -> OptimizerConfig:
-        if self.momentum and self.name in ("adam", "adamw"):
-            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use beta settings)")
+    def _momentum_needs_an_optimizer_that_takes_it(self) -> OptimizerConfig:
+        if self.momentum and not takes_argument(self.name, "momentum"):
+            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use its beta options)")
         return self
 
 
@@ -199,7 +220,9 @@ class ScheduleConfig(Strict):
 class OptimizerOverride(Strict):
     """Optimizer settings a stage changes; unset fields keep ``train.optimizer``'s."""
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] | None = None
+    name: str | None = Field(
+        None, description="Another Keras optimizer for this stage (drops the base options)."
+    )
     learning_rate: PositiveFloat | None = Field(
         None, description="Defaults to train.optimizer.learning_rate."
     )
@@ -207,6 +230,14 @@ class OptimizerOverride(Strict):
     momentum: float | None = Field(None, ge=0.0, lt=1.0)
     clipnorm: PositiveFloat | None = None
     gradient_accumulation_steps: PositiveInt | None = None
+    options: dict[str, Any] | None = Field(
+        None, description="The optimizer's own options; defaults to train.optimizer.options (same optimizer)."
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _a_keras_optimizer(cls, name: str | None) -> str | None:
+        return None if name is None else check_optimizer_name(name)
 
 
 Pattern = Annotated[str, Field(min_length=1)]
@@ -281,7 +312,10 @@ class StageConfig(Strict):
 
 
 def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) -> OptimizerConfig:
-    """``base`` with a stage's changes applied (a stage switching to adam drops the base momentum).
+    """``base`` with a stage's changes applied.
+
+    A stage that switches to another optimizer drops the base's momentum (when the new one
+    takes none) and the base's options (they belong to the base's optimizer).
 
     Raises:
         pydantic.ValidationError: the merged settings are not a valid optimizer.
@@ -289,8 +323,11 @@ def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) 
     if override is None:
         return base
     changes = override.model_dump(exclude_none=True)
-    if changes.get("name", base.name) in ("adam", "adamw") and "momentum" not in changes:
+    name = changes.get("name", base.name)
+    if not takes_argument(name, "momentum") and "momentum" not in changes:
         changes["momentum"] = 0.0
+    if name != base.name and "options" not in changes:
+        changes["options"] = {}
     return OptimizerConfig.model_validate({**base.model_dump(), **changes})
 
 
