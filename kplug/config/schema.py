@@ -86,6 +86,11 @@ class DataConfig(Strict):
         default_factory=dict, description="Keep only rows whose target has one of these values."
     )
     limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
+    sample_weight: str | None = Field(
+        None,
+        description="The column (target) holding each example's training weight, e.g. a csv column read "
+        "with options.targets: [weight]; validation and test metrics stay unweighted.",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
     @pydantic.model_validator(mode="after")
@@ -337,6 +342,11 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weight: dict[str | int, NonNegativeFloat] | Literal["balanced"] | None = Field(
+        None,
+        description="Loss weight per class of the classification head ({label: weight}, labels as in the "
+        "data, others weigh 1), or 'balanced' (n / (classes * count)); training loss only.",
+    )
     epochs: PositiveInt | None = Field(
         None, description="Epochs of the single stage when `stages` is empty (default 1)."
     )

@@ -25,6 +25,7 @@ from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
+from kplug.data.weights import example_weights
 from kplug.distribute.build import build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.model.assembly import (
@@ -198,6 +199,17 @@ class Trainer:
     def _targets(self, split: str) -> Any:
         examples = getattr(self.data.splits, split)
         return head_targets(self.run, examples, self.data.label_maps, one_hot=self.soft_targets)
+
+    def _example_weights(self) -> np.ndarray | None:
+        """Each training example's loss weight from ``train.class_weight`` and ``data.sample_weight``."""
+        heads = [(head.config.output_name, head.config.target) for head in self.run.heads]
+        return example_weights(
+            self.data.splits.train,
+            self.config.train.class_weight,
+            self.config.data.sample_weight,
+            heads,
+            self.data.label_maps,
+        )
 
     def split_data(self, split: str) -> tuple[Any, Any]:
         """Model inputs and encoded targets of ``train``, ``validation`` or ``test`` (after ``fit`` starts)."""
@@ -471,6 +483,7 @@ class Trainer:
 
     def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
         x, y = self.split_data("train")
+        weights = self._example_weights()
         validation = self.split_data("validation") if len(self.data.splits.validation) else None
         transforms = build_batch_transforms(self.run)
         previous, trained_before = None, set()
@@ -499,6 +512,7 @@ class Trainer:
                     skip,
                     plan.accumulation,
                     transforms,
+                    weights,
                 )
                 self._fitted().fit(
                     self.distribution.shard_batches(batches),
