@@ -139,6 +139,12 @@ class HeadConfig(ComponentConfig):
     )
     target: str = Field("label", description="Which target of the data this head learns.")
     loss_weight: PositiveFloat = 1.0
+    metrics: list[str | ComponentConfig] | None = Field(
+        None,
+        description="What the head reports instead of its default metrics: registered metric names "
+        "(accuracy, auc, precision, recall, f1_score, mae, r2_score, any keras.metrics class by its Keras "
+        "name, or a plugin's) or {name, options}.",
+    )
 
     @pydantic.field_validator("id")
     @classmethod

@@ -58,9 +58,10 @@ class Chosen:
 
 @dataclass(frozen=True)
 class ChosenHead(Chosen):
-    """A head component with its config entry."""
+    """A head component with its config entry and the metrics it reports (empty: its defaults)."""
 
     config: HeadConfig = None  # type: ignore[assignment]
+    metrics: tuple[Chosen, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,9 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
     heads = []
     for i, head in enumerate(config.model.heads):
         chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
-        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head))
+        metrics = [ComponentConfig(name=m) if isinstance(m, str) else m for m in head.metrics or []]
+        chosen_metrics = tuple(_choose_list(plugins, "metric", metrics, f"model.heads[{i}].metrics"))
+        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head, chosen_metrics))
     dataset = (
         next(iter(merged.values()))
         if merged
