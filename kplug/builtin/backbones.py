@@ -6,6 +6,7 @@ from typing import Literal
 
 import keras
 
+from kplug.errors import ConfigError
 from kplug.plugin.manager import hookimpl
 
 
@@ -38,6 +39,12 @@ def small_cnn(
 
     With ``batch_norm`` each convolution is followed by BatchNormalization (``bn<block>``).
     """
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"model.backbone: small-cnn takes images of shape (height, width, channels), but each example "
+            f"has shape {tuple(input_shape)}. Add a channel axis to grey images (x[..., None]; uint8 pixel "
+            f"arrays get one automatically), or use the mlp backbone for flat vectors."
+        )
     inputs = keras.Input(input_shape, name="images")
     x = inputs
     for block, width in enumerate(filters or [16, 32], start=1):

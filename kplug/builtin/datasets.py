@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from kplug.data.example_set import Examples
+from kplug.data.images import as_model_pixels
 from kplug.errors import DataError
 from kplug.plugin.manager import hookimpl
 
@@ -70,8 +71,12 @@ def idx(images: str, labels: str | None = None, scale: bool = True) -> Examples:
     return Examples(features, targets)
 
 
-def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Examples:
-    """A NumPy .npz archive: one array of features and one array per target (default 'y' as label)."""
+def npz(path: str, features: str = "x", targets: list[str] | None = None, scale: bool = True) -> Examples:
+    """A NumPy .npz archive: one array of features and one array per target (default 'y' as label).
+
+    ``uint8`` features are pixels: scaled to [0, 1] (unless ``scale`` is false), with a channel
+    axis added to (N, H, W) images.
+    """
     with open(path, "rb") as handle:  # a missing file raises FileNotFoundError, reported by the caller
         magic = handle.read(4)
     if magic != b"PK\x03\x04":
@@ -96,7 +101,7 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
             raise DataError(f"{path}: no target array {missing[0]!r}; arrays: {', '.join(archive.files)}.")
         try:
             found = {("label" if name == "y" else name): archive[name] for name in names}
-            return Examples(archive[features], found)
+            return Examples(as_model_pixels(archive[features], scale), found)
         except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
             raise DataError(f"{path}: the .npz archive is truncated or corrupt ({error}).") from None
         except ValueError as error:
@@ -265,8 +270,12 @@ def tsv(
     )
 
 
-def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Examples:
-    """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``)."""
+def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None, scale: bool = True) -> Examples:
+    """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``).
+
+    ``uint8`` features are pixels: scaled to [0, 1] (unless ``scale`` is false), with a channel
+    axis added to (N, H, W) images, as ``keras.datasets.mnist.load_data()`` returns them.
+    """
     try:
         found = {name: np.asarray(values) for name, values in (targets or {}).items()}
         if y is not None:
@@ -277,7 +286,7 @@ def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Exam
             f"data.options: arrays x, y and targets must be rectangular (every row the same length): "
             f"{str(error).splitlines()[0]}"
         ) from None
-    return Examples(features, found)
+    return Examples(as_model_pixels(features, scale), found)
 
 
 @hookimpl
