@@ -72,6 +72,13 @@ class SourceConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
 
 
+class HeldOutConfig(Strict):
+    """The examples of one split given explicitly (``data.validation``, ``data.test``)."""
+
+    source: str | None = Field(None, description="Registered dataset component; defaults to data.source.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+
+
 class DataConfig(Strict):
     """Where the examples come from and how they are selected and split."""
 
@@ -86,6 +93,14 @@ class DataConfig(Strict):
         default_factory=dict, description="Keep only rows whose target has one of these values."
     )
     limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
+    validation: HeldOutConfig | None = Field(
+        None,
+        description="Validation examples from their own source (e.g. a file of their own) instead of "
+        "data.split.validation; data.where applies to them too.",
+    )
+    test: HeldOutConfig | None = Field(
+        None, description="Test examples from their own source instead of data.split.test."
+    )
     sample_weight: str | None = Field(
         None,
         description="The column (target) holding each example's training weight, e.g. a csv column read "
@@ -102,6 +117,21 @@ class DataConfig(Strict):
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be unique: {names}")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _explicit_splits_replace_drawn_ones(self) -> DataConfig:
+        for split in ("validation", "test"):
+            held_out = getattr(self, split)
+            if held_out is None:
+                continue
+            if getattr(self.split, split):
+                raise ValueError(
+                    f"data.{split} gives the {split} examples and data.split.{split} draws them from the "
+                    f"data too; keep one"
+                )
+            if held_out.source is None and self.source is None:
+                raise ValueError(f"data.{split}.source is needed when the data merges several sources")
         return self
 
 

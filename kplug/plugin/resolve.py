@@ -97,6 +97,7 @@ class ResolvedRun:
     callbacks: list[Chosen]
     loggers: list[Chosen] = field(default_factory=list)
     preprocessor: ChosenPreprocessor | None = None
+    held_out: dict[str, Chosen] = field(default_factory=dict)  # "validation"/"test" from their own source
 
 
 def choose(
@@ -222,6 +223,13 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
         else choose(plugins, "dataset", data.source, data.options, "data", "source")
     )
     backbone, preprocessor = choose_model(plugins, config.model)
+    held_out = {
+        split: choose(
+            plugins, "dataset", given.source or data.source, given.options, f"data.{split}", "source"
+        )
+        for split in ("validation", "test")
+        if (given := getattr(data, split)) is not None
+    }
     return ResolvedRun(
         config=config,
         plugins=plugins,
@@ -239,4 +247,5 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
         ),
         callbacks=_choose_list(plugins, "callback", config.callbacks, "callbacks"),
         loggers=_choose_list(plugins, "logger", config.loggers, "loggers"),
+        held_out=held_out,
     )

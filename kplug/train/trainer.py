@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
+from kplug.config.held_out import with_held_out_arrays
 from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
@@ -584,8 +585,14 @@ def fit(
     plugins: Plugins | list[Any] | None = None,
     output: str | Path | None = None,
     resume: str | Path | None = None,
+    validation_data: Any = None,
+    test_data: Any = None,
 ) -> FitResult:
     """Train a run from a config file path, a dict or a ``RunConfig``.
+
+    ``validation_data`` and ``test_data`` (``(x, y)`` arrays, or the ``arrays`` source's
+    options as a dict) give those splits explicitly, as ``data.validation`` / ``data.test`` do
+    in a config.
 
     Example::
 
@@ -597,4 +604,10 @@ def fit(
         })
         result.model, result.history, result.run_dir
     """
+    if validation_data is not None or test_data is not None:
+        if config is None:
+            raise ConfigError(
+                "validation_data / test_data: a resumed run reads its data from its own config."
+            )
+        config = with_held_out_arrays(load_config(config), validation=validation_data, test=test_data)
     return Trainer(config, plugins=plugins, output=output, resume=resume).fit()
