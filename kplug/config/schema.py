@@ -9,6 +9,8 @@ and their options are checked against the registry by ``kplug.plugin.resolve``
 
 from __future__ import annotations
 
+import operator
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -193,7 +195,9 @@ class HeadConfig(ComponentConfig):
 class ModelConfig(Strict):
     """Backbone plus one or more heads, and the preprocessor turning raw features into model inputs."""
 
-    backbone: BackboneConfig
+    backbone: Annotated[BackboneConfig, pydantic.BeforeValidator(_python_backbone)] = Field(
+        description="{name, options, init}; from Python also a keras.Model (or keras-hub Backbone) object."
+    )
     preprocessor: ComponentConfig | None = Field(
         None,
         description="Raw features to model inputs (e.g. a tokenizer); unset: the backbone's default, if any.",
@@ -461,8 +465,29 @@ class OutputConfig(Strict):
     )
 
 
+# The components that carry objects given from Python (kplug.builtin registers them).
+PYTHON_BACKBONE = "keras-model"
+PYTHON_CALLBACK = "keras-callback"
+
+
+def _keras_instance(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a ``keras.layers.Layer`` / ``keras.callbacks.Callback`` (without importing keras)."""
+    keras = sys.modules.get("keras")  # an object of a keras class means keras is imported
+    return keras is not None and isinstance(value, operator.attrgetter(kind)(keras))
+
+
+def _python_backbone(value: Any) -> Any:
+    """Let ``model.backbone`` be a Keras model object: ``{name: keras-model, options: {model: it}}``."""
+    if _keras_instance(value, "layers.Layer"):
+        return {"name": PYTHON_BACKBONE, "options": {"model": value}}
+    return value
+
+
 def _component_by_name(value: Any) -> Any:
-    """Let a list entry be a bare component name: ``tensorboard`` means ``{name: tensorboard}``."""
+    """Let a list entry be a bare component name (``tensorboard`` means ``{name: tensorboard}``) or,
+    from Python, a ``keras.callbacks.Callback`` object (``{name: keras-callback, options: {callback: it}}``)."""
+    if _keras_instance(value, "callbacks.Callback"):
+        return {"name": PYTHON_CALLBACK, "options": {"callback": value}}
     return {"name": value} if isinstance(value, str) else value
 
 
@@ -515,4 +540,6 @@ def _plain(value: Any) -> Any:
         return f"<array {value.dtype} {tuple(value.shape)}>"
     if isinstance(value, Path):
         return str(value)
+    if _keras_instance(value, "layers.Layer") or _keras_instance(value, "callbacks.Callback"):
+        return f"<{type(value).__name__} object from Python>"
     return value

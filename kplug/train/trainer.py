@@ -37,6 +37,7 @@ from kplug.model.assembly import (
 )
 from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
+from kplug.model.python_objects import portable_config, save_python_backbone
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
 from kplug.plugin.context import RunContext
 from kplug.plugin.distribution import Distribution
@@ -168,7 +169,9 @@ class Trainer:
             )
         self.config = self.plugins.configure(parsed)
         if self.resume_dir is not None and not from_run_dir:
-            check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
+            check_same_run(
+                self.resume_dir / rundir.CONFIG_FILE, portable_config(self.config, self.resume_dir)
+            )
         # every stage's settings, resolved once: the stage loop, the report and plugins read these
         self.stage_plans: tuple[StagePlan, ...] = plan_stages(self.config.train)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
@@ -317,7 +320,8 @@ class Trainer:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""
         if self.resume_dir is None:
             rundir.prepare_run_dir(self.run_dir, self.config.output.overwrite)
-            dump_config(self.config, self.run_dir / rundir.CONFIG_FILE)
+            save_python_backbone(self.config, self.run_dir)
+            dump_config(portable_config(self.config, self.run_dir), self.run_dir / rundir.CONFIG_FILE)
             rundir.write_json(
                 self.run_dir / rundir.LABELS_FILE,
                 {t: m.to_dict() for t, m in self.data.label_maps.items()},
