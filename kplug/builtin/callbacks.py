@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
+from kplug.config.schema import PYTHON_CALLBACK
+from kplug.errors import ConfigError
 from kplug.plugin.manager import hookimpl
 
 
@@ -28,9 +32,22 @@ def terminate_on_nan() -> keras.callbacks.Callback:
     return keras.callbacks.TerminateOnNaN()
 
 
+def keras_callback(callback: Any) -> keras.callbacks.Callback:
+    """A ``keras.callbacks.Callback`` object given from Python in ``callbacks`` (the same object every stage).
+
+    It is not saved with the run: a run resumed from its directory alone runs without it.
+    """
+    if not isinstance(callback, keras.callbacks.Callback):
+        raise ConfigError(
+            f"callbacks: expected a keras.callbacks.Callback object, got {type(callback).__name__}."
+        )
+    return callback
+
+
 @hookimpl
 def kplug_register_callbacks(register):
     """Register the built-in callbacks."""
     register("early-stopping", early_stopping)
     register("reduce-lr-on-plateau", reduce_lr_on_plateau)
     register("terminate-on-nan", terminate_on_nan)
+    register(PYTHON_CALLBACK, keras_callback)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from kplug.data.example_set import Examples
+from kplug.data.images import as_model_pixels
 from kplug.errors import DataError
 from kplug.plugin.manager import hookimpl
 
@@ -70,8 +71,12 @@ def idx(images: str, labels: str | None = None, scale: bool = True) -> Examples:
     return Examples(features, targets)
 
 
-def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Examples:
-    """A NumPy .npz archive: one array of features and one array per target (default 'y' as label)."""
+def npz(path: str, features: str = "x", targets: list[str] | None = None, scale: bool = True) -> Examples:
+    """A NumPy .npz archive: one array of features and one array per target (default 'y' as label).
+
+    ``uint8`` features are pixels: scaled to [0, 1] (unless ``scale`` is false), with a channel
+    axis added to (N, H, W) images.
+    """
     with open(path, "rb") as handle:  # a missing file raises FileNotFoundError, reported by the caller
         magic = handle.read(4)
     if magic != b"PK\x03\x04":
@@ -96,7 +101,7 @@ def npz(path: str, features: str = "x", targets: list[str] | None = None) -> Exa
             raise DataError(f"{path}: no target array {missing[0]!r}; arrays: {', '.join(archive.files)}.")
         try:
             found = {("label" if name == "y" else name): archive[name] for name in names}
-            return Examples(archive[features], found)
+            return Examples(as_model_pixels(archive[features], scale), found)
         except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
             raise DataError(f"{path}: the .npz archive is truncated or corrupt ({error}).") from None
         except ValueError as error:
@@ -153,8 +158,13 @@ def table(
     delimiter: str = ",",
     header: bool = True,
     text: bool = False,
+    targets: list[str | int] | None = None,
 ) -> Examples:
-    """Delimited text (CSV/TSV): numeric feature columns (or one text column) and a label column."""
+    """Delimited text (CSV/TSV): numeric feature columns (or one text column) and a label column.
+
+    ``targets`` names further columns read as targets (kept out of the features), e.g. a
+    second task's labels or per-example weights (``data.sample_weight``).
+    """
     if len(delimiter) != 1:
         raise DataError(f"data.options.delimiter = {delimiter!r}: must be exactly one character.")
     columns, rows = _read_rows(path, delimiter, header)
@@ -167,8 +177,14 @@ def table(
     # a file without the label column (new data to predict on) reads without targets
     unlabeled = label is None or (isinstance(label, str) and columns is not None and label not in columns)
     label_index = None if unlabeled else _column(columns, label, path, width)
+    # like the label, a named target column absent from the file (new data to predict on) is left out
+    extra_indices = {
+        str(name): _column(columns, name, path, width)
+        for name in targets or []
+        if not (isinstance(name, str) and columns is not None and name not in columns)
+    }
     if features is None:
-        feature_indices = [i for i in range(width) if i != label_index]
+        feature_indices = [i for i in range(width) if i != label_index and i not in extra_indices.values()]
     else:
         feature_indices = [_column(columns, f, path, width) for f in features]
     matrix = np.asarray([[row[i] for i in feature_indices] for row in rows])
@@ -189,7 +205,7 @@ def table(
                 f"{path}: feature column {name!r} holds {str(matrix[row, position])!r} on data row {row + 1}; "
                 f"features must be finite numbers (no nan or inf). Fill or drop those rows."
             )
-    targets: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     if label_index is not None:
         raw_labels = [row[label_index] for row in rows]
         missing = next(
@@ -201,8 +217,10 @@ def table(
                 f"{path}: missing label at data row {missing}, column {name!r}; every row needs a label. "
                 f"Fill the cell or drop the row."
             )
-        targets["label"] = _parse_labels(np.asarray(raw_labels))
-    return Examples(values, targets)
+        found["label"] = _parse_labels(np.asarray(raw_labels))
+    for name, index in extra_indices.items():
+        found[name] = _parse_labels(np.asarray([row[index] for row in rows]))
+    return Examples(values, found)
 
 
 def _non_numeric_message(
@@ -244,13 +262,20 @@ def tsv(
     features: list[str | int] | None = None,
     header: bool = True,
     text: bool = False,
+    targets: list[str | int] | None = None,
 ) -> Examples:
-    """Tab-separated text: numeric feature columns (or one text column) and a label column."""
-    return table(path, label=label, features=features, delimiter="\t", header=header, text=text)
+    """Tab-separated text: numeric feature columns (or one text column), a label column and ``targets``."""
+    return table(
+        path, label=label, features=features, delimiter="\t", header=header, text=text, targets=targets
+    )
 
 
-def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Examples:
-    """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``)."""
+def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None, scale: bool = True) -> Examples:
+    """In-memory arrays from Python: features ``x`` and labels ``y`` (or several ``targets``).
+
+    ``uint8`` features are pixels: scaled to [0, 1] (unless ``scale`` is false), with a channel
+    axis added to (N, H, W) images, as ``keras.datasets.mnist.load_data()`` returns them.
+    """
     try:
         found = {name: np.asarray(values) for name, values in (targets or {}).items()}
         if y is not None:
@@ -261,7 +286,7 @@ def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None) -> Exam
             f"data.options: arrays x, y and targets must be rectangular (every row the same length): "
             f"{str(error).splitlines()[0]}"
         ) from None
-    return Examples(features, found)
+    return Examples(as_model_pixels(features, scale), found)
 
 
 @hookimpl

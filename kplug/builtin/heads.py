@@ -76,6 +76,9 @@ class ClassificationHead(Head):
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return _softmax(logits)
 
+    def probability_ops(self, logits: Any) -> Any:
+        return keras.ops.softmax(logits, axis=-1)
+
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities.argmax(axis=-1)
 
@@ -107,6 +110,9 @@ class MultiLabelHead(Head):
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return _sigmoid(logits)
+
+    def probability_ops(self, logits: Any) -> Any:
+        return keras.ops.sigmoid(logits)
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         return (probabilities >= self.threshold).astype("int32")

@@ -9,12 +9,15 @@ and their options are checked against the registry by ``kplug.plugin.resolve``
 
 from __future__ import annotations
 
+import operator
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
+from kplug.config.optimizers import check_optimizer_name, check_optimizer_options, takes_argument
 from kplug.tune.space import TuneConfig
 
 
@@ -71,6 +74,13 @@ class SourceConfig(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
 
 
+class HeldOutConfig(Strict):
+    """The examples of one split given explicitly (``data.validation``, ``data.test``)."""
+
+    source: str | None = Field(None, description="Registered dataset component; defaults to data.source.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The source's options.")
+
+
 class DataConfig(Strict):
     """Where the examples come from and how they are selected and split."""
 
@@ -85,6 +95,19 @@ class DataConfig(Strict):
         default_factory=dict, description="Keep only rows whose target has one of these values."
     )
     limit: PositiveInt | None = Field(None, description="At most this many examples (seeded).")
+    validation: HeldOutConfig | None = Field(
+        None,
+        description="Validation examples from their own source (e.g. a file of their own) instead of "
+        "data.split.validation; data.where applies to them too.",
+    )
+    test: HeldOutConfig | None = Field(
+        None, description="Test examples from their own source instead of data.split.test."
+    )
+    sample_weight: str | None = Field(
+        None,
+        description="The column (target) holding each example's training weight, e.g. a csv column read "
+        "with options.targets: [weight]; validation and test metrics stay unweighted.",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
     @pydantic.model_validator(mode="after")
@@ -96,6 +119,21 @@ class DataConfig(Strict):
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be unique: {names}")
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _explicit_splits_replace_drawn_ones(self) -> DataConfig:
+        for split in ("validation", "test"):
+            held_out = getattr(self, split)
+            if held_out is None:
+                continue
+            if getattr(self.split, split):
+                raise ValueError(
+                    f"data.{split} gives the {split} examples and data.split.{split} draws them from the "
+                    f"data too; keep one"
+                )
+            if held_out.source is None and self.source is None:
+                raise ValueError(f"data.{split}.source is needed when the data merges several sources")
         return self
 
 
@@ -133,6 +171,12 @@ class HeadConfig(ComponentConfig):
     )
     target: str = Field("label", description="Which target of the data this head learns.")
     loss_weight: PositiveFloat = 1.0
+    metrics: list[str | ComponentConfig] | None = Field(
+        None,
+        description="What the head reports instead of its default metrics: registered metric names "
+        "(accuracy, auc, precision, recall, f1_score, mae, r2_score, any keras.metrics class by its Keras "
+        "name, or a plugin's) or {name, options}.",
+    )
 
     @pydantic.field_validator("id")
     @classmethod
@@ -151,7 +195,9 @@ class HeadConfig(ComponentConfig):
 class ModelConfig(Strict):
     """Backbone plus one or more heads, and the preprocessor turning raw features into model inputs."""
 
-    backbone: BackboneConfig
+    backbone: Annotated[BackboneConfig, pydantic.BeforeValidator(_python_backbone)] = Field(
+        description="{name, options, init}; from Python also a keras.Model (or keras-hub Backbone) object."
+    )
     preprocessor: ComponentConfig | None = Field(
         None,
         description="Raw features to model inputs (e.g. a tokenizer); unset: the backbone's default, if any.",
@@ -168,19 +214,39 @@ class ModelConfig(Strict):
 
 
 class OptimizerConfig(Strict):
-    """Optimizer settings (Keras optimizers)."""
+    """Optimizer settings: any Keras optimizer by name, with its own options."""
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    name: str = Field(
+        "adam",
+        description="A keras.optimizers class by lower-case name: adam, adamw, sgd, rmsprop, lion, "
+        "adafactor, nadam, lamb, ... (an error lists them all).",
+    )
     learning_rate: PositiveFloat = 1e-3
     weight_decay: NonNegativeFloat | None = None
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD / RMSprop momentum.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="For optimizers that take it (sgd, rmsprop).")
     clipnorm: PositiveFloat | None = None
     gradient_accumulation_steps: PositiveInt | None = None
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The optimizer's own constructor arguments, e.g. {beta_1: 0.9, epsilon: 1.0e-6} for "
+        "adam or {nesterov: true} for sgd; checked against its signature.",
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _a_keras_optimizer(cls, name: str) -> str:
+        return check_optimizer_name(name)
+
+    @pydantic.field_validator("options")
+    @classmethod
+    def _options_the_optimizer_takes(cls, options: dict[str, Any], info: pydantic.ValidationInfo) -> dict:
+        name = info.data.get("name")  # absent when the name itself was invalid
+        return options if name is None else check_optimizer_options(name, options)
 
     @pydantic.model_validator(mode="after")
-    def _momentum_needs_an_optimizer_that_uses_it(self) -> OptimizerConfig:
-        if self.momentum and self.name in ("adam", "adamw"):
-            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use beta settings)")
+    def _momentum_needs_an_optimizer_that_takes_it(self) -> OptimizerConfig:
+        if self.momentum and not takes_argument(self.name, "momentum"):
+            raise ValueError(f"momentum applies to sgd and rmsprop, not {self.name} (use its beta options)")
         return self
 
 
@@ -199,7 +265,9 @@ class ScheduleConfig(Strict):
 class OptimizerOverride(Strict):
     """Optimizer settings a stage changes; unset fields keep ``train.optimizer``'s."""
 
-    name: Literal["adam", "adamw", "sgd", "rmsprop"] | None = None
+    name: str | None = Field(
+        None, description="Another Keras optimizer for this stage (drops the base options)."
+    )
     learning_rate: PositiveFloat | None = Field(
         None, description="Defaults to train.optimizer.learning_rate."
     )
@@ -207,6 +275,14 @@ class OptimizerOverride(Strict):
     momentum: float | None = Field(None, ge=0.0, lt=1.0)
     clipnorm: PositiveFloat | None = None
     gradient_accumulation_steps: PositiveInt | None = None
+    options: dict[str, Any] | None = Field(
+        None, description="The optimizer's own options; defaults to train.optimizer.options (same optimizer)."
+    )
+
+    @pydantic.field_validator("name")
+    @classmethod
+    def _a_keras_optimizer(cls, name: str | None) -> str | None:
+        return None if name is None else check_optimizer_name(name)
 
 
 Pattern = Annotated[str, Field(min_length=1)]
@@ -281,7 +357,10 @@ class StageConfig(Strict):
 
 
 def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) -> OptimizerConfig:
-    """``base`` with a stage's changes applied (a stage switching to adam drops the base momentum).
+    """``base`` with a stage's changes applied.
+
+    A stage that switches to another optimizer drops the base's momentum (when the new one
+    takes none) and the base's options (they belong to the base's optimizer).
 
     Raises:
         pydantic.ValidationError: the merged settings are not a valid optimizer.
@@ -289,8 +368,11 @@ def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) 
     if override is None:
         return base
     changes = override.model_dump(exclude_none=True)
-    if changes.get("name", base.name) in ("adam", "adamw") and "momentum" not in changes:
+    name = changes.get("name", base.name)
+    if not takes_argument(name, "momentum") and "momentum" not in changes:
         changes["momentum"] = 0.0
+    if name != base.name and "options" not in changes:
+        changes["options"] = {}
     return OptimizerConfig.model_validate({**base.model_dump(), **changes})
 
 
@@ -300,6 +382,11 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    class_weight: dict[str | int, NonNegativeFloat] | Literal["balanced"] | None = Field(
+        None,
+        description="Loss weight per class of the classification head ({label: weight}, labels as in the "
+        "data, others weigh 1), or 'balanced' (n / (classes * count)); training loss only.",
+    )
     epochs: PositiveInt | None = Field(
         None, description="Epochs of the single stage when `stages` is empty (default 1)."
     )
@@ -378,8 +465,29 @@ class OutputConfig(Strict):
     )
 
 
+# The components that carry objects given from Python (kplug.builtin registers them).
+PYTHON_BACKBONE = "keras-model"
+PYTHON_CALLBACK = "keras-callback"
+
+
+def _keras_instance(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a ``keras.layers.Layer`` / ``keras.callbacks.Callback`` (without importing keras)."""
+    keras = sys.modules.get("keras")  # an object of a keras class means keras is imported
+    return keras is not None and isinstance(value, operator.attrgetter(kind)(keras))
+
+
+def _python_backbone(value: Any) -> Any:
+    """Let ``model.backbone`` be a Keras model object: ``{name: keras-model, options: {model: it}}``."""
+    if _keras_instance(value, "layers.Layer"):
+        return {"name": PYTHON_BACKBONE, "options": {"model": value}}
+    return value
+
+
 def _component_by_name(value: Any) -> Any:
-    """Let a list entry be a bare component name: ``tensorboard`` means ``{name: tensorboard}``."""
+    """Let a list entry be a bare component name (``tensorboard`` means ``{name: tensorboard}``) or,
+    from Python, a ``keras.callbacks.Callback`` object (``{name: keras-callback, options: {callback: it}}``)."""
+    if _keras_instance(value, "callbacks.Callback"):
+        return {"name": PYTHON_CALLBACK, "options": {"callback": value}}
     return {"name": value} if isinstance(value, str) else value
 
 
@@ -432,4 +540,6 @@ def _plain(value: Any) -> Any:
         return f"<array {value.dtype} {tuple(value.shape)}>"
     if isinstance(value, Path):
         return str(value)
+    if _keras_instance(value, "layers.Layer") or _keras_instance(value, "callbacks.Callback"):
+        return f"<{type(value).__name__} object from Python>"
     return value

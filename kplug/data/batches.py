@@ -63,6 +63,7 @@ class TrainingBatches(keras.utils.PyDataset):
         skip_batches: batches of the first epoch already trained (a mid-epoch resume).
         accumulation: micro-batches per optimizer update (``gradient_accumulation_steps``).
         transforms: batch augmentations, applied in order to every batch.
+        weights: each example's loss weight (class and sample weights), or ``None``.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class TrainingBatches(keras.utils.PyDataset):
         skip_batches: int = 0,
         accumulation: int = 1,
         transforms: Sequence[BatchTransform] = (),
+        weights: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.x = x
@@ -86,6 +88,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.skip = skip_batches
         self.accumulation = accumulation
         self.transforms = list(transforms)
+        self.weights = weights
         self._orders: dict[int, np.ndarray] = {}
 
     @property
@@ -121,9 +124,12 @@ class TrainingBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, epoch, batch])
         for transform in self.transforms:
             x, y = transform(x, y, rng)
-        if self.accumulation == 1:
+        if self.accumulation == 1 and self.weights is None:
             return x, y
-        return x, y, np.full(len(indices), self._weight(batch, len(indices)), dtype="float32")
+        weights = np.full(len(indices), self._weight(batch, len(indices)), dtype="float32")
+        if self.weights is not None:
+            weights *= self.weights[indices]
+        return x, y, weights
 
     def _weight(self, batch: int, rows: int) -> float:
         """Per-example weight that turns Keras' mean of micro-batch means into a mean over the window."""

@@ -148,6 +148,36 @@ def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap
     return label_maps[first].encode(examples.targets[first])
 
 
+def read_held_out(run: ResolvedRun) -> dict[str, Examples]:
+    """The examples of ``data.validation`` / ``data.test``, each read from its own source.
+
+    ``data.where`` selects among them as among the training data; ``data.limit`` does not apply.
+    """
+    everything = run.config.data.model_copy(update={"limit": None})
+    held_out = {}
+    learned = {head.config.target for head in run.heads}
+    for split, chosen in run.held_out.items():
+        examples = read_examples(chosen.component, chosen.options)
+        missing = sorted(learned - set(examples.targets))
+        if missing:
+            raise DataError(
+                f"data.{split}: its examples have no target {missing[0]!r}, which a head learns; "
+                f"their targets: {', '.join(examples.targets) or 'none (the source read no labels)'}."
+            )
+        held_out[split] = select_examples(examples, everything, run.config.seed)
+    return held_out
+
+
+def with_targets_of(examples: Examples, others: Any) -> Examples:
+    """``examples`` with the targets of ``others`` appended (features left out): label maps see every class."""
+    parts = [examples, *others]
+    if len(parts) == 1:
+        return examples
+    shared = [t for t in examples.targets if all(t in p.targets for p in parts)]
+    targets = {t: np.concatenate([p.targets[t] for p in parts]) for t in shared}
+    return Examples(np.zeros(sum(len(p) for p in parts)), targets, dict(examples.label_names))
+
+
 def prepare_data(run: ResolvedRun) -> PreparedData:
     """Read, select, label-map and split the run's examples."""
     if run.merged:
@@ -155,8 +185,11 @@ def prepare_data(run: ResolvedRun) -> PreparedData:
     else:
         examples = read_examples(run.dataset.component, run.dataset.options)
     examples = select_examples(examples, run.config.data, run.config.seed)
-    label_maps = build_label_maps(run, examples)
+    held_out = read_held_out(run)
+    label_maps = build_label_maps(run, with_targets_of(examples, held_out.values()))
     splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
+    for split, part in held_out.items():
+        setattr(splits, split, part)
     preprocess = build_preprocessor(run)
     if preprocess is None and examples.features.dtype.kind not in "biuf":
         backbone = run.backbone.component

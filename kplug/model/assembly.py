@@ -8,6 +8,7 @@ import keras
 
 from kplug.data.labels import LabelMap
 from kplug.errors import ConfigError, DataError, PluginError
+from kplug.model.metrics import head_metrics
 from kplug.model.paths import STRUCTURAL_LAYERS
 from kplug.plugin.head import Head
 from kplug.plugin.resolve import Chosen, ChosenHead, ResolvedRun, call_factory, first_line
@@ -33,6 +34,8 @@ def build_head(chosen: ChosenHead, label_map: LabelMap, index: int) -> Head:
             f"Head '{chosen.component.name}' ({chosen.component.provider}) returned "
             f"{type(head).__name__}; a head factory must return a kplug.Head."
         )
+    head.chosen_metrics = chosen.metrics
+    head_metrics(head)  # a metric that cannot measure this head fails here, before training
     return head
 
 
@@ -164,10 +167,10 @@ def compile_model(
     label_smoothing = run.config.train.label_smoothing
     if soft:
         losses = {head_id: _soft_loss(head_id, head, run) for head_id, head in heads.items()}
-        metrics = {head_id: head.soft_metrics() for head_id, head in heads.items()}
+        metrics = {head_id: head_metrics(head, soft=True) for head_id, head in heads.items()}
     else:
         losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
-        metrics = {head_id: head.metrics() for head_id, head in heads.items()}
+        metrics = {head_id: head_metrics(head) for head_id, head in heads.items()}
     if len(heads) == 1:
         model.compile(
             optimizer=optimizer, loss=next(iter(losses.values())), metrics=next(iter(metrics.values()))
@@ -180,9 +183,9 @@ def compile_model(
 def logged_metric_names(heads: dict[str, Head], validation: bool) -> list[str]:
     """The names Keras logs for these heads: ``loss``, ``accuracy`` or ``<head>_accuracy``, ..."""
     if len(heads) == 1:
-        names = ["loss", *(metric.name for metric in next(iter(heads.values())).metrics())]
+        names = ["loss", *(metric.name for metric in head_metrics(next(iter(heads.values()))))]
     else:
         names = ["loss"]
         for head_id, head in heads.items():
-            names += [f"{head_id}_loss", *(f"{head_id}_{metric.name}" for metric in head.metrics())]
+            names += [f"{head_id}_loss", *(f"{head_id}_{metric.name}" for metric in head_metrics(head))]
     return names + [f"val_{name}" for name in names] if validation else names

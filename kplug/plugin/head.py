@@ -20,6 +20,9 @@ class Head:
     """
 
     target_kind: ClassVar[str] = "class"
+    # The metrics the run config chose for this head (``model.heads[].metrics``), set by kplug
+    # when it builds the head; empty: the head reports ``metrics()``.
+    chosen_metrics: tuple[Any, ...] = ()
 
     def __init__(self, dropout: float = 0.0) -> None:
         self.dropout = dropout
@@ -57,6 +60,10 @@ class Head:
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Map logits to what ``predict`` reports as probabilities."""
+        return logits
+
+    def probability_ops(self, logits: Any) -> Any:
+        """``probabilities`` on tensors (``keras.ops``): what configured metrics receive."""
         return logits
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:

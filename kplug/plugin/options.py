@@ -18,7 +18,7 @@ from kplug.config.errors import validation_problems
 from kplug.errors import ConfigError, did_you_mean
 
 # Arguments that kplug supplies itself when the factory accepts them; users do not set them.
-INJECTED_ARGUMENTS = frozenset({"input_shape", "preprocessor", "run_dir", "run_config", "plugins"})
+INJECTED_ARGUMENTS = frozenset({"input_shape", "preprocessor", "run_dir", "run_config", "plugins", "head"})
 
 
 def _signature_target(factory: Callable[..., Any]) -> Callable[..., Any]:

@@ -113,6 +113,18 @@ KINDS: dict[str, Kind] = {
                 Extra("target_options", (), "options cleared when other data is read without targets"),
             ),
         ),
+        Kind(
+            "metric",
+            "kplug_register_metrics",
+            (
+                Extra(
+                    "labels",
+                    "ids",
+                    "how a classification head's targets reach the metric: 'ids' (class ids) or "
+                    "'one_hot' (rows of 0/1)",
+                ),
+            ),
+        ),
         Kind("callback", "kplug_register_callbacks"),
         Kind("logger", "kplug_register_loggers"),
     )

@@ -58,9 +58,10 @@ class Chosen:
 
 @dataclass(frozen=True)
 class ChosenHead(Chosen):
-    """A head component with its config entry."""
+    """A head component with its config entry and the metrics it reports (empty: its defaults)."""
 
     config: HeadConfig = None  # type: ignore[assignment]
+    metrics: tuple[Chosen, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class ResolvedRun:
     callbacks: list[Chosen]
     loggers: list[Chosen] = field(default_factory=list)
     preprocessor: ChosenPreprocessor | None = None
+    held_out: dict[str, Chosen] = field(default_factory=dict)  # "validation"/"test" from their own source
 
 
 def choose(
@@ -212,13 +214,22 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
     heads = []
     for i, head in enumerate(config.model.heads):
         chosen = choose(plugins, "head", head.name, head.options, f"model.heads[{i}]")
-        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head))
+        metrics = [ComponentConfig(name=m) if isinstance(m, str) else m for m in head.metrics or []]
+        chosen_metrics = tuple(_choose_list(plugins, "metric", metrics, f"model.heads[{i}].metrics"))
+        heads.append(ChosenHead(chosen.component, chosen.options, chosen.where, head, chosen_metrics))
     dataset = (
         next(iter(merged.values()))
         if merged
         else choose(plugins, "dataset", data.source, data.options, "data", "source")
     )
     backbone, preprocessor = choose_model(plugins, config.model)
+    held_out = {
+        split: choose(
+            plugins, "dataset", given.source or data.source, given.options, f"data.{split}", "source"
+        )
+        for split in ("validation", "test")
+        if (given := getattr(data, split)) is not None
+    }
     return ResolvedRun(
         config=config,
         plugins=plugins,
@@ -236,4 +247,5 @@ def resolve(config: RunConfig, plugins: Plugins) -> ResolvedRun:
         ),
         callbacks=_choose_list(plugins, "callback", config.callbacks, "callbacks"),
         loggers=_choose_list(plugins, "logger", config.loggers, "loggers"),
+        held_out=held_out,
     )

@@ -426,6 +426,43 @@ def kplug_register_callbacks(register: Register) -> None:
 
 
 @hookspec
+def kplug_register_metrics(register: Register) -> None:
+    """Called once when plugins load, to add metrics a head can report (``model.heads[].metrics``).
+
+    The factory returns a ``keras.metrics.Metric`` (a fresh one on every call: each stage
+    compiles anew). It receives the head's probabilities (softmax for classification,
+    sigmoid for multi-label, the values for regression) and the head's targets: class ids,
+    or rows of 0/1 when registered with ``labels="one_hot"``. A factory that takes a ``head``
+    argument receives the ``kplug.Head`` it measures. Every ``keras.metrics`` class is
+    registered by kplug under its Keras name (``auc``, ``precision``, ``f1_score``, ...).
+
+    Example::
+
+        import keras
+        import kplug
+
+
+        class NegativeRecall(keras.metrics.Recall):
+            '''Recall of class 0 (the negative class), from class probabilities and class ids.'''
+
+            def update_state(self, y_true, y_pred, sample_weight=None):
+                negative = keras.ops.equal(keras.ops.reshape(y_true, (-1,)), 0)
+                return super().update_state(negative, y_pred[:, 0], sample_weight)
+
+
+        @kplug.hookimpl
+        def kplug_register_metrics(register):
+            register("negative-recall", NegativeRecall)
+
+    Config::
+
+        model:
+          heads:
+            - {name: classification, metrics: [accuracy, auc, negative-recall]}
+    """
+
+
+@hookspec
 def kplug_register_loggers(register: Register) -> None:
     """Called once when plugins load, to add experiment loggers (TensorBoard, MLflow, ...).
 

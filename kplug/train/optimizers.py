@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 
+from kplug.config.optimizers import keras_optimizers
 from kplug.config.schema import OptimizerConfig, ScheduleConfig
 
 # Variables whose names contain these are not weight-decayed (biases and normalisation).
@@ -154,8 +155,15 @@ def carry_optimizer_state(
 
 
 def build_optimizer(config: OptimizerConfig, learning_rate: Any) -> keras.optimizers.Optimizer:
-    """Create the configured optimizer with ``learning_rate`` (a float or a schedule)."""
-    common: dict[str, Any] = {
+    """Create the configured Keras optimizer with ``learning_rate`` (a float or a schedule).
+
+    Any ``keras.optimizers`` class by name, with ``config.options`` as its own arguments.
+    AdamW decays weights by 0.01 unless ``weight_decay`` says otherwise, and leaves biases and
+    normalisation scales alone (``NO_DECAY``).
+    """
+    optimizer_class = keras_optimizers()[config.name]
+    arguments: dict[str, Any] = {
+        **config.options,
         "learning_rate": learning_rate,
         "clipnorm": config.clipnorm,
         # Keras accumulates over 2 or more steps; 1 means no accumulation
@@ -163,16 +171,12 @@ def build_optimizer(config: OptimizerConfig, learning_rate: Any) -> keras.optimi
         if (config.gradient_accumulation_steps or 1) > 1
         else None,
     }
-    if config.name != "adamw" and config.weight_decay:
-        common["weight_decay"] = config.weight_decay
-    if config.name == "adam":
-        return keras.optimizers.Adam(**common)
+    weight_decay = 0.01 if config.name == "adamw" and config.weight_decay is None else config.weight_decay
+    if weight_decay:
+        arguments["weight_decay"] = weight_decay
+    if config.momentum:
+        arguments["momentum"] = config.momentum
+    optimizer = optimizer_class(**arguments)
     if config.name == "adamw":
-        optimizer = keras.optimizers.AdamW(
-            weight_decay=0.01 if config.weight_decay is None else config.weight_decay, **common
-        )
         optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
-        return optimizer
-    if config.name == "sgd":
-        return keras.optimizers.SGD(momentum=config.momentum, **common)
-    return keras.optimizers.RMSprop(momentum=config.momentum, **common)
+    return optimizer

@@ -92,8 +92,10 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
             )
         if not overwrite:
             raise ConfigError(
-                f"output.dir = {str(path)!r} already holds a run. Choose another --output DIR, "
-                f"continue it with `kplug train --resume {path}`, or set output.overwrite: true."
+                f"output.dir = {str(path)!r} already holds a run. Write elsewhere (another name, "
+                f"`kplug train --output DIR`, or kplug.fit(config, output=DIR)), continue it "
+                f"(`kplug train --resume {path}`, or kplug.fit(config, resume={str(path)!r})), or set "
+                f"output.overwrite: true to replace it."
             )
         shutil.rmtree(path)
     try:

@@ -21,10 +21,12 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
+from kplug.config.held_out import with_held_out_arrays
 from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.inputs import PreparedData, head_targets, prepare_data
+from kplug.data.weights import example_weights
 from kplug.distribute.build import build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.model.assembly import (
@@ -35,6 +37,7 @@ from kplug.model.assembly import (
 )
 from kplug.model.checkpoint_init import init_from_checkpoint
 from kplug.model.freezing import apply_stage_trainable
+from kplug.model.python_objects import portable_config, save_python_backbone
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
 from kplug.plugin.context import RunContext
 from kplug.plugin.distribution import Distribution
@@ -166,7 +169,9 @@ class Trainer:
             )
         self.config = self.plugins.configure(parsed)
         if self.resume_dir is not None and not from_run_dir:
-            check_same_run(self.resume_dir / rundir.CONFIG_FILE, self.config)
+            check_same_run(
+                self.resume_dir / rundir.CONFIG_FILE, portable_config(self.config, self.resume_dir)
+            )
         # every stage's settings, resolved once: the stage loop, the report and plugins read these
         self.stage_plans: tuple[StagePlan, ...] = plan_stages(self.config.train)
         self.run: ResolvedRun = resolve(self.config, self.plugins)
@@ -198,6 +203,17 @@ class Trainer:
     def _targets(self, split: str) -> Any:
         examples = getattr(self.data.splits, split)
         return head_targets(self.run, examples, self.data.label_maps, one_hot=self.soft_targets)
+
+    def _example_weights(self) -> np.ndarray | None:
+        """Each training example's loss weight from ``train.class_weight`` and ``data.sample_weight``."""
+        heads = [(head.config.output_name, head.config.target) for head in self.run.heads]
+        return example_weights(
+            self.data.splits.train,
+            self.config.train.class_weight,
+            self.config.data.sample_weight,
+            heads,
+            self.data.label_maps,
+        )
 
     def split_data(self, split: str) -> tuple[Any, Any]:
         """Model inputs and encoded targets of ``train``, ``validation`` or ``test`` (after ``fit`` starts)."""
@@ -304,7 +320,8 @@ class Trainer:
         """Create the run directory, or trim an interrupted one back to its checkpoint."""
         if self.resume_dir is None:
             rundir.prepare_run_dir(self.run_dir, self.config.output.overwrite)
-            dump_config(self.config, self.run_dir / rundir.CONFIG_FILE)
+            save_python_backbone(self.config, self.run_dir)
+            dump_config(portable_config(self.config, self.run_dir), self.run_dir / rundir.CONFIG_FILE)
             rundir.write_json(
                 self.run_dir / rundir.LABELS_FILE,
                 {t: m.to_dict() for t, m in self.data.label_maps.items()},
@@ -471,6 +488,7 @@ class Trainer:
 
     def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
         x, y = self.split_data("train")
+        weights = self._example_weights()
         validation = self.split_data("validation") if len(self.data.splits.validation) else None
         transforms = build_batch_transforms(self.run)
         previous, trained_before = None, set()
@@ -499,6 +517,7 @@ class Trainer:
                     skip,
                     plan.accumulation,
                     transforms,
+                    weights,
                 )
                 self._fitted().fit(
                     self.distribution.shard_batches(batches),
@@ -570,8 +589,14 @@ def fit(
     plugins: Plugins | list[Any] | None = None,
     output: str | Path | None = None,
     resume: str | Path | None = None,
+    validation_data: Any = None,
+    test_data: Any = None,
 ) -> FitResult:
     """Train a run from a config file path, a dict or a ``RunConfig``.
+
+    ``validation_data`` and ``test_data`` (``(x, y)`` arrays, or the ``arrays`` source's
+    options as a dict) give those splits explicitly, as ``data.validation`` / ``data.test`` do
+    in a config.
 
     Example::
 
@@ -583,4 +608,10 @@ def fit(
         })
         result.model, result.history, result.run_dir
     """
+    if validation_data is not None or test_data is not None:
+        if config is None:
+            raise ConfigError(
+                "validation_data / test_data: a resumed run reads its data from its own config."
+            )
+        config = with_held_out_arrays(load_config(config), validation=validation_data, test=test_data)
     return Trainer(config, plugins=plugins, output=output, resume=resume).fit()

@@ -19,6 +19,30 @@ BAD_CONFIGS = [
     # (config change, text the message must contain)
     ({"train": {"optimizer": {"learning_rate": -0.1}}}, "train.optimizer.learning_rate = -0.1"),
     ({"train": {"optimizer": {"name": "adamm"}}}, "train.optimizer.name = 'adamm'"),
+    (
+        {"train": {"optimizer": {"name": "lionn"}}},
+        "Did you mean 'lion'? Expected one of adadelta, adafactor,",
+    ),
+    (
+        {"train": {"optimizer": {"name": "adam", "options": {"beta1": 0.9}}}},
+        "train.optimizer.options = {'beta1': 0.9}: adam has no option 'beta1'. Did you mean 'beta_1'?",
+    ),
+    (
+        {"train": {"optimizer": {"name": "sgd", "options": {"nesterov": "yes"}}}},
+        "options.nesterov = 'yes': Input should be a valid boolean",
+    ),
+    (
+        {"train": {"optimizer": {"options": {"learning_rate": 0.1}}}},
+        "options.learning_rate: set train.optimizer.learning_rate instead of an option",
+    ),
+    (
+        {"train": {"optimizer": {"name": "lion", "momentum": 0.5}}},
+        "momentum applies to sgd and rmsprop, not lion",
+    ),
+    (
+        {"train": {"stages": [{"epochs": 1, "optimizer": {"name": "adamm"}}]}},
+        "train.stages[0].optimizer.name = 'adamm': not a Keras optimizer",
+    ),
     ({"train": {"stages": [{"epochs": 1}, {"epochs": 0}]}}, "train.stages[1].epochs = 0"),
     ({"train": {"stages": [{"epochs": 1, "learning_rate": -1}]}}, "train.stages[0].learning_rate"),
     (

@@ -10,7 +10,8 @@ import pytest
 from conftest import blob_config
 
 import kplug
-from kplug.config.schema import OptimizerConfig, ScheduleConfig
+from kplug.config.optimizers import keras_optimizers
+from kplug.config.schema import OptimizerConfig, OptimizerOverride, ScheduleConfig, merged_optimizer
 from kplug.train.optimizers import build_optimizer, learning_rate_schedule
 
 
@@ -33,10 +34,47 @@ def test_warmup_then_decay(name):
     assert rate(schedule, 110) == pytest.approx(0.1, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
-def test_every_optimizer_builds(name):
+@pytest.mark.parametrize("name", sorted(keras_optimizers()))
+def test_every_keras_optimizer_builds_and_updates_a_layer(name):
     optimizer = build_optimizer(OptimizerConfig(name=name, clipnorm=1.0), 0.01)
+    assert isinstance(optimizer, keras_optimizers()[name])
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.01)
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    before = keras.ops.convert_to_numpy(layer.kernel)
+    optimizer.apply([keras.ops.ones(v.shape) for v in layer.trainable_variables], layer.trainable_variables)
+    assert not np.allclose(keras.ops.convert_to_numpy(layer.kernel), before)
+
+
+def test_the_optimizers_own_options_reach_keras():
+    sgd = build_optimizer(OptimizerConfig(name="sgd", momentum=0.9, options={"nesterov": True}), 0.1)
+    assert (sgd.momentum, sgd.nesterov) == (0.9, True)
+    adam = build_optimizer(OptimizerConfig(name="adam", options={"beta_1": 0.8, "epsilon": 1e-6}), 0.1)
+    assert (adam.beta_1, adam.epsilon) == (0.8, 1e-6)
+
+
+def test_a_stage_that_switches_optimizer_drops_the_base_options_and_momentum():
+    base = OptimizerConfig(name="sgd", momentum=0.9, options={"nesterov": True})
+    assert merged_optimizer(base, OptimizerOverride(learning_rate=0.1)).options == {"nesterov": True}
+    switched = merged_optimizer(base, OptimizerOverride(name="lion"))
+    assert (switched.name, switched.options, switched.momentum) == ("lion", {}, 0.0)
+    given = merged_optimizer(base, OptimizerOverride(name="adam", options={"amsgrad": True}))
+    assert given.options == {"amsgrad": True}
+
+
+def test_a_run_trains_with_any_keras_optimizer_by_name(blobs):
+    x, y = blobs
+    config = blob_config(x, y)
+    config["train"] = {
+        "verbose": 0,
+        "stages": [
+            {"epochs": 1, "optimizer": {"name": "lion", "learning_rate": 1e-3}},
+            {"epochs": 1, "optimizer": {"name": "adafactor", "learning_rate": 1e-2}},
+        ],
+    }
+    result = kplug.fit(config)
+    assert isinstance(result.model.optimizer, keras.optimizers.Adafactor)
+    assert [stage["optimizer"] for stage in result.report["stages"]] == ["lion", "adafactor"]
 
 
 def test_adamw_does_not_decay_biases():

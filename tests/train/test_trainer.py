@@ -105,8 +105,15 @@ def test_run_directory_holds_everything(blobs, plugins):
 def test_existing_run_directory_is_not_overwritten(blobs, plugins):
     x, y = blobs
     kplug.fit(blob_config(x, y), plugins=plugins)
-    with pytest.raises(kplug.ConfigError, match="already holds a run"):
+    with pytest.raises(kplug.ConfigError, match="already holds a run") as refused:
         kplug.fit(blob_config(x, y), plugins=plugins)
+    # the way out, for a Python user as for a CLI user
+    for way in (
+        "kplug.fit(config, output=DIR)",
+        "kplug.fit(config, resume='runs/blobs')",
+        "--resume runs/blobs",
+    ):
+        assert way in str(refused.value)
     config = blob_config(x, y)
     config["output"] = {"dir": "runs/blobs", "overwrite": True}
     assert kplug.fit(config, plugins=plugins).run_dir.is_dir()
