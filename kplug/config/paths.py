@@ -2,7 +2,8 @@
 
 A run config names input files and folders in component ``options`` (data files, checkpoint
 folders), in ``init.from`` (a run or weights file to start from) and in ``distill`` (the teacher).
-When the config comes from a file, such a relative path is first looked up next to the file: if
+When the config comes from a file, such a relative path (a string there with a ``/`` or a file
+extension; write ``./name`` for a bare folder name) is first looked up next to the file: if
 something exists there, it is replaced by that absolute path, so ``kplug train sub/run.yaml`` and
 ``kplug.fit("sub/run.yaml")`` read the same files from any working directory. A relative path
 with nothing next to the config file is left as written and read from the working directory (so
@@ -25,7 +26,8 @@ def resolve_relative_paths(data: dict[str, Any], base: str | Path) -> dict[str, 
     """Return a copy of config ``data`` with its input paths resolved against ``base``.
 
     Strings inside ``options`` mappings, the ``distill`` section and ``init.from`` that are
-    relative paths to an existing file or folder under ``base`` become absolute; every other
+    relative paths (with a ``/`` or a file extension) to an existing file or folder under
+    ``base`` become absolute; every other
     value is returned unchanged.
     """
     return _walk(data, Path(base).resolve(), inside=False)
@@ -49,7 +51,7 @@ def _next_to(value: str, base: Path) -> str:
     if not value or value != value.strip() or "\n" in value:
         return value
     path = Path(value).expanduser()
-    if path.is_absolute():
+    if path.is_absolute() or not _looks_like_path(value):
         return value
     candidate = base / path
     try:
@@ -57,3 +59,11 @@ def _next_to(value: str, base: Path) -> str:
     except (OSError, ValueError):  # not a possible file name (too long, NUL byte)
         return value
     return str(candidate.resolve()) if exists else value
+
+
+def _looks_like_path(value: str) -> bool:
+    """A folder separator or a file extension: ``data/x.csv``, ``weights.npz``, ``./ckpt``.
+
+    A bare word (``label``, ``text``) is a column or a name, even if a file of that name exists.
+    """
+    return "/" in value or "\\" in value or bool(Path(value).suffix)
