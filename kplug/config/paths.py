@@ -4,7 +4,8 @@ A run config names input files and folders in component ``options`` (data files,
 folders), in ``init.from`` (a run or weights file to start from) and in ``distill`` (the teacher).
 When the config comes from a file, such a relative path (a string there with a ``/`` or a file
 extension; write ``./name`` for a bare folder name) is first looked up next to the file: if
-something exists there, it is replaced by that absolute path, so ``kplug train sub/run.yaml`` and
+something exists there, it is replaced by that absolute path (kept as written when the working
+directory is the config's folder, so messages and the saved config show it as the user wrote it), so ``kplug train sub/run.yaml`` and
 ``kplug.fit("sub/run.yaml")`` read the same files from any working directory. A relative path
 with nothing next to the config file is left as written and read from the working directory (so
 ``init: {from: runs/pretrain}`` still finds a run trained there). Absolute paths, and configs given
@@ -58,7 +59,9 @@ def _next_to(value: str, base: Path) -> str:
         exists = candidate.exists()
     except (OSError, ValueError):  # not a possible file name (too long, NUL byte)
         return value
-    return str(candidate.resolve()) if exists else value
+    if not exists or (Path.cwd() / path).resolve() == candidate.resolve():
+        return value  # nothing next to the config, or the working directory finds the same file
+    return str(candidate.resolve())
 
 
 def _looks_like_path(value: str) -> bool:

@@ -103,3 +103,9 @@ def test_what_is_resolved_and_what_is_left_as_written(tmp_path) -> None:
     assert resolved["name"] == "label" and resolved["where"] == {"label": ["label"]}
     assert resolved["output"] == {"dir": "data"}  # the run directory is relative to the working directory
     assert data["data"]["options"]["path"] == "data/x.csv"  # the input is not changed in place
+
+
+def test_run_from_the_configs_folder_a_path_is_kept_as_written(tmp_path, monkeypatch) -> None:
+    config = _project(tmp_path)
+    monkeypatch.chdir(config.parent)  # the same file either way: messages show what the user wrote
+    assert kplug.load_config("run.yaml").data.options["path"] == "data/table.csv"
