@@ -133,8 +133,10 @@ def _tune(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from kplug.cli.starter import write_starter
 
-    path = write_starter(args.task, args.output, force=args.force)
-    print(f"Wrote {path} ({args.task}); edit it, then: kplug train {path}")
+    data = write_starter(args.task, args.output, force=args.force)
+    print(
+        f"Wrote {args.output} ({args.task}) and its sample data in {data}; edit them, then: kplug train {args.output}"
+    )
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ import pydantic
 import yaml
 
 from kplug.config.errors import format_validation_error
+from kplug.config.paths import resolve_relative_paths
 from kplug.config.schema import RunConfig
 from kplug.errors import ConfigError
 
@@ -86,9 +87,13 @@ def _yaml_message(path: Path, error: yaml.YAMLError) -> str:
 
 
 def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
-    """Load and validate a run config from a file path, a dict or a ``RunConfig``."""
+    """Load and validate a run config from a file path, a dict or a ``RunConfig``.
+
+    Relative input paths in a file are read relative to the file's directory; in a dict,
+    relative to the working directory (``kplug.config.paths``).
+    """
     if isinstance(source, (str, Path)):
-        return parse_config(read_config_file(source))
+        return parse_config(resolve_relative_paths(read_config_file(source), Path(source).parent))
     return parse_config(source)
 
 
