@@ -18,7 +18,7 @@ _HELP = "# Each line explains its field; `kplug plugins` lists the components an
 
 _TRAIN = """\
 train:                             # how the model is trained
-  optimizer:                       # adam, adamw, sgd or rmsprop
+  optimizer:                       # any keras.optimizers name: adam, adamw, sgd, lion, ...; own settings in options
     name: adamw                    # decoupled weight decay, a good default for fine-tuning
     learning_rate: 1.0e-3          # the rate of every stage unless its optimizer sets its own
     weight_decay: 1.0e-4           # decoupled weight decay (adamw)
