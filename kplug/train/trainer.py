@@ -62,6 +62,7 @@ from kplug.train.optimizers import (
     stage_schedule,
 )
 from kplug.train.preflight import check_batches, check_monitors
+from kplug.train.progress import EpochCounter, epoch_progress, fit_verbose, progress_mode, stage_line
 from kplug.train.report import run_report
 from kplug.train.resume import check_same_run, checkpoint_to_resume
 from kplug.train.stage_plan import StagePlan, plan_stages
@@ -242,10 +243,26 @@ class Trainer:
             self.model, plan.learning_rate, plan.rates.per_layer, plan.rates.layer_decay, plan.where
         )
 
+    def _progress_mode(self) -> str:
+        """How this process shows training: only the chief prints (``kplug.train.progress``)."""
+        return progress_mode(self.config.train.verbose) if self.distribution.is_chief else "quiet"
+
+    def _print_stage_line(self, index: int, stage_report: dict[str, Any]) -> None:
+        if self._progress_mode() == "quiet":
+            return
+        params = int(sum(np.prod(v.shape) for v in self.model.trainable_weights))
+        line = stage_line(
+            self.stage_plans[index], len(self.stage_plans), params, stage_report.get("learning_rates")
+        )
+        print(line, flush=True)
+
     def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
+        total_epochs = sum(plan.epochs for plan in self.stage_plans)
+        counter = EpochCounter(self.stage_plans[state.stage], state.stage_start, total_epochs)
         callbacks: list[keras.callbacks.Callback] = [
             *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
             metrics_file.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
+            *epoch_progress(self._progress_mode(), counter),
         ]
         if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
             callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
@@ -485,6 +502,7 @@ class Trainer:
             else:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
+            self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, state.batch
             while epoch < end:
@@ -508,7 +526,7 @@ class Trainer:
                     shuffle=False,
                     validation_data=validation,
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
-                    verbose=self.config.train.verbose if self.distribution.is_chief else 0,
+                    verbose=fit_verbose(self._progress_mode()),
                 )
                 self._fit_seconds += time.perf_counter() - fit_started
                 reached = metrics_file.last_epoch(self.run_dir / rundir.METRICS_FILE)
