@@ -53,6 +53,7 @@ from kplug.train.checkpoint import (
     seed_layer_generators,
     write_checkpoint,
 )
+from kplug.train.curves import plot_curves
 from kplug.train.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.train.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
 from kplug.train.optimizers import (
@@ -378,7 +379,7 @@ class Trainer:
             timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
-        metrics_file.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
+        plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
         report = run_report(
             config=self.config,
