@@ -158,7 +158,7 @@ def test_ctrl_c_checkpoints_where_it_stopped_and_resumes_exactly(blobs, tmp_path
     output = (tmp_path / "driver.log").read_text()
     run_dir = tmp_path / "runs" / "cut"
     names = check_run_dir(run_dir)
-    assert names[-1] == "epoch00001-batch000007-stage00", names  # epoch 2 (index 1), 7 of 12 batches
+    assert names[-1] == "epoch00001-batch000007-stage01", names  # epoch 2 (index 1), 7 of 12 batches
     assert (
         f"kplug: interrupted at epoch 2, batch 7; checkpoint written: runs/cut/checkpoints/{names[-1]}. "
         f"Continue with: kplug train --resume runs/cut"

@@ -63,7 +63,7 @@ def main() -> None:
 
     transfer = transfers[0]
     records = kplug.predict(transfer.run_dir, split="test")
-    first = records[0]["digits59"]
+    first = records[0]
     print(f"\nFirst test example: predicted digit {first['label']} with p={max(first['probabilities']):.3f}")
 
     data = transfer.report["data"]

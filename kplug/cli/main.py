@@ -78,34 +78,37 @@ def _train_argv(args: argparse.Namespace) -> list[str]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kplug.inference.prediction import evaluate
+    from kplug.inference.prediction import evaluation
 
     data = _data_argument(args.data)
-    metrics = evaluate(args.run_dir, data=data, split=args.split, plugins=args.plugins)
-    print(json.dumps(metrics, indent=2))
+    result = evaluation(args.run_dir, data=data, split=args.split, plugins=args.plugins)
+    print(result.table())
     name = "evaluation-" + (
         Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data"
     )
     from kplug.train.rundir import write_json
 
-    write_json(Path(args.run_dir) / f"{name}.json", metrics)
+    write_json(Path(args.run_dir) / f"{name}.json", result.metrics)
+    print(f"Wrote {Path(args.run_dir) / f'{name}.json'}", file=sys.stderr)
     return EXIT_OK
 
 
 def _predict(args: argparse.Namespace) -> int:
     from kplug.inference.prediction import predict
+    from kplug.inference.records import format_records, output_format
 
+    fmt = output_format(args.format, args.output)
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise ConfigError(
             f"--output {args.output!r}: the directory {Path(args.output).parent} does not exist."
         )
     records = predict(args.run_dir, data=_data_argument(args.data), split=args.split, plugins=args.plugins)
-    lines = "".join(json.dumps(record) + "\n" for record in records)
+    text = format_records(records, fmt)
     if args.output:
-        Path(args.output).write_text(lines)
-        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+        Path(args.output).write_text(text)
+        print(f"Wrote {len(records)} predictions to {args.output} ({fmt})", file=sys.stderr)
     else:
-        sys.stdout.write(lines)
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -200,7 +203,7 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
 
     for name, handler, help_text in (
         ("evaluate", _evaluate, "evaluate a finished run"),
-        ("predict", _predict, "predict with a finished run (JSON lines)"),
+        ("predict", _predict, "predict with a finished run (JSON lines or CSV, one flat record per example)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("run_dir", help="run directory written by kplug train")
@@ -213,6 +216,11 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
         command.add_argument("--split", default="test", choices=["train", "validation", "test"])
         if name == "predict":
             command.add_argument("--output", help="write predictions here instead of stdout")
+            command.add_argument(
+                "--format",
+                choices=["jsonl", "csv"],
+                help="jsonl (one JSON object per line) or csv; default: from the --output extension, else jsonl",
+            )
         command.set_defaults(handler=handler)
 
     from kplug.cli.starter import TASKS

@@ -404,7 +404,13 @@ class TrainConfig(Strict):
         description="Layer-wise rate decay: the heads train at the stage's rate, the backbone's "
         "top block at rate * decay, the one below at rate * decay^2, ...",
     )
-    verbose: Literal["auto", 0, 1, 2] = Field("auto", description="Keras progress display.")
+    verbose: Literal["auto", 0, 1, 2] = Field(
+        "auto",
+        description=(
+            "Progress: auto or 1 shows Keras' progress bar on a terminal and one plain line per epoch "
+            "otherwise; 2 plain lines always; 0 nothing. A line before each stage says what it trains."
+        ),
+    )
     on_nonfinite: Literal["stop", "skip_batch"] = Field(
         "stop",
         description="When the training loss becomes nan or infinite: 'stop' with an error naming the "

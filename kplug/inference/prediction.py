@@ -16,6 +16,7 @@ from kplug.data.inputs import PreparedData, build_preprocessor, head_targets, mo
 from kplug.data.labels import LabelMap
 from kplug.data.sources import read_examples
 from kplug.errors import CheckpointError, DataError
+from kplug.inference.records import flat_records, head_fields, with_truth
 from kplug.model.assembly import build_head, compile_model
 from kplug.model.checkpoint_init import load_model_file
 from kplug.plugin.head import Head
@@ -149,11 +150,18 @@ def predict(
 ) -> list[dict[str, Any]]:
     """Predict every example of a file (or a split of the run's own data).
 
+    Example::
+
+        records = kplug.predict("runs/digits-transfer", split="test")
+        records[0]  # {"index": 12, "label": 7, "true_label": 7, "label_id": 2, "probabilities": [...], ...}
+
     Returns:
-        One dict per example: ``index`` (its row in the data source's file or
-        arrays) and, per head id, ``label_id``,
-        ``label`` (class name), ``probabilities`` and ``logits``
-        (regression heads give ``value``).
+        One flat dict per example (``kplug.inference.records``): ``index`` (its row in
+        the data source's file or arrays), then per head ``label`` (typed as in the
+        data), ``true_label`` when the data has the head's target, ``label_id``,
+        ``probabilities`` and ``logits`` (a regression head gives ``value`` and
+        ``true_value``). With several heads every field is prefixed with the head id
+        (``digits59.label``).
     """
     loaded = load_run(run_dir, plugins)
     examples = _read(loaded, data, split)
@@ -167,27 +175,35 @@ def predict(
         head = loaded.heads[head_id]
         logits = np.asarray(outputs[head_id], dtype="float64")
         probabilities = head.probabilities(logits)
-        decided = head.decide(probabilities)
         label_map = loaded.label_maps[chosen.config.target]
-        entry: dict[str, list[Any]] = {"logits": logits.tolist()}
-        if label_map.kind == "class":
-            entry["label_id"] = decided.tolist()
-            entry["label"] = [label_map.names[i] for i in decided]
-            entry["probabilities"] = probabilities.tolist()
-        elif label_map.kind == "multi_label":
-            entry["label_id"] = [np.flatnonzero(row).tolist() for row in decided]
-            entry["label"] = [[label_map.names[i] for i in np.flatnonzero(row)] for row in decided]
-            entry["probabilities"] = probabilities.tolist()
-        else:
-            entry["value"] = logits.tolist()
-        per_head[head_id] = entry
-    records = []
-    for position, index in enumerate(examples.row_numbers().tolist()):
-        record: dict[str, Any] = {"index": index}
-        for head_id, entry in per_head.items():
-            record[head_id] = {key: values[position] for key, values in entry.items()}
-        records.append(record)
-    return records
+        fields = head_fields(label_map, logits, probabilities, head.decide(probabilities))
+        per_head[head_id] = with_truth(fields, label_map, examples.targets.get(chosen.config.target))
+    return flat_records(examples.row_numbers().tolist(), per_head)
+
+
+@dataclass
+class Evaluation:
+    """What ``kplug evaluate`` reports: which data, how many examples, every metric.
+
+    Attributes:
+        split: the run's split evaluated, or ``None`` for ``--data``.
+        data: the ``--data`` file (or ``"options"``), or ``None`` for a split.
+        examples: how many examples were evaluated.
+        metrics: loss and every head metric, as Keras names them.
+    """
+
+    split: str | None
+    data: str | None
+    examples: int
+    metrics: dict[str, float]
+
+    def table(self) -> str:
+        """A two-column table: the split (or data file), the example count, then one row per metric."""
+        source = ("split", self.split) if self.data is None else ("data", self.data)
+        rows = [source, ("examples", str(self.examples))]
+        rows += [(name, f"{value:.4f}") for name, value in self.metrics.items()]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def evaluate(
@@ -202,6 +218,17 @@ def evaluate(
     Returns:
         Loss and every head metric, as Keras ``evaluate`` names them.
     """
+    return evaluation(run_dir, data, split, plugins, batch_size).metrics
+
+
+def evaluation(
+    run_dir: str | Path,
+    data: str | dict[str, Any] | None = None,
+    split: str = "test",
+    plugins: Plugins | list[Any] | None = None,
+    batch_size: int = 256,
+) -> Evaluation:
+    """``evaluate`` with what was evaluated: the split (or ``--data``) and the number of examples."""
     loaded = load_run(run_dir, plugins)
     examples = _read(loaded, data, split)
     for head in loaded.run.heads:
@@ -213,4 +240,9 @@ def evaluate(
     compile_model(loaded.model, loaded.heads, loaded.run)
     inputs = model_inputs(build_preprocessor(loaded.run), examples.features, "--data")
     values = loaded.model.evaluate(inputs, targets, batch_size=batch_size, verbose=0, return_dict=True)
-    return {key: float(value) for key, value in values.items()}
+    metrics = {key: float(value) for key, value in values.items()}
+    if data is None:
+        return Evaluation(split, None, len(examples), metrics)
+    return Evaluation(
+        None, data if isinstance(data, str) else "options " + ", ".join(data), len(examples), metrics
+    )

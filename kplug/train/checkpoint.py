@@ -1,12 +1,16 @@
 """Checkpoints written atomically at every epoch and stage boundary, and finding the one to resume.
 
-A checkpoint is a directory ``checkpoints/epoch00005-batch000000-stage01`` holding
+A checkpoint is a directory ``checkpoints/epoch00005-batch000000-stage01`` (after epoch 5,
+in stage 1: stages count from 1 as in metrics.csv; ``...-stage01-end`` marks the end of
+stage 1, written once its last epoch is done) holding
 ``model.keras`` (weights and optimizer state), ``rng.npz`` (the random-generator states
 of dropout and augmentation layers, which Keras does not save) and ``state.json``
 (where training stands, down to the batch within an epoch). It is written
 under a temporary name and renamed into place, so a checkpoint directory on disk is
 always complete; a killed run leaves at most a ``.partial-*`` directory, which is ignored
-and removed on resume.
+and removed on resume. Run directories written before stages counted from 1 (``stage00``
+for the first stage) still resume: the position is read from ``state.json``, and names of
+either kind sort in training order.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from kplug.train.rundir import CHECKPOINT_DIR, MODEL_FILE, new_directory
 
 STATE_FILE = "state.json"
 RNG_FILE = "rng.npz"
-NAME = re.compile(r"^epoch(\d{5})-batch(\d{6})-stage(\d{2})$")
+NAME = re.compile(r"^epoch(\d{5})-batch(\d{6})-stage(\d{2})(-end)?$")
 KEEP = 2
 
 
@@ -193,7 +197,7 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
             )
         np.savez(partial / RNG_FILE, **states)
         (partial / STATE_FILE).write_text(json.dumps(state.__dict__, default=str))
-        final = root / f"epoch{state.epoch:05d}-batch{state.batch:06d}-stage{state.stage:02d}"
+        final = root / checkpoint_name(state)
         if final.exists():
             _remove_checkpoint(final)
         os.replace(partial, final)
@@ -203,6 +207,22 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
     for old in complete_checkpoints(root)[:-keep]:
         _remove_checkpoint(old)
     return Checkpoint(final, state)
+
+
+def checkpoint_name(state: TrainingState) -> str:
+    """The directory name of a checkpoint: ``epoch00005-batch000000-stage01`` (after epoch 5, in
+    stage 1, counted from 1 as in metrics.csv), or ``epoch00006-batch000000-stage01-end`` once
+    stage 1's last epoch (the 6th of the run) is done."""
+    position = f"epoch{state.epoch:05d}-batch{state.batch:06d}"
+    # nothing of stage `state.stage` trained yet: the stage before it has ended
+    if state.stage > 0 and state.batch == 0 and state.epoch == state.stage_start:
+        return f"{position}-stage{state.stage:02d}-end"
+    return f"{position}-stage{state.stage + 1:02d}"
+
+
+def _order(path: Path) -> tuple[int, ...]:
+    epoch, batch, stage, end = NAME.match(path.name).groups()
+    return int(epoch), int(batch), int(stage), int(end is not None)
 
 
 def _remove_checkpoint(path: Path) -> None:
@@ -221,7 +241,7 @@ def complete_checkpoints(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [path for path in root.iterdir() if path.is_dir() and NAME.match(path.name)]
-    return sorted(found, key=lambda path: tuple(int(n) for n in NAME.match(path.name).groups()))
+    return sorted(found, key=_order)
 
 
 def latest_checkpoint(run_dir: Path) -> Checkpoint | None:

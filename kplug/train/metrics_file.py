@@ -1,4 +1,4 @@
-"""metrics.csv: one row per epoch (stage, epoch, every metric), its history and curves.png.
+"""metrics.csv: one row per epoch (stage, epoch, every metric) and its history (curves.png: ``curves``).
 
 Keras' CSVLogger has no stage column and fixes its columns on the first epoch; this
 log writes each row atomically so an interrupted run keeps its history, and is cut
@@ -82,33 +82,3 @@ def metrics_history(path: Path) -> dict[str, list[float]]:
             if name not in ("stage", "epoch"):
                 history.setdefault(name, []).append(value)
     return history
-
-
-def plot_curves(metrics_path: Path, output: Path) -> None:
-    """Plot every metric in metrics.csv per epoch (train and validation together) to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics_path)
-    if not rows:
-        return
-    names = sorted(
-        {k for row in rows for k in row if k not in ("stage", "epoch") and not k.startswith("val_")}
-    )
-    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    epochs = list(range(1, len(rows) + 1))
-    for axis, name in zip(axes[0], names, strict=True):
-        axis.plot(epochs, [row.get(name) for row in rows], marker="o", label="train")
-        if any(f"val_{name}" in row for row in rows):
-            axis.plot(epochs, [row.get(f"val_{name}") for row in rows], marker="o", label="validation")
-        for index in range(1, len(rows)):
-            if rows[index]["stage"] != rows[index - 1]["stage"]:
-                axis.axvline(index + 0.5, color="grey", linestyle=":")
-        axis.set_title(name)
-        axis.set_xlabel("epoch")
-        axis.legend()
-    figure.tight_layout()
-    atomic_write(output, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
-    plt.close(figure)

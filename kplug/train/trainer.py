@@ -56,6 +56,7 @@ from kplug.train.checkpoint import (
     seed_layer_generators,
     write_checkpoint,
 )
+from kplug.train.curves import plot_curves
 from kplug.train.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.train.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
 from kplug.train.optimizers import (
@@ -65,6 +66,7 @@ from kplug.train.optimizers import (
     stage_schedule,
 )
 from kplug.train.preflight import check_batches, check_monitors
+from kplug.train.progress import EpochCounter, epoch_progress, fit_verbose, progress_mode, stage_line
 from kplug.train.report import run_report
 from kplug.train.resume import check_same_run, checkpoint_to_resume
 from kplug.train.stage_plan import StagePlan, plan_stages
@@ -258,10 +260,26 @@ class Trainer:
             self.model, plan.learning_rate, plan.rates.per_layer, plan.rates.layer_decay, plan.where
         )
 
+    def _progress_mode(self) -> str:
+        """How this process shows training: only the chief prints (``kplug.train.progress``)."""
+        return progress_mode(self.config.train.verbose) if self.distribution.is_chief else "quiet"
+
+    def _print_stage_line(self, index: int, stage_report: dict[str, Any]) -> None:
+        if self._progress_mode() == "quiet":
+            return
+        params = int(sum(np.prod(v.shape) for v in self.model.trainable_weights))
+        line = stage_line(
+            self.stage_plans[index], len(self.stage_plans), params, stage_report.get("learning_rates")
+        )
+        print(line, flush=True)
+
     def _callbacks(self, state: TrainingState, first_batch: int) -> list[keras.callbacks.Callback]:
+        total_epochs = sum(plan.epochs for plan in self.stage_plans)
+        counter = EpochCounter(self.stage_plans[state.stage], state.stage_start, total_epochs)
         callbacks: list[keras.callbacks.Callback] = [
             *self.distribution.callbacks(),  # first: e.g. averaging logs over processes
             metrics_file.MetricsLog(self.run_dir / rundir.METRICS_FILE, state.stage + 1),
+            *epoch_progress(self._progress_mode(), counter),
         ]
         if self.config.train.on_nonfinite == "stop":  # before any checkpointer: a nan batch is never saved
             callbacks.append(NonFiniteLossGuard(self.run_dir, state, first_batch))
@@ -378,7 +396,7 @@ class Trainer:
             timings["fit_seconds"] = self._fit_seconds
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
-        metrics_file.plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
+        plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
         timings["total_seconds"] = time.perf_counter() - started
         report = run_report(
             config=self.config,
@@ -503,6 +521,7 @@ class Trainer:
             else:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
+            self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, state.batch
             while epoch < end:
@@ -527,7 +546,7 @@ class Trainer:
                     shuffle=False,
                     validation_data=validation,
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
-                    verbose=self.config.train.verbose if self.distribution.is_chief else 0,
+                    verbose=fit_verbose(self._progress_mode()),
                 )
                 self._fit_seconds += time.perf_counter() - fit_started
                 reached = metrics_file.last_epoch(self.run_dir / rundir.METRICS_FILE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -44,20 +45,50 @@ def test_train_evaluate_predict(tmp_path, mnist_options, capsys):
     assert "Final test metrics: accuracy" in out and "Run directory: runs/cli" in out
 
     assert main(["evaluate", "runs/cli"]) == 0
-    metrics = json.loads(capsys.readouterr().out)
+    table = capsys.readouterr().out.splitlines()
+    # a table: the split, how many examples, then one row per metric
+    assert [row.split()[0] for row in table] == ["split", "examples", "accuracy", "loss"]
+    tested = json.loads(Path("runs/cli/report.json").read_text())["data"]["test"]
+    assert table[0].split() == ["split", "test"] and table[1].split() == ["examples", str(tested)]
+    metrics = json.loads(Path("runs/cli/evaluation-test.json").read_text())
     assert metrics["accuracy"] > 0.5
-    assert json.loads(Path("runs/cli/evaluation-test.json").read_text()) == metrics
+    assert table[2].split() == ["accuracy", f"{metrics['accuracy']:.4f}"]
+
+    data = [f"images={mnist_options['images']}", f"labels={mnist_options['labels']}"]
+    assert main(["evaluate", "runs/cli", "--data", *data]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["data", "options", "images,", "labels"] and table[1].split() == [
+        "examples",
+        "2000",
+    ]
 
     assert main(["predict", "runs/cli", "--data", mnist_options["images"], "--output", "preds.jsonl"]) == 0
     lines = Path("preds.jsonl").read_text().splitlines()
     assert len(lines) == 2000
     record = json.loads(lines[0])
-    assert record["index"] == 0 and set(record["classification"]) == {
-        "label_id",
-        "label",
-        "probabilities",
-        "logits",
-    }
+    # unlabelled images: no true_label; labels are integers, as in the idx file
+    assert list(record) == ["index", "label", "label_id", "probabilities", "logits"]
+    assert record["index"] == 0 and isinstance(record["label"], int)
+
+
+def test_predict_writes_csv_with_the_true_label(tmp_path, mnist_options, capsys):
+    config = write_config(tmp_path / "run.yaml", mnist_options)
+    assert main(["train", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "runs/cli", "--output", "preds.csv"]) == 0  # csv from the extension
+    tested = json.loads(Path("runs/cli/report.json").read_text())["data"]["test"]
+    assert f"Wrote {tested} predictions to preds.csv (csv)" in capsys.readouterr().err
+    rows = list(csv.DictReader(Path("preds.csv").open()))
+    assert list(rows[0]) == ["index", "label", "true_label", "label_id", "probabilities", "logits"]
+    assert len(rows) == tested and len(json.loads(rows[0]["probabilities"])) == 10
+    records = kplug.predict("runs/cli")
+    assert [int(row["true_label"]) for row in rows] == [r["true_label"] for r in records]
+    assert [int(row["label"]) for row in rows] == [r["label"] for r in records]
+    # --format wins over the extension; without --output the records go to stdout
+    assert main(["predict", "runs/cli", "--format", "csv"]) == 0
+    assert capsys.readouterr().out == Path("preds.csv").read_text()
+    assert main(["predict", "runs/cli", "--format", "jsonl", "--output", "preds.csv"]) == 0
+    assert [json.loads(line) for line in Path("preds.csv").read_text().splitlines()] == records
 
 
 def test_output_flag_overrides_the_run_directory(tmp_path, mnist_options, capsys):

@@ -60,6 +60,6 @@ def test_the_preprocessor_feeds_training_the_backbone_and_prediction(blobs, tmp_
     test_x = x[:5]
     direct = keras.ops.convert_to_numpy(result.model(test_x + 100.0))
     records = kplug.predict(result.run_dir, data={"x": test_x}, plugins=plugins)
-    np.testing.assert_allclose([r["classification"]["logits"] for r in records], direct, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose([r["logits"] for r in records], direct, rtol=1e-5, atol=1e-5)
     unshifted = keras.ops.convert_to_numpy(result.model(test_x))
     assert not np.allclose(direct, unshifted, atol=1e-3)

@@ -42,12 +42,16 @@ def test_predict_returns_a_record_per_example(digits_run, plugins, mnist_options
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     assert set(truth[indices].tolist()) == {5, 6, 7, 8, 9}  # index is the row in the source file
     first = records[0]
-    assert set(first["digit"]) == {"label_id", "label", "probabilities", "logits"}
-    assert len(first["digit"]["probabilities"]) == 5 and len(first["digit"]["logits"]) == 5
-    assert sum(first["digit"]["probabilities"]) == pytest.approx(1.0, abs=1e-6)
-    assert first["digit"]["label_id"] == int(np.argmax(first["digit"]["logits"]))
-    assert first["digit"]["label"] == ["5", "6", "7", "8", "9"][first["digit"]["label_id"]]
-    assert {r["digit"]["label"] for r in records} <= {"5", "6", "7", "8", "9"}
+    # one head: flat fields, no head prefix; the split has labels, so the true one comes along
+    assert list(first) == ["index", "label", "true_label", "label_id", "probabilities", "logits"]
+    assert len(first["probabilities"]) == 5 and len(first["logits"]) == 5
+    assert sum(first["probabilities"]) == pytest.approx(1.0, abs=1e-6)
+    assert first["label_id"] == int(np.argmax(first["logits"]))
+    assert first["label"] == [5, 6, 7, 8, 9][first["label_id"]]
+    # labels are typed as in the data: the idx labels are integers
+    assert {r["label"] for r in records} <= {5, 6, 7, 8, 9}
+    assert all(type(r["label"]) is int and type(r["true_label"]) is int for r in records)
+    assert [r["true_label"] for r in records] == truth[indices].tolist()
 
 
 def test_predictions_agree_with_the_labels(digits_run, plugins, mnist_options):
@@ -57,7 +61,8 @@ def test_predictions_agree_with_the_labels(digits_run, plugins, mnist_options):
     assert len(records) == 2000  # the whole file, read by the run's own reader without labels
     truth = idx(**mnist_options).targets["label"]
     keep = np.isin(truth, [5, 6, 7, 8, 9])
-    predicted = np.array([int(r["digit"]["label"]) for r in records])
+    assert "true_label" not in records[0]  # only images were given
+    predicted = np.array([r["label"] for r in records])
     assert (predicted[keep] == truth[keep]).mean() > 0.8
 
 
@@ -123,7 +128,8 @@ def test_predict_on_an_unlabeled_csv_and_with_key_value_options(plugins, tmp_pat
     kplug.fit(config, plugins=plugins)
     by_path = kplug.predict("runs/csv", data="new.csv", plugins=plugins)
     by_option = kplug.predict("runs/csv", data={"path": "new.csv"}, plugins=plugins)
-    assert [r["classification"]["label"] for r in by_path] == ["1", "0"]
+    assert [r["label"] for r in by_path] == [1, 0]  # integer labels in the data stay integers
+    assert "true_label" not in by_path[0]
     assert by_option == by_path
     with pytest.raises(kplug.DataError, match="evaluate needs labelled data"):
         kplug.evaluate("runs/csv", data="new.csv", plugins=plugins)
@@ -153,26 +159,39 @@ def test_predict_gives_each_heads_output_for_every_example(blobs, plugins, capsy
     }
     result = kplug.fit(config, plugins=plugins)
     records = kplug.predict(result.run_dir, plugins=plugins)  # the run's test split
-    assert len(records) == 60 and all(set(r) == {"index", "kind", "size"} for r in records)
+    # several heads: every field is prefixed with its head id; the split has both targets
+    assert list(records[0]) == [
+        "index",
+        "kind.label",
+        "kind.true_label",
+        "kind.label_id",
+        "kind.probabilities",
+        "kind.logits",
+        "size.value",
+        "size.true_value",
+        "size.logits",
+    ]
+    assert len(records) == 60
     rows = np.array([r["index"] for r in records])
     # every value is the saved model's own output for that example
     outputs = keras.saving.load_model(result.run_dir / "model.keras", compile=False).predict(
         x[rows], verbose=0
     )
-    logits = np.array([r["kind"]["logits"] for r in records])
+    logits = np.array([r["kind.logits"] for r in records])
     np.testing.assert_allclose(logits, outputs["kind"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
-        [r["kind"]["probabilities"] for r in records],
+        [r["kind.probabilities"] for r in records],
         keras.ops.convert_to_numpy(keras.ops.softmax(outputs["kind"])),
         rtol=1e-5,
         atol=1e-6,
     )
-    assert [r["kind"]["label"] for r in records] == [str(i) for i in outputs["kind"].argmax(axis=1)]
-    np.testing.assert_allclose([r["size"]["value"] for r in records], outputs["size"], rtol=1e-5, atol=1e-5)
-    assert set(records[0]["size"]) == {"value", "logits"}
+    assert [r["kind.label"] for r in records] == outputs["kind"].argmax(axis=1).tolist()
+    np.testing.assert_allclose([r["size.value"] for r in records], outputs["size"], rtol=1e-5, atol=1e-5)
+    assert [r["kind.true_label"] for r in records] == y[rows].tolist()
+    np.testing.assert_allclose([r["size.true_value"] for r in records], size[rows])
     # ... and each head answers its own target
-    assert np.mean([r["kind"]["label"] == str(y[r["index"]]) for r in records]) > 0.9
-    predicted_size = np.array([r["size"]["value"][0] for r in records])
+    assert np.mean([r["kind.label"] == y[r["index"]] for r in records]) > 0.9
+    predicted_size = np.array([r["size.value"][0] for r in records])
     assert np.corrcoef(predicted_size, size[rows])[0, 1] > 0.9
     # the command line writes the same records, one JSON line each
     assert main(["--no-plugins", "predict", str(result.run_dir)]) == 0

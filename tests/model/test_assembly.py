@@ -42,8 +42,8 @@ def test_multi_label_head_end_to_end(plugins, tmp_path):
     result = kplug.fit(config, plugins=plugins)
     assert result.metrics["binary_accuracy"] > 0.85
     record = kplug.predict(result.run_dir, data=str(tmp_path / "tags.npz"), plugins=plugins)[0]
-    assert record["multi_label"]["label"] == [str(i) for i in np.flatnonzero(tags[0])]
-    assert len(record["multi_label"]["probabilities"]) == 3
+    assert record["label"] == [str(i) for i in np.flatnonzero(tags[0])]
+    assert len(record["probabilities"]) == 3
 
 
 def test_label_smoothing_trains_and_the_model_file_loads_in_plain_keras(blobs, plugins):

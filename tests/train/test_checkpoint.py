@@ -19,7 +19,14 @@ from conftest import blob_config
 import kplug
 from kplug.cli.main import main
 from kplug.model.paths import variable_paths
-from kplug.train.checkpoint import TrainingState, latest_checkpoint, write_checkpoint
+from kplug.train.checkpoint import (
+    STATE_FILE,
+    TrainingState,
+    checkpoint_name,
+    complete_checkpoints,
+    latest_checkpoint,
+    write_checkpoint,
+)
 
 
 def staged_config(x, y):
@@ -51,8 +58,20 @@ def metric_rows(run_dir):
         return [(int(r["stage"]), int(r["epoch"])) for r in csv.DictReader(handle)]
 
 
+def old_name(state: TrainingState) -> str:
+    """A checkpoint's name before stages counted from 1: the 0-based index of the stage to continue."""
+    return f"epoch{state.epoch:05d}-batch{state.batch:06d}-stage{state.stage:02d}"
+
+
+def rename_to_old_names(run_dir):
+    for path in complete_checkpoints(run_dir / "checkpoints"):
+        state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
+        path.rename(path.with_name(old_name(state)))
+
+
+@pytest.mark.parametrize("old_names", [False, True], ids=["names", "old-names"])
 @pytest.mark.parametrize("stop_after_epoch", [1, 2, 3])  # mid stage 1, end of stage 1, mid stage 2
-def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch):
+def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch, old_names):
     x, y = blobs
     spy = InterruptAt(stop_after_epoch)
     with pytest.raises(KeyboardInterrupt):
@@ -60,6 +79,13 @@ def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch):
     run_dir = kplug.Trainer(staged_config(x, y)).run_dir
     checkpoint = latest_checkpoint(run_dir)
     assert checkpoint.state.epoch == stop_after_epoch  # the interrupted epoch has no checkpoint
+    # stages count from 1 in names, as in metrics.csv; the end of stage 1 is its own checkpoint
+    expected = {1: "epoch00001-batch000000-stage01", 2: "epoch00002-batch000000-stage01"}
+    expected[3] = "epoch00003-batch000000-stage01-end"
+    assert checkpoint.path.name == expected[stop_after_epoch]
+    if old_names:  # a run directory written before: stage00 is the first stage
+        rename_to_old_names(run_dir)
+        assert latest_checkpoint(run_dir).path.name == old_name(checkpoint.state)
 
     with pytest.raises(kplug.DataError, match="in-memory data"):
         kplug.fit(resume=run_dir)
@@ -75,6 +101,10 @@ def test_interrupted_run_resumes_where_it_stopped(blobs, stop_after_epoch):
     expected = (first + 1) * steps if first < 3 else (first - 2) * steps
     assert resumed_spy.iterations[first] == expected
     assert (run_dir / "model.keras").is_file() and (run_dir / "report.json").is_file()
+    assert [p.name for p in complete_checkpoints(run_dir / "checkpoints")] == [
+        "epoch00005-batch000000-stage02",
+        "epoch00005-batch000000-stage02-end",
+    ]
 
 
 def test_checkpoint_restores_weights_exactly(blobs, plugins):
@@ -92,11 +122,46 @@ def test_partial_checkpoints_are_ignored_and_old_ones_pruned(tmp_path):
     for epoch in range(1, 5):
         write_checkpoint(tmp_path, model, TrainingState(0, 0, epoch))
     (tmp_path / "checkpoints" / ".partial-abc").mkdir()
-    (tmp_path / "checkpoints" / "epoch00009-batch000000-stage00").mkdir()  # no files: incomplete
+    (tmp_path / "checkpoints" / "epoch00009-batch000000-stage01").mkdir()  # no files: incomplete
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert "epoch00001-batch000000-stage00" not in names and "epoch00004-batch000000-stage00" in names
+    assert "epoch00001-batch000000-stage01" not in names and "epoch00004-batch000000-stage01" in names
     assert latest_checkpoint(tmp_path).state.epoch == 4
     assert not (tmp_path / "checkpoints" / ".partial-abc").exists()
+
+
+def test_checkpoint_names_count_stages_from_one():
+    assert checkpoint_name(TrainingState(0, 0, 2)) == "epoch00002-batch000000-stage01"
+    assert checkpoint_name(TrainingState(0, 0, 1, batch=7)) == "epoch00001-batch000007-stage01"
+    assert checkpoint_name(TrainingState(1, 3, 3)) == "epoch00003-batch000000-stage01-end"
+    assert checkpoint_name(TrainingState(1, 3, 3, batch=2)) == "epoch00003-batch000002-stage02"
+    assert checkpoint_name(TrainingState(1, 3, 5)) == "epoch00005-batch000000-stage02"
+    assert checkpoint_name(TrainingState(2, 5, 5)) == "epoch00005-batch000000-stage02-end"
+
+
+def test_old_and_new_names_sort_in_training_order(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    # the end of stage 1's last epoch, the end of stage 1, an epoch and a part-epoch of stage 2
+    states = [
+        TrainingState(0, 0, 3),
+        TrainingState(1, 3, 3),
+        TrainingState(1, 3, 4),
+        TrainingState(1, 3, 4, batch=2),
+    ]
+    for state in states:
+        write_checkpoint(tmp_path, model, state, keep=10)
+    root = tmp_path / "checkpoints"
+    for path in complete_checkpoints(root)[:2]:  # the older two as an earlier kplug named them
+        state = TrainingState(**json.loads((path / STATE_FILE).read_text()))
+        path.rename(path.with_name(old_name(state)))
+    found = complete_checkpoints(root)
+    assert [p.name for p in found] == [
+        "epoch00003-batch000000-stage00",
+        "epoch00003-batch000000-stage01",
+        "epoch00004-batch000000-stage02",
+        "epoch00004-batch000002-stage02",
+    ]
+    assert [TrainingState(**json.loads((p / STATE_FILE).read_text())) for p in found] == states
+    assert latest_checkpoint(tmp_path).state == states[-1]
 
 
 def test_cli_interrupt_message_and_resume(blobs, tmp_path, capsys, monkeypatch):

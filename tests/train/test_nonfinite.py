@@ -49,7 +49,7 @@ def test_stop_names_the_batch_and_the_last_good_checkpoint(blobs, tmp_path, caps
 
     assert main(["train", "run.yaml"]) == 2
     error = capsys.readouterr().err
-    last = "runs/nan/checkpoints/epoch00000-batch000003-stage00"
+    last = "runs/nan/checkpoints/epoch00000-batch000003-stage01"
     assert "The training loss became inf at epoch 1, batch 6 (stage 1)" in error, error
     assert f"The last good checkpoint is {last}" in error and "train.on_nonfinite: skip_batch" in error
     assert "Traceback" not in error

@@ -72,7 +72,7 @@ def test_post_training_quantization(mode: str, max_drop: float, trained_run: Pat
     metrics = kplug.evaluate(result.output_dir, split="validation", plugins=plugins)
     assert metrics["accuracy"] == pytest.approx(report["accuracy"]["after"], abs=1e-6)
     predictions = kplug.predict(result.output_dir, split="validation", plugins=plugins)
-    assert len(predictions) > 190 and set(predictions[0]["digits"]) >= {"label", "probabilities"}
+    assert len(predictions) > 190 and set(predictions[0]) >= {"label", "true_label", "probabilities"}
 
 
 def test_fine_tuning_after_quantization(trained_run: Path, plugins, tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ def launch_cli(cwd: Path, argv: list[str], backend: str, **env: str) -> str:
 # A 2-process run checkpoints every 2 of its 6 batches per epoch and keeps them all; its resumed
 # copy starts from the middle of epoch 2 (a sharded, part-trained epoch, then a whole one).
 CHECKPOINTS = {"checkpoint_every_steps": 2, "keep_checkpoints": 20}
-MIDDLE = "epoch00001-batch000004-stage00"
+MIDDLE = "epoch00001-batch000004-stage01"
 
 
 def interrupted_copy(run_dir: Path, copy: Path, last: str = MIDDLE) -> Path:

@@ -81,12 +81,12 @@ def test_predict_returns_label_names_and_probabilities(
     assert len(records) == result.report["data"]["test"] > 0
     names = {"World", "Sports", "Business", "Sci/Tech"}
     for record in records:
-        assert record["topic"]["label"] in names
-        probabilities = record["topic"]["probabilities"]
+        assert record["label"] in names
+        probabilities = record["probabilities"]
         assert len(probabilities) == 4 and abs(sum(probabilities) - 1.0) < 1e-4
     # a new file through the run's own reader and tokenizer
     fresh = kplug.predict(result.run_dir, data=str(DATA / "agnews_sample.tsv"), plugins=plugins)
-    assert len(fresh) == 48 and fresh[0]["topic"]["label"] in names
+    assert len(fresh) == 48 and fresh[0]["label"] in names
 
 
 def sentiment_targets() -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -113,10 +113,10 @@ def test_multi_label_and_regression_heads_on_text(
     assert result.history["loss"][-1] < result.history["loss"][0]
     record = kplug.predict(result.run_dir, data={"x": texts[:2]}, plugins=plugins)[0]
     if head == "multi-label":
-        assert set(record["tags"]["label"]) <= {"long", "negative", "positive"}
-        assert len(record["tags"]["probabilities"]) == 3
+        assert set(record["label"]) <= {"long", "negative", "positive"}
+        assert len(record["probabilities"]) == 3
     else:
-        assert len(record["length"]["value"]) == 1
+        assert len(record["value"]) == 1
 
 
 def test_numeric_features_are_refused(plugins: kplug.Plugins, vocabulary: str, tmp_path: Path) -> None:
@@ -192,4 +192,4 @@ print(json.dumps({{"heavy": heavy, "records": records}}))
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["heavy"] == []
-    assert [r["sentiment"]["label"] for r in found["records"]] == [r["sentiment"]["label"] for r in expected]
+    assert [r["label"] for r in found["records"]] == [r["label"] for r in expected]

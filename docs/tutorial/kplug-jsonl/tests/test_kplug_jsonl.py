@@ -80,7 +80,7 @@ def test_trains_and_evaluates_another_file(tmp_path: Path) -> None:
     assert metrics["accuracy"] > 0.8
     unlabelled = write_jsonl(tmp_path / "new.jsonl", rows=5, labelled=False)
     records = kplug.predict(result.run_dir, data=str(unlabelled), plugins=plugins)
-    assert len(records) == 5 and {r["classification"]["label"] for r in records} <= {"high", "low"}
+    assert len(records) == 5 and {r["label"] for r in records} <= {"high", "low"}
 
 
 def test_bad_input_names_the_problem(tmp_path: Path) -> None:
