@@ -195,7 +195,7 @@ class HeadConfig(ComponentConfig):
 class ModelConfig(Strict):
     """Backbone plus one or more heads, and the preprocessor turning raw features into model inputs."""
 
-    backbone: Annotated[BackboneConfig, pydantic.BeforeValidator(_python_backbone)] = Field(
+    backbone: BackboneConfig = Field(
         description="{name, options, init}; from Python also a keras.Model (or keras-hub Backbone) object."
     )
     preprocessor: ComponentConfig | None = Field(
@@ -203,6 +203,13 @@ class ModelConfig(Strict):
         description="Raw features to model inputs (e.g. a tokenizer); unset: the backbone's default, if any.",
     )
     heads: list[HeadConfig] = Field(min_length=1)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _backbone_object(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backbone" in data:
+            return {**data, "backbone": _python_backbone(data["backbone"])}
+        return data
 
     @pydantic.model_validator(mode="after")
     def _unique_head_names(self) -> ModelConfig:

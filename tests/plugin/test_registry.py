@@ -14,12 +14,13 @@ def test_unknown_name_lists_registered_names_and_closest(plugins):
     message = str(error.value)
     assert message.startswith("model.backbone.name: Unknown backbone 'small-cn'.")
     assert "Did you mean 'small-cnn'?" in message
-    assert "Registered backbones: mlp, small-cnn" in message
+    assert "Registered backbones: keras-file, keras-model, mlp, small-cnn" in message
 
 
 def test_iteration_lists_every_component_with_kind_and_provider(plugins):
     rows = [(c.kind, c.name) for c in plugins.registry]
-    assert rows[0] == ("backbone", "mlp")
+    assert rows[0] == ("backbone", "keras-file")  # by kind, then by name
+    assert ("metric", "auc") in rows
     assert ("callback", "early-stopping") in rows
     assert all(c.provider for c in plugins.registry)
 

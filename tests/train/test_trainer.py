@@ -226,7 +226,7 @@ def test_unknown_component_fails_before_anything_is_written(blobs, plugins, tmp_
     config["model"]["backbone"]["name"] = "resnet5"
     with pytest.raises(
         kplug.ConfigError,
-        match=r"model.backbone.name: Unknown backbone 'resnet5'.*Registered backbones: mlp, small-cnn",
+        match=r"model.backbone.name: Unknown backbone 'resnet5'.*Registered backbones: keras-file, keras-model, mlp, small-cnn",
     ):
         kplug.Trainer(config, plugins=plugins)
     assert list(tmp_path.iterdir()) == []
