@@ -61,6 +61,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
+        uninstall()
         with silenced_stderr():
             self._loader.exec_module(module)
             with contextlib.suppress(Exception):  # CUDA's cuInit complaint comes with the first device query
@@ -71,15 +72,25 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as the other finders do and hands it a ``_QuietLoader``; used once."""
+    """Finds ``tensorflow`` as the other finders do and hands it a ``_QuietLoader``.
+
+    It stays installed until TensorFlow is imported: libraries (Keras, torch) look for
+    TensorFlow with ``importlib.util.find_spec`` long before anything imports it.
+    """
+
+    def __init__(self) -> None:
+        self._finding = False
 
     def find_spec(
         self, fullname: str, path: Any, target: Any = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "tensorflow":
+        if fullname != "tensorflow" or self._finding:
             return None
-        uninstall()
-        spec = importlib.util.find_spec(fullname)
+        self._finding = True  # the other finders, not this one, find the real spec
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader)
         return spec

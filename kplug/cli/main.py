@@ -66,6 +66,11 @@ def _train(args: argparse.Namespace) -> int:
     if shown:
         print(f"Final {result.metrics['split']} metrics: {shown}")
     print(f"Run directory: {result.run_dir}")
+    caught = sum(entry["count"] for entry in result.report.get("warnings", []))
+    if caught:
+        print(
+            f"kplug: {caught} Python warning(s) while training; see report.json (warnings).", file=sys.stderr
+        )
     return EXIT_OK
 
 

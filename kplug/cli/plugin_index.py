@@ -80,21 +80,22 @@ def cache_dir() -> Path:
     return Path(base) / "kplug"
 
 
-def _source_stamp(module_name: str) -> list[int]:
-    """``[newest mtime in ns, number of .py files]`` of a top-level module or package, without importing it."""
+def _source_stamp(module_name: str) -> list[Any]:
+    """``[where, newest mtime in ns, number of .py files]`` of a top-level module or package, not imported."""
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
-        return [0, 0]
+        return ["", 0, 0]
     if spec is None:
-        return [0, 0]
+        return ["", 0, 0]
     roots = list(spec.submodule_search_locations or [])
     files = [] if roots else [spec.origin] if spec.origin and os.path.exists(spec.origin) else []
     for root in roots:
         for folder, folders, names in os.walk(root):
             folders[:] = [f for f in folders if f != "__pycache__"]
             files += [os.path.join(folder, n) for n in names if n.endswith(".py")]
-    return [max((os.stat(f).st_mtime_ns for f in files), default=0), len(files)]
+    where = os.pathsep.join(roots) or spec.origin or ""
+    return [where, max((os.stat(f).st_mtime_ns for f in files), default=0), len(files)]
 
 
 def index_key(no_plugins: bool) -> dict[str, Any]:
