@@ -27,6 +27,7 @@ from typing import Any
 
 ENTRY_POINT_GROUP = "kplug"  # the same group as kplug.plugin.manager.ENTRY_POINT_GROUP
 FORMAT = 1  # bump when the stored fields change
+KEEP = 16  # indexes kept in the cache folder (the newest)
 # Variables that change which plugins load or what they register.
 KEY_ENVIRONMENT = ("KERAS_BACKEND", "KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS")
 
@@ -144,8 +145,16 @@ def _write(path: Path, key: dict[str, Any], index: PluginIndex) -> None:
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as file:
             json.dump({"key": key, "index": asdict(index)}, file, indent=1)
         os.replace(file.name, path)
+        _prune(path.parent)
     except OSError:
         pass  # a read-only home: the index is simply built again next time
+
+
+def _prune(folder: Path) -> None:
+    """Keep the ``KEEP`` newest indexes (one per backend and plugin set in use), delete the others."""
+    stored = sorted(folder.glob("plugin-index-*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in stored[KEEP:]:
+        old.unlink(missing_ok=True)
 
 
 def load_index(no_plugins: bool, build: Callable[[], PluginIndex]) -> PluginIndex:
