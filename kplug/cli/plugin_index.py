@@ -20,7 +20,7 @@ import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ class PluginIndex:
 
     @classmethod
     def from_plugins(
-        cls, plugins: Any, commands: list[list[str]] = (), warnings: list[str] = ()
+        cls, plugins: Any, commands: Sequence[Sequence[str]] = (), warnings: Sequence[str] = ()
     ) -> PluginIndex:
         """The index of loaded ``Plugins`` (and the commands they add, when known)."""
         return cls(
