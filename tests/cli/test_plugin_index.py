@@ -31,6 +31,12 @@ def cache(tmp_path, monkeypatch):
     kplug.plugin.manager._default_plugins.cache_clear()
 
 
+def row(table: str, name: str) -> list[str]:
+    """The words of the table row listing ``name``."""
+    (line,) = [line for line in table.splitlines() if f" {name} " in line]
+    return line.split()
+
+
 def stored(cache) -> list:
     return sorted(cache.glob("plugin-index-*.json"))
 
@@ -58,10 +64,9 @@ def test_a_new_or_edited_plugin_package_rebuilds_the_index(cache, tmp_path, monk
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "kplug_fake_indexed")
     kplug.plugin.manager._default_plugins.cache_clear()
     assert main(["plugins"]) == 0
-    assert (
-        "indexed-callback  kplug-fake-indexed 1.2.3  A callback the index must list."
-        in capsys.readouterr().out
-    )
+    listed = row(capsys.readouterr().out, "indexed-callback")
+    assert listed[:4] == ["callback", "indexed-callback", "kplug-fake-indexed", "1.2.3"]
+    assert " ".join(listed[4:]) == "A callback the index must list."
 
     source = site / "kplug_fake_indexed.py"
     source.write_text(PLUGIN.replace("A callback the index must list.", "Edited."))
@@ -70,7 +75,7 @@ def test_a_new_or_edited_plugin_package_rebuilds_the_index(cache, tmp_path, monk
     monkeypatch.delitem(__import__("sys").modules, "kplug_fake_indexed", raising=False)
     kplug.plugin.manager._default_plugins.cache_clear()
     assert main(["plugins"]) == 0
-    assert "kplug-fake-indexed 1.2.3  Edited." in capsys.readouterr().out
+    assert row(capsys.readouterr().out, "indexed-callback")[4:] == ["Edited."]
 
 
 def test_an_unwritable_cache_still_lists(tmp_path, monkeypatch, capsys):
