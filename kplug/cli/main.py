@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kplug.backend import quiet_logs
 from kplug.errors import ConfigError, KplugError
 
 EXIT_OK = 0
@@ -65,6 +66,11 @@ def _train(args: argparse.Namespace) -> int:
     if shown:
         print(f"Final {result.metrics['split']} metrics: {shown}")
     print(f"Run directory: {result.run_dir}")
+    caught = sum(entry["count"] for entry in result.report.get("warnings", []))
+    if caught:
+        print(
+            f"kplug: {caught} Python warning(s) while training; see report.json (warnings).", file=sys.stderr
+        )
     return EXIT_OK
 
 
@@ -144,16 +150,19 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from kplug.plugin.manager import get_plugins
+    index = args.index
+    if index is None:
+        from kplug.cli.plugin_index import PluginIndex
+        from kplug.plugin.manager import get_plugins
 
-    plugins = get_plugins(args.plugins)
-    rows = [(c.kind, c.name, c.provider, c.description) for c in plugins.registry]
+        index = PluginIndex.from_plugins(get_plugins(args.plugins))
+    rows = [tuple(component) for component in index.components]
     widths = [max(len(r[i]) for r in rows + [("KIND", "NAME", "PROVIDER", "")]) for i in range(3)]
     print(f"{'KIND':<{widths[0]}}  {'NAME':<{widths[1]}}  {'PROVIDER':<{widths[2]}}  DESCRIPTION")
     for kind, name, provider, description in rows:
         print(f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {provider:<{widths[2]}}  {description}")
-    for failure in plugins.failures:
-        print(f"BROKEN plugin {failure.name} (disabled): {failure.error}", file=sys.stderr)
+    for name, error in index.failures:
+        print(f"BROKEN plugin {name} (disabled): {error}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -166,21 +175,52 @@ def _doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if not facts["failures"] else 1
 
 
-def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
+def build_parser(plugins: Any = None, index: Any = None) -> argparse.ArgumentParser:
     """The argument parser of the ``kplug`` command, with the commands plugins add.
 
     Args:
         plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
+        index: a ``PluginIndex``: list the plugins' commands from it (names and help only; such
+            a command is parsed by a parser built from the loaded plugins) and load no plugin.
     """
+    parser, warnings = _parser(plugins, index)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    return parser
+
+
+def _parser(plugins: Any, index: Any) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The parser, and the warnings about plugin commands that could not be added."""
+    from kplug.cli.plugin_index import kplug_version
+
     parser = argparse.ArgumentParser(prog="kplug", description="Fine-tune Keras 3 models on any backend.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"kplug {kplug_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and backend log lines")
     parser.add_argument(
         "--no-plugins",
         action="store_true",
         help="load only kplug's built-in components, no installed plugin packages",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_commands(commands)
+    if index is None:
+        warnings = _add_plugin_commands(commands, plugins)
+    else:
+        for name, help_text in index.commands:
+            commands.add_parser(name, help=help_text, add_help=False)
+        warnings = list(index.warnings)
+    for sub in commands.choices.values():
+        if not sub.add_help:
+            continue  # a plugin command listed from the index
+        sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
+        sub.add_argument(
+            "--no-plugins", action="store_true", help="built-in components only", default=argparse.SUPPRESS
+        )
+    return parser, warnings
 
+
+def _add_commands(commands: argparse._SubParsersAction) -> None:
+    """kplug's own commands."""
     train = commands.add_parser("train", help="train a run from a config file")
     train.add_argument("config", nargs="?", help="run config (.yaml, .json or .toml)")
     train.add_argument("--output", help="run directory (overrides output.dir)")
@@ -239,28 +279,22 @@ def build_parser(plugins: Any = None) -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
         handler=_doctor
     )
-    _add_plugin_commands(commands, plugins)
-    for sub in commands.choices.values():
-        sub.add_argument("--debug", action="store_true", help="show tracebacks", default=argparse.SUPPRESS)
-        sub.add_argument(
-            "--no-plugins", action="store_true", help="built-in components only", default=argparse.SUPPRESS
-        )
-    return parser
 
 
-def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> None:
+def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> list[str]:
     """Let each plugin's ``kplug_add_commands`` add subcommands (e.g. kplug-compress: ``export``).
 
     A plugin whose hook raises, or takes a command name that kplug or an earlier plugin
-    already has, loses all its commands (a warning names it); kplug's own commands and
-    the other plugins' go on.
+    already has, loses all its commands (the warning returned names it); kplug's own
+    commands and the other plugins' go on.
     """
     from kplug.plugin.manager import get_plugins
 
     try:
         loaded = get_plugins(plugins)
     except KplugError:
-        return  # kplug's own commands still work; the ones that load plugins report the error
+        return []  # kplug's own commands still work; the ones that load plugins report the error
+    warnings = []
     owners = dict.fromkeys(commands.choices, "kplug")
     for implementation in loaded.manager.hook.kplug_add_commands.get_hookimpls():
         name = loaded.providers.get(implementation.plugin_name, implementation.plugin_name)
@@ -271,9 +305,8 @@ def _add_plugin_commands(commands: argparse._SubParsersAction, plugins: Any) -> 
             owners.update(dict.fromkeys(added, f"plugin {name}"))
         else:
             _remove_commands(commands, added)
-            print(
-                f"kplug: warning: plugin {name}: {problem}; its commands are not available.", file=sys.stderr
-            )
+            warnings.append(f"kplug: warning: plugin {name}: {problem}; its commands are not available.")
+    return warnings
 
 
 def _command_problem(
@@ -313,25 +346,68 @@ def _load(plugins: Any, no_plugins: bool) -> Any:
     return get_plugins(plugins)
 
 
+def _command_word(argv: list[str]) -> str | None:
+    """The command in ``argv``: the first word that is not an option (kplug's own options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _plugin_index(no_plugins: bool) -> Any:
+    """The ``PluginIndex`` of the installed plugins (stored, or built by loading them), or ``None``."""
+    from kplug.cli.plugin_index import PluginIndex, load_index
+
+    def build() -> PluginIndex:
+        loaded = _load(None, no_plugins)
+        parser, warnings = _parser(loaded, None)
+        core = argparse.ArgumentParser().add_subparsers()
+        _add_commands(core)
+        listed = parser._subparsers._group_actions[0]._choices_actions  # name and help, in order
+        commands = [[action.dest, action.help or ""] for action in listed if action.dest not in core.choices]
+        return PluginIndex.from_plugins(loaded, commands, warnings)
+
+    try:
+        return load_index(no_plugins, build)
+    except KplugError:
+        return None  # the full path below reports the error the way it always has
+
+
 def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
     """Run the CLI; returns the exit code.
+
+    ``--help``, ``--version``, usage errors and ``kplug plugins`` read the plugin index
+    (``kplug.cli.plugin_index``) and load no plugin; other commands load the plugins they
+    use, and a command a plugin adds is parsed by the parser the loaded plugins build.
 
     Args:
         argv: the arguments (default ``sys.argv[1:]``).
         plugins: extra plugin objects or a ``Plugins`` (default: the installed plugins).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    no_plugins = "--no-plugins" in argv[: argv.index("--")] if "--" in argv else "--no-plugins" in argv
-    try:
-        loaded = _load(plugins, no_plugins)
-    except KplugError:
-        loaded = None  # kplug's own commands still work; the ones that load plugins report the error
-    try:
-        parser = build_parser(loaded if loaded is not None else plugins)
-    except KplugError as error:
-        print(f"kplug: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    args = parser.parse_args(argv)
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    no_plugins = "--no-plugins" in options
+    if quiet_logs.wanted(debug="--debug" in options):
+        quiet_logs.quiet_tensorflow()
+    index = _plugin_index(no_plugins) if plugins is None else None
+    if index is not None and _command_word(argv) not in index.command_names():
+        args = build_parser(index=index).parse_args(argv)
+        loaded = None
+        if args.command != "plugins":
+            try:
+                loaded = _load(None, no_plugins)
+            except KplugError:
+                loaded = None  # the commands that use plugins report the error
+    else:
+        try:
+            loaded = _load(plugins, no_plugins)
+        except KplugError:
+            loaded = None  # kplug's own commands still work; the ones that load plugins report the error
+        try:
+            parser = build_parser(loaded if loaded is not None else plugins)
+        except KplugError as error:
+            print(f"kplug: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        args = parser.parse_args(argv)
+        index = None
+    args.index = index
     args.plugins = loaded if loaded is not None else plugins
     if loaded is not None and args.command in COMMANDS_USING_PLUGINS:
         _warn_failures(loaded)
@@ -350,3 +426,7 @@ def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
 def entry_point() -> Any:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -28,6 +28,7 @@ def run_report(
     metrics: dict[str, Any],
     timings: dict[str, float],
     run_dir: Path,
+    warnings: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The report of one run (written to ``report.json`` by rank 0).
 
@@ -36,6 +37,7 @@ def run_report(
         state: the training state at the end (its per-stage reports and init summary).
         metrics: the final evaluation (``split`` and each metric).
         timings: wall-clock seconds of the run's phases.
+        warnings: the Python warnings raised while training (``WarningLog.summary()``), with counts.
     """
     splits = data.splits
     return {
@@ -64,4 +66,5 @@ def run_report(
         "metrics": metrics,
         "best": read_best(run_dir),
         "timings": timings,
+        "warnings": warnings or [],
     }

@@ -69,6 +69,7 @@ from kplug.train.preflight import check_batches, check_monitors
 from kplug.train.progress import EpochCounter, epoch_progress, fit_verbose, progress_mode, stage_line
 from kplug.train.report import run_report
 from kplug.train.resume import check_same_run, checkpoint_to_resume
+from kplug.train.run_warnings import collect_warnings
 from kplug.train.stage_plan import StagePlan, plan_stages
 
 
@@ -355,8 +356,13 @@ class Trainer:
         config or data file leaves nothing behind.
 
         Returns:
-            A ``FitResult`` with the model, the history and the run directory.
+            A ``FitResult`` with the model, the history and the run directory. Python warnings
+            raised meanwhile are counted in ``report.json`` (``warnings``), not printed.
         """
+        with collect_warnings() as self._warnings:
+            return self._fit()
+
+    def _fit(self) -> FitResult:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         self.data = prepare_data(self.run)
@@ -409,6 +415,7 @@ class Trainer:
             metrics=final_metrics,
             timings=timings,
             run_dir=self.run_dir,
+            warnings=self._warnings.summary(),
         )
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics_file.metrics_history(self.run_dir / rundir.METRICS_FILE)

@@ -1,0 +1,146 @@
+"""A fast, quiet command line: listing and help load no backend library, TensorFlow logs nothing.
+
+Each case runs ``kplug`` in a fresh interpreter on the active backend (``KERAS_BACKEND``) with
+the installed plugin packages and its own plugin index (``KPLUG_CACHE_DIR``), and reports which
+heavy modules the command imported. The first call builds the index (it loads the plugins);
+the calls after it must import neither Keras nor any backend library (benchmarks/cli_startup.py
+measures the time).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+import yaml
+
+BACKEND = keras.backend.backend()
+BACKEND_MODULES = ("tensorflow", "torch", "jax")
+HEAVY = ("keras", "keras_hub", *BACKEND_MODULES)
+
+# Runs `kplug ARGS...` in-process and writes the heavy modules it imported to REPORT.
+RUNNER = f"""
+import json, sys
+from kplug.cli.main import main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as exit:
+    code = exit.code
+with open(sys.argv[1], "w") as report:
+    json.dump({{"code": code, "imported": sorted(m for m in {HEAVY!r} if m in sys.modules)}}, report)
+"""
+
+# TensorFlow / absl / CUDA C++ log lines: "W0000 00:00:...", "E0000 ... failed call to cuInit", absl's banner.
+LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|cuInit|cuda_|oneDNN", re.MULTILINE)
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "KERAS_BACKEND": BACKEND, "KPLUG_CACHE_DIR": str(tmp_path / "cache"), **extra}
+    for name in ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "TF_CPP_MIN_LOG_LEVEL"):
+        env.pop(name, None)
+    return env
+
+
+def run_kplug(tmp_path: Path, *args: str) -> dict:
+    report = tmp_path / "imported.json"
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER, str(report), *args],
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return {**json.loads(report.read_text()), "stdout": done.stdout, "stderr": done.stderr}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["plugins"], ["--help"], ["--version"], ["trian"], ["tune", "run.yaml"], ["--no-plugins", "plugins"]],
+    ids=["plugins", "help", "version", "unknown-command", "missing-option", "no-plugins"],
+)
+def test_listing_and_help_import_no_backend_library(tmp_path, args):
+    first = run_kplug(tmp_path, *args)  # builds the plugin index
+    again = run_kplug(tmp_path, *args)
+    assert (again["code"], again["stdout"], again["stderr"]) == (
+        first["code"],
+        first["stdout"],
+        first["stderr"],
+    )
+    others = [m for m in BACKEND_MODULES if m != BACKEND]
+    assert not set(again["imported"]) & set(others), f"kplug {' '.join(args)} imported {again['imported']}"
+    assert again["imported"] == [], f"kplug {' '.join(args)} imported {again['imported']} (slow start-up)"
+
+
+def test_plugins_lists_the_installed_components_from_the_index(tmp_path):
+    listed = run_kplug(tmp_path, "plugins")
+    assert listed["code"] == 0 and listed["stderr"] == ""
+    table = listed["stdout"]
+    assert "backbone      mlp" in table and "(built-in)" in table
+    assert "kplug-vision" in table and "kplug-compress" in table  # installed plugin packages
+    assert list((tmp_path / "cache").glob("plugin-index-*.json"))
+    assert run_kplug(tmp_path, "plugins")["stdout"] == table
+
+
+def test_help_lists_the_commands_plugins_add_and_their_usage_still_parses(tmp_path):
+    shown = run_kplug(tmp_path, "--help")
+    assert shown["code"] == 0 and "export" in shown["stdout"] and "quantize" in shown["stdout"]
+    usage = run_kplug(tmp_path, "export", "--help")  # a plugin's own command: parsed by its own parser
+    assert usage["code"] == 0 and "usage: kplug export" in usage["stdout"]
+
+
+def test_version(tmp_path):
+    from importlib.metadata import version
+
+    shown = run_kplug(tmp_path, "--version")
+    assert (shown["code"], shown["stdout"]) == (0, f"kplug {version('kplug')}\n")
+
+
+def test_module_runs_as_the_command(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "kplug.cli.main", "--version"],
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("kplug ")
+
+
+def tiny_run(tmp_path: Path, mnist_options: dict) -> Path:
+    config = {
+        "name": "tiny",
+        "seed": 0,
+        "data": {"source": "idx", "options": dict(mnist_options), "limit": 120, "split": {"test": 0.25}},
+        "model": {
+            "backbone": {"name": "mlp", "options": {"units": [8]}},
+            "heads": [{"name": "classification"}],
+        },
+        "train": {"epochs": 1, "verbose": 0},
+        "output": {"dir": str(tmp_path / "runs" / "tiny"), "overwrite": True},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("backend", sorted({"tensorflow", BACKEND}))
+def test_train_prints_no_tensorflow_log_lines(tmp_path, mnist_options, backend):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed here")
+    config = tiny_run(tmp_path, mnist_options)
+    command = [sys.executable, "-m", "kplug.cli.main", "train", str(config)]
+    env = environment(tmp_path, KERAS_BACKEND=backend)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert not LOG_LINE.search(done.stderr), done.stderr
+    assert "Run directory:" in done.stdout
+    if backend == "tensorflow":  # --debug shows them, as before
+        debug = subprocess.run(command + ["--debug"], env=env, capture_output=True, text=True, timeout=600)
+        assert debug.returncode == 0 and LOG_LINE.search(debug.stderr), debug.stderr
