@@ -78,6 +78,7 @@ def batchnorm_results(tmp_path_factory):
     return root, run_cases(root, BATCHNORM_CASES, "tensorflow")
 
 
+@pytest.mark.slow
 def test_mirrored_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_results):
     """Each replica sees half of every batch; its BatchNorm layers normalise with both halves' statistics."""
     root, _ = batchnorm_results
