@@ -1,8 +1,10 @@
-"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch), `nox -s demo`, `nox -s lint`,
-`nox -s docs` (the MkDocs site, warnings as errors), `nox -s bench` (benchmarks; not run by default).
+"""Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch; `-- --slow` adds the
+slow end-to-end cases CI runs), `nox -s demo`, `nox -s lint`, `nox -s docs` (the MkDocs site,
+warnings as errors), `nox -s bench` (benchmarks; not run by default).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
-virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel).
+virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel). `tests` installs
+all three backends into one virtualenv and runs the suites once per backend.
 """
 
 from __future__ import annotations
@@ -61,15 +63,36 @@ def install_with_retries(session: nox.Session, *args: str, attempts: int = 3) ->
             time.sleep(pause)
 
 
+def selected_backends(session: nox.Session) -> list[str]:
+    """The backends `nox -s tests` runs on: all three, or those KPLUG_TEST_BACKENDS names (torch,jax)."""
+    value = os.environ.get("KPLUG_TEST_BACKENDS", "").strip()
+    if not value:
+        return BACKENDS
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        session.error(
+            f"KPLUG_TEST_BACKENDS={value!r}: unknown backend {', '.join(unknown) or '(none given)'}; "
+            f"allowed: a comma-separated list of {', '.join(BACKENDS)}"
+        )
+    return names
+
+
 @nox.session
-@nox.parametrize("backend", BACKENDS)
-def tests(session: nox.Session, backend: str) -> None:
-    """Run the core and plugin test suites on one Keras backend."""
-    # tensorboard, tune and docs: so the logger, kplug tune and docs-site tests run on every backend
-    install_kplug(session, backend, "test,tensorboard,tune,docs")
-    # one pytest per package: each suite has its own conftest (helpers imported as `conftest`)
-    for suite in ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]:
-        session.run("pytest", suite, *session.posargs, env={"KERAS_BACKEND": backend})
+def tests(session: nox.Session) -> None:
+    """Run the core and plugin test suites on each Keras backend, from one install of all three.
+
+    `nox -s tests -- --slow` also runs the slow end-to-end cases (CI does); other arguments after
+    `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits the backends.
+    """
+    backends = selected_backends(session)
+    # all three backends in one venv (the pins allow it); tensorboard, tune and docs: so the
+    # logger, kplug tune and docs-site tests run on every backend
+    install_kplug(session, ",".join(BACKENDS), "test,tensorboard,tune,docs")
+    # one pytest per package per backend: each suite has its own conftest (helpers imported as `conftest`)
+    for backend in backends:
+        for suite in ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]:
+            session.run("pytest", suite, *session.posargs, env={"KERAS_BACKEND": backend})
 
 
 @nox.session

@@ -2,10 +2,12 @@
 
 In a ``conftest.py``::
 
-    from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+    from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 adds the ``backends`` marker: ``@pytest.mark.backends("jax", "tensorflow")`` runs a test only
-when KERAS_BACKEND is one of those and skips it, saying why, otherwise.
+when KERAS_BACKEND is one of those and skips it, saying why, otherwise; and the ``slow`` marker:
+``@pytest.mark.slow`` tests (slow end-to-end cases) run only with ``pytest --slow``, which CI
+passes (``nox -s tests -- --slow``).
 """
 
 from __future__ import annotations
@@ -16,15 +18,29 @@ import pytest
 KPLUG_ENVIRONMENT = ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "KPLUG_TRACE_PLUGINS")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--slow``: also run the tests marked ``slow``."""
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (slow end-to-end cases; CI runs them)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``backends(*names)`` marker."""
+    """Register the ``backends(*names)`` and ``slow`` markers."""
     config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
+    config.addinivalue_line("markers", "slow: a slow end-to-end case, run only with --slow (CI runs them)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked for other backends than the active one."""
+    """Skip tests marked for other backends than the active one, and slow tests without ``--slow``."""
     backend = keras.backend.backend()
+    run_slow = config.getoption("slow", default=False)
     for item in items:
+        if not run_slow and item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.skip(reason="slow end-to-end case: run with --slow (CI does)"))
         marker = item.get_closest_marker("backends")
         if marker and backend not in marker.args:
             item.add_marker(

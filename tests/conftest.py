@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 import kplug
-from kplug.testing import clear_plugin_environment, pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from kplug.testing import (  # noqa: F401
+    clear_plugin_environment,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO / "examples" / "data" / "mnist"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 import yaml
 from conftest import blob_config
 
@@ -102,6 +103,7 @@ def final_weights(run_dir: Path) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(w) for w in load_model_file(run_dir / "model.keras").weights]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_weights(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "none")  # built-ins only, here and in the killed runs
     x, y = blobs
@@ -142,6 +144,7 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(blobs, tmp_path, monkey
     print(f"kill test on {keras.backend.backend()}: {time.perf_counter() - started:.1f} s")
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_where_it_stopped_and_resumes_exactly(blobs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "none")
     x, y = blobs

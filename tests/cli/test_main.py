@@ -155,6 +155,7 @@ def test_plugins_and_doctor(capsys):
     assert facts["backend"] == os.environ["KERAS_BACKEND"] and facts["devices"] and facts["failures"] == []
 
 
+@pytest.mark.slow
 def test_console_script_exit_code_and_stderr(tmp_path):
     """The installed `kplug` command itself, in a subprocess."""
     (tmp_path / "run.yaml").write_text(

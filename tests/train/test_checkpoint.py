@@ -319,6 +319,7 @@ def other_installed_backend() -> str:
     pytest.skip("no second Keras backend is installed here")
 
 
+@pytest.mark.slow
 def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path, plugins):
     """Train on one backend in a subprocess, continue it (and init from it) on this one."""
     x, y = blobs

@@ -51,6 +51,7 @@ def test_parity_with_plain_keras_fit(blobs, plugins):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
 
 
+@pytest.mark.slow
 def test_digits_training_reaches_high_accuracy(mnist_options, plugins):
     config = {
         "name": "digits",

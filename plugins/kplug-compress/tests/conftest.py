@@ -11,7 +11,7 @@ from typing import Any
 
 import kplug
 import pytest
-from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 import kplug_compress
 

@@ -109,6 +109,7 @@ class InterruptAt:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_cli_distillation_resumes_to_the_same_weights(tmp_path, plugins, digits_run, capsys) -> None:
     """Two stages, a projected feature term and one on inner layers; Ctrl-C in epoch 2, then
     ``kplug train --resume`` gives the uninterrupted run's weights (projections restored too)."""

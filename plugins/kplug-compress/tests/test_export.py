@@ -99,6 +99,7 @@ def test_unknown_format_and_bad_output(digits_run: kplug.FitResult, tmp_path: Pa
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+@pytest.mark.slow
 def test_a_mixed_precision_run_exports_as_float32(mixed_run: kplug.FitResult, precision_plugins) -> None:
     import onnxruntime
 

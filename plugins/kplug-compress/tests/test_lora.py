@@ -104,6 +104,7 @@ class StopAfterEpoch:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_resumed_lora_run_ends_with_the_uninterrupted_weights(tmp_path, plugins, digits_run) -> None:
     def config(name: str) -> dict:
         run = lora_config(tmp_path / name, digits_run.run_dir)
@@ -145,6 +146,7 @@ def test_bad_rank(tmp_path, plugins, digits_run) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["saved_model", "onnx"])
+@pytest.mark.slow
 def test_merged_model_exports_to_saved_model_and_onnx(lora_run: kplug.FitResult, fmt: str) -> None:
     if fmt == "onnx" and importlib.util.find_spec("onnxruntime") is None:
         pytest.skip("onnxruntime is not installed")

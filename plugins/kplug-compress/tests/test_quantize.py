@@ -75,6 +75,7 @@ def test_post_training_quantization(mode: str, max_drop: float, trained_run: Pat
     assert len(predictions) > 190 and set(predictions[0]) >= {"label", "true_label", "probabilities"}
 
 
+@pytest.mark.slow
 def test_fine_tuning_after_quantization(trained_run: Path, plugins, tmp_path: Path) -> None:
     # Keras' own optimizer fails here on jax after quantize(); kplug recompiles with a new one
     result = kplug_compress.quantize_run(

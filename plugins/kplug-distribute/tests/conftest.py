@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from kplug.testing import pytest_collection_modifyitems, pytest_configure  # noqa: F401
+from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 CASE = Path(__file__).with_name("case.py")
 REPO = Path(__file__).resolve().parents[3]

@@ -244,6 +244,7 @@ def group(results, tmp_path_factory):
     return root, tmp_path, output, resume_output
 
 
+@pytest.mark.slow
 def test_two_processes_of_two_devices_equal_one_device(group):
     """jax.distributed over 2 processes x 2 host devices, gloo collectives, one 4-device mesh."""
     root, tmp_path, output, _ = group
@@ -257,6 +258,7 @@ def test_two_processes_of_two_devices_equal_one_device(group):
     assert difference < TOLERANCE
 
 
+@pytest.mark.slow
 def test_resumed_two_processes_equal_the_uninterrupted_run(group):
     _, tmp_path, _, resume_output = group
     assert "Resuming" in resume_output and "epoch 2" in resume_output
@@ -270,6 +272,7 @@ def test_resumed_two_processes_equal_the_uninterrupted_run(group):
     assert difference < TOLERANCE
 
 
+@pytest.mark.slow
 def test_two_processes_train_batchnorm_on_global_batch_statistics(results, tmp_path_factory):
     """`kplug train --nproc 2` of the BatchNorm CNN over 2 processes x 2 host devices: one 4-device mesh."""
     root, _ = results

@@ -78,6 +78,7 @@ def batchnorm_results(tmp_path_factory):
     return root, run_cases(root, BATCHNORM_CASES, "tensorflow")
 
 
+@pytest.mark.slow
 def test_mirrored_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_results):
     """Each replica sees half of every batch; its BatchNorm layers normalise with both halves' statistics."""
     root, _ = batchnorm_results
@@ -122,6 +123,7 @@ def workers(results, tmp_path_factory):
     return root, tmp_path, output, resume_output, scratch_left
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_device(workers):
     root, tmp_path, output, _, _ = workers
     placement = json.loads((tmp_path / "two" / "report.json").read_text())["distribution"]
@@ -139,6 +141,7 @@ def test_two_workers_equal_one_device(workers):
         )
 
 
+@pytest.mark.slow
 def test_only_the_chief_writes_and_its_checkpoints_load_on_one_device(workers):
     _, tmp_path, output, resume_output, scratch_left = workers
     assert output.count("Run directory:") == 1 and resume_output.count("Run directory:") == 1
@@ -147,6 +150,7 @@ def test_only_the_chief_writes_and_its_checkpoints_load_on_one_device(workers):
     assert len(load_weights(middle)) == len(load_weights(tmp_path / "two" / "model.keras"))
 
 
+@pytest.mark.slow
 def test_resumed_two_workers_equal_the_uninterrupted_run(workers):
     _, tmp_path, _, resume_output, _ = workers
     assert "Resuming" in resume_output and "epoch 2" in resume_output
@@ -161,6 +165,7 @@ def test_resumed_two_workers_equal_the_uninterrupted_run(workers):
         assert resumed[name] == pytest.approx(uninterrupted[name], abs=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_two_workers_train_batchnorm_on_global_batch_statistics(batchnorm_results, tmp_path_factory):
     """`kplug train --nproc 2` of the BatchNorm CNN: each worker sees half of every batch."""
     root, _ = batchnorm_results

@@ -115,6 +115,7 @@ def runs(tmp_path_factory):
     return tmp_path, one, output, scratch_left, single
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(runs):
     tmp_path, one, _, _, single = runs
     two = keras.saving.load_model(tmp_path / "two" / "model.keras", compile=False)  # loads on one device
@@ -124,12 +125,14 @@ def test_two_processes_equal_one(runs):
     assert difference < TOLERANCE  # every strategy reads kplug's batch stream in the same order
 
 
+@pytest.mark.slow
 def test_metrics_are_averaged_over_processes(runs):
     tmp_path, one, _, _, _ = runs
     for a, b in zip(_metrics(one.run_dir), _metrics(tmp_path / "two"), strict=True):
         assert a == pytest.approx(b, abs=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_report_names_the_group_and_only_rank_0_writes(runs):
     tmp_path, one, output, scratch_left, _ = runs
     report = yaml.safe_load((tmp_path / "two" / "report.json").read_text())
@@ -140,6 +143,7 @@ def test_report_names_the_group_and_only_rank_0_writes(runs):
     assert not scratch_left  # rank 1 wrote to a scratch directory and removed it
 
 
+@pytest.mark.slow
 def test_resumed_two_processes_equal_the_uninterrupted_run(runs):
     """The 2-process run interrupted in the middle of epoch 2, resumed by `kplug train --resume --nproc 2`."""
     tmp_path, _, _, _, _ = runs
@@ -167,6 +171,7 @@ def batchnorm_runs(tmp_path_factory):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_runs):
     """Each process sees half of every batch; its BatchNorm layers normalise with both halves' statistics."""
     tmp_path = batchnorm_runs

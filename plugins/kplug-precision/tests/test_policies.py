@@ -177,6 +177,7 @@ def test_float32_layers_is_validated_as_an_option(plugins: kplug.Plugins, tmp_pa
         kplug.Trainer(run, plugins=plugins)
 
 
+@pytest.mark.slow
 def test_accuracy_and_islands_per_policy(plugins: kplug.Plugins, tmp_path: Path) -> None:
     """float32, mixed_float16 and mixed_bfloat16 train to the same accuracy on an MNIST slice."""
     reference = kplug.fit(mnist_run(tmp_path / "float32", "float32", "norm-mlp"), plugins=plugins)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import kplug
 import pytest
+from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 import kplug_text
 from kplug_text.checkpoints import minilm_path

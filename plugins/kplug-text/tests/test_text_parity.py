@@ -99,6 +99,7 @@ def test_the_loaded_encoder_uses_the_checkpoints_exact_gelu(minilm: keras.Model)
         np.testing.assert_allclose(got, exact, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_parity_catches_keras_hubs_approximate_gelu(
     inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]
 ) -> None:

@@ -100,6 +100,7 @@ def sentiment_targets() -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 @pytest.mark.parametrize("head", ["multi-label", "regression"])
+@pytest.mark.slow
 def test_multi_label_and_regression_heads_on_text(
     head: str, plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
 ) -> None:
@@ -134,6 +135,7 @@ def old_style(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "model": model}
 
 
+@pytest.mark.slow
 def test_a_config_with_tokenizer_options_on_the_backbone_trains_the_same(
     plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
 ) -> None:
@@ -166,6 +168,7 @@ def test_an_option_of_neither_component_lists_both(
     assert "bert-tokenizer options (model.preprocessor.options): path" in message
 
 
+@pytest.mark.slow
 def test_registering_imports_no_keras_hub_and_a_saved_run_loads(
     plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
 ) -> None:

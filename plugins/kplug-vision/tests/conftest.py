@@ -8,7 +8,13 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from kplug.testing import clear_plugin_environment, read_idx_file
+from kplug.testing import (  # noqa: F401
+    clear_plugin_environment,
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    read_idx_file,
+)
 
 import kplug_vision
 

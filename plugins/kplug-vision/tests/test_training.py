@@ -62,6 +62,7 @@ def test_fine_tunes_from_an_image_folder_with_augmentation(
 
 
 @pytest.mark.parametrize("name", ["mixup", "cutmix"])
+@pytest.mark.slow
 def test_mixing_trains_with_soft_labels_and_label_smoothing(
     plugins: kplug.Plugins, tmp_path: Path, digits, name: str
 ) -> None:

@@ -1,0 +1,67 @@
+"""kplug.testing's pytest hooks: ``--slow`` runs the tests marked ``slow``, which are skipped otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+SUITE = """
+import pytest
+
+
+@pytest.mark.slow
+def test_slow_case():
+    pass
+
+
+def test_quick_case():
+    pass
+"""
+
+
+def run_pytest(root: Path, *args: str) -> str:
+    """Run pytest on a tiny suite whose conftest imports kplug.testing's hooks; its summary line."""
+    (root / "conftest.py").write_text(
+        "from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401\n"
+    )
+    (root / "test_cases.py").write_text(SUITE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(root),
+            str(root),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize(("args", "passed", "skipped"), [((), 1, 1), (("--slow",), 2, 0)])
+def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skipped):
+    output = run_pytest(tmp_path, *args)
+    summary = output.strip().splitlines()[-1]
+    assert f"{passed} passed" in summary
+    assert (f"{skipped} skipped" in summary) == bool(skipped)
+    if skipped:
+        assert "slow end-to-end case: run with --slow" in output
