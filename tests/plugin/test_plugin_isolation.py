@@ -158,7 +158,10 @@ def test_no_plugins_loads_only_the_builtins(installed, tmp_path, capsys):
     write_config(tmp_path / "run.yaml", backbone="good-mlp")
     assert main(["train", "run.yaml", "--no-plugins"]) == 2  # the flag also works after the command
     err = capsys.readouterr().err
-    assert "Unknown backbone 'good-mlp'" in err and "Registered backbones: keras-file, keras-model, mlp, small-cnn." in err
+    assert (
+        "Unknown backbone 'good-mlp'" in err
+        and "Registered backbones: keras-file, keras-model, mlp, small-cnn." in err
+    )
     assert "warning" not in err  # the broken plugin was never loaded
 
     write_config(tmp_path / "run.yaml")
