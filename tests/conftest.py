@@ -64,6 +64,18 @@ def blobs():
     return x[order], y[order]
 
 
+class InterruptAt:
+    """A plugin that presses Ctrl-C at the end of one epoch (counted over the run, from 0)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    @kplug.hookimpl
+    def kplug_on_epoch_end(self, run, epoch, logs):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
 def blob_config(x, y, **overrides):
     """A minimal run config on in-memory arrays (MLP + classification head)."""
     config = {

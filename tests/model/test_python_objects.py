@@ -7,20 +7,9 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from conftest import InterruptAt
 
 import kplug
-
-
-class InterruptAt:
-    """A plugin that presses Ctrl-C at the end of one epoch."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    @kplug.hookimpl
-    def kplug_on_epoch_end(self, run, epoch, logs):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def encoder():

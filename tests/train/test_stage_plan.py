@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from conftest import blob_config
+from conftest import InterruptAt, blob_config
 
 import kplug
 from kplug.config.load import parse_config
@@ -213,18 +213,6 @@ def test_the_trainer_trains_and_reports_from_its_plans(blobs):
     # 192 training rows: 4 batches of 48 in each of 2 epochs, then 6, 3 and 6 (two per update)
     assert [fit["batches"] for fit in RateLog.fits] == [8, 6, 3, 6]
     assert [fit["learning_rate"] for fit in RateLog.fits[:3]] == pytest.approx([3e-3, 7e-4, 5e-4])
-
-
-class InterruptAt:
-    """Press Ctrl-C at the end of one epoch."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-
-    @kplug.hookimpl
-    def kplug_on_epoch_end(self, run, epoch, logs):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_a_run_written_with_stage_learning_rates_resumes(blobs, tmp_path):
