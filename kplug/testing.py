@@ -7,10 +7,14 @@ In a ``conftest.py``::
 adds the ``backends`` marker: ``@pytest.mark.backends("jax", "tensorflow")`` runs a test only
 when KERAS_BACKEND is one of those and skips it, saying why, otherwise; and the ``slow`` marker:
 ``@pytest.mark.slow`` tests (slow end-to-end cases) run only with ``pytest --slow``, which CI
-passes (``nox -s tests -- --slow``).
+passes (``nox -s tests -- --slow``). With ``--slow``, the summary ends with a line saying how long
+the slow cases took and how long the rest (the quick set ``nox -s tests`` runs) took.
 """
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 import keras
 import pytest
@@ -32,6 +36,33 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``backends(*names)`` and ``slow`` markers."""
     config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
     config.addinivalue_line("markers", "slow: a slow end-to-end case, run only with --slow (CI runs them)")
+    if config.getoption("slow", default=False) and not config.pluginmanager.has_plugin(SlowCaseClock.NAME):
+        config.pluginmanager.register(SlowCaseClock(), SlowCaseClock.NAME)
+
+
+class SlowCaseClock:
+    """Adds up the time of the slow cases, to tell how long the session takes without them."""
+
+    NAME = "kplug-slow-case-clock"
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.slow_seconds = 0.0
+        self.slow_tests: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Add one phase (setup, call, teardown) of a slow case to the slow total."""
+        if "slow" in report.keywords:
+            self.slow_seconds += report.duration
+            self.slow_tests.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """End the summary with ``slow cases: 12 tests, 301.2 s of 380.1 s; the quick set: 78.9 s``."""
+        wall = time.monotonic() - self.started
+        terminalreporter.write_line(
+            f"slow cases: {len(self.slow_tests)} tests, {self.slow_seconds:.1f} s of {wall:.1f} s; "
+            f"the quick set: {wall - self.slow_seconds:.1f} s"
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 SUITE = """
+import time
+
 import pytest
 
 
 @pytest.mark.slow
 def test_slow_case():
-    pass
+    time.sleep(0.3)
 
 
 def test_quick_case():
@@ -65,3 +68,13 @@ def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skippe
     assert (f"{skipped} skipped" in summary) == bool(skipped)
     if skipped:
         assert "slow end-to-end case: run with --slow" in output
+        assert "slow cases:" not in output
+    else:  # --slow: the summary adds up the slow cases and the rest
+        match = re.search(
+            r"slow cases: (\d+) tests, ([\d.]+) s of ([\d.]+) s; the quick set: ([\d.]+) s", output
+        )
+        assert match, output
+        tests, slow, wall, quick = int(match[1]), float(match[2]), float(match[3]), float(match[4])
+        assert tests == 1
+        assert slow >= 0.3
+        assert abs(wall - slow - quick) < 0.2
