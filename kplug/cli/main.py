@@ -93,7 +93,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         Path(str(data)).stem if isinstance(data, str) else args.split if data is None else "data"
     )
     from kplug.train.rundir import write_json
+    from kplug.train.storage import RemoteRunDir, is_url
 
+    if is_url(args.run_dir):  # a run directory at an fsspec URL
+        RemoteRunDir(args.run_dir, "run directory").write_text(
+            f"{name}.json", json.dumps(result.metrics, indent=2)
+        )
+        print(f"Wrote {args.run_dir.rstrip('/')}/{name}.json", file=sys.stderr)
+        return EXIT_OK
     write_json(Path(args.run_dir) / f"{name}.json", result.metrics)
     print(f"Wrote {Path(args.run_dir) / f'{name}.json'}", file=sys.stderr)
     return EXIT_OK

@@ -24,6 +24,7 @@ from kplug.plugin.manager import Plugins, get_plugins
 from kplug.plugin.options import validate_options
 from kplug.plugin.resolve import ResolvedRun, resolve
 from kplug.train import rundir
+from kplug.train.storage import RemoteRunDir, is_url
 
 
 @dataclass
@@ -37,7 +38,9 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
-    """Load a run directory written by ``kplug train`` (no code is executed)."""
+    """Load a run directory written by ``kplug train`` (no code is executed); a URL is downloaded first."""
+    if is_url(run_dir):
+        run_dir = RemoteRunDir(str(run_dir), "run directory").pull()
     path = Path(run_dir)
     for name in (rundir.CONFIG_FILE, rundir.MODEL_FILE, rundir.LABELS_FILE):
         if not (path / name).is_file():

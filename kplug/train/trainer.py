@@ -71,6 +71,7 @@ from kplug.train.report import run_report
 from kplug.train.resume import check_same_run, checkpoint_to_resume
 from kplug.train.run_warnings import collect_warnings
 from kplug.train.stage_plan import StagePlan, plan_stages
+from kplug.train.storage import PushAfterCheckpoints, RemoteRunDir, is_url, local_copy
 
 
 @dataclass
@@ -150,6 +151,11 @@ class Trainer:
         resume: str | Path | None = None,
     ) -> None:
         self.plugins = get_plugins(plugins)
+        # a run directory at an fsspec URL: trained in a local staging copy, uploaded as it goes
+        self.remote: RemoteRunDir | None = None
+        if is_url(resume):
+            self.remote = RemoteRunDir(str(resume), "--resume")
+            resume = self.remote.pull()
         self.resume_dir = Path(resume) if resume is not None else None
         from_run_dir = False
         if self.resume_dir is not None:
@@ -160,7 +166,7 @@ class Trainer:
                 )
             from_run_dir = config is None
             config = saved if from_run_dir else config
-            output = self.resume_dir
+            output = self.resume_dir if self.remote is None else self.remote.url
         if config is None:
             raise ConfigError(
                 "No run config given: pass a config file, dict or RunConfig (or resume=RUN_DIR)."
@@ -184,7 +190,10 @@ class Trainer:
                 f"{self.resume_dir} was trained on in-memory data (source '{source.name}'), which is "
                 f"not saved with the run: resume with the same config, kplug.fit(config, resume=...)."
             )
-        self.run_dir = self.config.run_dir()
+        if self.remote is None and is_url(self.config.output.dir):
+            self.remote = RemoteRunDir(self.config.output.dir)
+            self.remote.start_new(self.config.output.overwrite)
+        self.run_dir = self.config.run_dir() if self.remote is None else self.remote.staging
         self.model: keras.Model | None = None
         # what compile/fit/checkpoints use when a plugin wraps the model (kplug_training_model)
         self.training_model: keras.Model | None = None
@@ -321,6 +330,8 @@ class Trainer:
                     output.keep_checkpoints,
                 )
             )
+        if self._pushes_run_dir():  # last: uploads what the checkpointers wrote
+            callbacks.append(PushAfterCheckpoints(self.remote))
         return callbacks
 
     # -- training -----------------------------------------------------------
@@ -360,7 +371,15 @@ class Trainer:
             raised meanwhile are counted in ``report.json`` (``warnings``), not printed.
         """
         with collect_warnings() as self._warnings:
-            return self._fit()
+            try:
+                return self._fit()
+            finally:  # a failed or stopped run keeps its checkpoints at the URL too
+                if self._pushes_run_dir():
+                    self.remote.push()
+
+    def _pushes_run_dir(self) -> bool:
+        """Whether this process uploads the run directory (its URL's staging copy): the chief."""
+        return self.remote is not None and (self.distribution is None or self.distribution.is_chief)
 
     def _fit(self) -> FitResult:
         config = self.config
@@ -449,7 +468,9 @@ class Trainer:
         init = self.config.model.backbone.init
         if init is None:
             return None
-        report = init_from_checkpoint(self.model, init.from_, init.map, init.strict)
+        report = init_from_checkpoint(
+            self.model, local_copy(init.from_, "model.backbone.init.from"), init.map, init.strict
+        )
         print(report.describe())
         return report.summary()
 
