@@ -57,7 +57,8 @@ def _train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as interrupt:
         from kplug.train.interrupt import interrupt_message
 
-        print(interrupt_message(trainer.run_dir, interrupt), file=sys.stderr)
+        url = None if trainer.remote is None else trainer.remote.url
+        print(interrupt_message(trainer.run_dir, interrupt, url), file=sys.stderr)
         return EXIT_INTERRUPTED
     if trainer.distribution is not None and not trainer.distribution.is_chief:
         return EXIT_OK  # rank 0 reports for the group
@@ -65,7 +66,10 @@ def _train(args: argparse.Namespace) -> int:
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     if shown:
         print(f"Final {result.metrics['split']} metrics: {shown}")
-    print(f"Run directory: {result.run_dir}")
+    if trainer.remote is not None:
+        print(f"Run directory: {trainer.remote.url} (trained in the local copy {result.run_dir})")
+    else:
+        print(f"Run directory: {result.run_dir}")
     caught = sum(entry["count"] for entry in result.report.get("warnings", []))
     if caught:
         print(

@@ -115,11 +115,12 @@ class InterruptCheckpointer(Checkpointer):
         raise TrainingInterrupted(self.run_dir, path, self._epoch + 1, done)
 
 
-def interrupt_message(run_dir: Path, error: KeyboardInterrupt) -> str:
-    """What ``kplug train`` prints on Ctrl-C: where training stopped and the command that continues it."""
+def interrupt_message(run_dir: Path, error: KeyboardInterrupt, url: str | None = None) -> str:
+    """What ``kplug train`` prints on Ctrl-C: where training stopped and the command that continues it
+    (``url``: the run directory's URL when ``run_dir`` is its local copy)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return "kplug: interrupted before the run directory was written; nothing to resume."
-    resume = f"continue with: kplug train --resume {run_dir}"
+    resume = f"continue with: kplug train --resume {url or run_dir}"
     if isinstance(error, TrainingInterrupted) and error.checkpoint is not None:
         where = (
             f"epoch {error.epoch}, batch {error.batch}"
