@@ -1,7 +1,8 @@
 """Run directories and ``init.from`` sources at fsspec URLs (``file://``, ``memory://``, ``s3://``, ...).
 
 A run whose ``output.dir`` is a URL trains in a local staging copy of the run directory
-(under ``$KPLUG_CACHE_DIR/remote-runs``, default ``~/.cache/kplug``); ``RemoteRunDir.push``
+(one per process under ``$KPLUG_CACHE_DIR/remote-runs``, default ``~/.cache/kplug``, removed when
+the process exits); ``RemoteRunDir.push``
 copies what changed to the URL after every checkpoint and when the run ends or stops, so a
 killed run loses no more than it would on a local disk. Each file and each checkpoint directory
 is uploaded under a ``.partial-*`` name first and then renamed into place, so a reader never
@@ -15,9 +16,11 @@ URL schemes need their fsspec package (``s3fs`` for ``s3://``, ``gcsfs`` for ``g
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -67,8 +70,12 @@ class RemoteRunDir:
         self.field = field
         self.fs, self.root = _filesystem(self.url, field)
         self.root = self.root.rstrip("/")
-        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
-        self.staging = staging_root() / digest / "run"
+        # one staging copy per process (ranks of a group on one host do not share it), removed at exit
+        staging_root().mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:12]
+        process_dir = tempfile.mkdtemp(prefix=f"{digest}-", dir=staging_root())
+        atexit.register(shutil.rmtree, process_dir, ignore_errors=True)
+        self.staging = Path(process_dir) / "run"
         self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) uploaded
 
     def start_new(self, overwrite: bool) -> Path:
@@ -199,17 +206,17 @@ class PushAfterCheckpoints(keras.callbacks.Callback):
 
 
 def local_copy(source: str, field: str) -> str:
-    """A local path holding ``source`` (a URL is downloaded once per process into the cache)."""
+    """A local path holding ``source`` (a URL is downloaded into a folder removed at exit)."""
     if not is_url(source):
         return source
     fs, root = _filesystem(source, field)
     root = root.rstrip("/")
     if not fs.exists(root):
         raise ConfigError(f"{field} = {source!r}: nothing is stored there.")
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    target = staging_root() / "sources" / digest / Path(root).name
-    shutil.rmtree(target.parent, ignore_errors=True)
-    target.parent.mkdir(parents=True)
+    staging_root().mkdir(parents=True, exist_ok=True)
+    process_dir = tempfile.mkdtemp(prefix="source-", dir=staging_root())
+    atexit.register(shutil.rmtree, process_dir, ignore_errors=True)
+    target = Path(process_dir) / Path(root).name
     if fs.isdir(root):
         for remote in fs.find(root):
             local = target / remote[len(root) :].lstrip("/")
