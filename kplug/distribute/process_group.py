@@ -66,6 +66,11 @@ class ProcessGroup:
         """``host:port + offset`` on the coordinator's host (e.g. ``JAX_PORT_OFFSET``), or ``None``."""
         return f"{self.host}:{self.port + offset}" if self.host and self.port else None
 
+    @property
+    def jax_coordinator(self) -> str | None:
+        """``host:port`` of the JAX coordinator (the port after torch.distributed's), or ``None``."""
+        return self.address(JAX_PORT_OFFSET)
+
     def tf_workers(self) -> list[str] | None:
         """Every process's TensorFlow worker address in rank order, or ``None`` when the hosts are unknown."""
         if not self.hosts or not self.port:
