@@ -98,6 +98,7 @@ _TEST_HELPERS: dict[str, tuple[str, str]] = {
     "dtype_policy": ("kplug.train.trainer", "dtype_policy"),
     "read_idx_file": ("kplug.builtin.datasets", "read_idx_file"),
     "launch": ("kplug.distribute.processes", "launch"),
+    "free_port_block": ("kplug.distribute.processes", "free_port_block"),
     "tf_config": ("kplug.backend.tf_config", "tf_config"),
 }
 

@@ -24,6 +24,8 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # Commands that build runs from components: they warn about plugins that failed to load.
 COMMANDS_USING_PLUGINS = ("train", "tune", "evaluate", "predict")
+# Commands that read the plugin index and load no plugin (they answer in a second or two).
+COMMANDS_READING_THE_INDEX = ("plugins", "doctor")
 
 
 def _data_argument(values: list[str] | None) -> str | dict[str, str] | None:
@@ -179,9 +181,14 @@ def _plugins(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     from kplug.cli.doctor import diagnose
-    from kplug.plugin.manager import get_plugins
 
-    facts = diagnose(get_plugins(args.plugins))
+    index = args.index
+    if index is None:
+        from kplug.cli.plugin_index import PluginIndex
+        from kplug.plugin.manager import get_plugins
+
+        index = PluginIndex.from_plugins(get_plugins(args.plugins))
+    facts = diagnose(index)
     print(json.dumps(facts, indent=2))
     return EXIT_OK if not facts["failures"] else 1
 
@@ -401,7 +408,7 @@ def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
     if index is not None and _command_word(argv) not in index.command_names():
         args = build_parser(index=index).parse_args(argv)
         loaded = None
-        if args.command != "plugins":
+        if args.command not in COMMANDS_READING_THE_INDEX:
             try:
                 loaded = _load(None, no_plugins)
             except KplugError:

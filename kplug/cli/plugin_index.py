@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ENTRY_POINT_GROUP = "kplug"  # the same group as kplug.plugin.manager.ENTRY_POINT_GROUP
-FORMAT = 1  # bump when the stored fields change
+FORMAT = 2  # bump when the stored fields change
 KEEP = 16  # indexes kept in the cache folder (the newest)
 # Variables that change which plugins load or what they register.
 KEY_ENVIRONMENT = ("KERAS_BACKEND", "KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS")
@@ -41,12 +41,18 @@ class PluginIndex:
         failures: ``[name, error]`` of every plugin that failed to load and is disabled.
         commands: ``[name, help]`` of every command plugins add.
         warnings: what adding the plugins' commands warned about (a clash, a raising hook).
+        providers: plugin name -> "distribution version" of every loaded plugin.
+        auto_offers: ``[name, provider, backends, priority, when]`` of every distribution that offers
+            itself to ``distribution: auto`` (``backends`` empty for all; ``when`` the first line of
+            its offer's docstring), highest priority first.
     """
 
     components: list[list[str]] = field(default_factory=list)
     failures: list[list[str]] = field(default_factory=list)
     commands: list[list[str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    providers: dict[str, str] = field(default_factory=dict)
+    auto_offers: list[list[Any]] = field(default_factory=list)
 
     @classmethod
     def from_plugins(
@@ -58,11 +64,26 @@ class PluginIndex:
             failures=[[f.name, f.error] for f in plugins.failures],
             commands=[list(command) for command in commands],
             warnings=list(warnings),
+            providers=dict(plugins.versions()),
+            auto_offers=_auto_offers(plugins.registry),
         )
 
     def command_names(self) -> set[str]:
         """The names of the commands plugins add."""
         return {name for name, _help in self.commands}
+
+
+def _auto_offers(registry: Any) -> list[list[Any]]:
+    offers = []
+    for component in registry:
+        offer = component.extra("auto") if component.kind == "distribution" else None
+        if callable(offer):
+            when = ((offer.__doc__ or "").strip().splitlines() or [""])[0]
+            priority = int(component.extra("auto_priority"))
+            offers.append(
+                [component.name, component.provider, list(component.backends or ()), priority, when]
+            )
+    return sorted(offers, key=lambda offer: (-offer[3], offer[0]))  # the order ``choose_auto`` tries
 
 
 def kplug_version() -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import keras
 
-from kplug.errors import KplugError
 from kplug.plugin.distribution import Distribution
 
 if TYPE_CHECKING:
@@ -39,15 +38,3 @@ def choose_auto(plugins: Plugins) -> Distribution:
         if chosen is not None:
             return chosen
     return Distribution()
-
-
-def describe_auto(plugins: Plugins) -> dict[str, Any]:
-    """What ``distribution: auto`` would choose here (for ``kplug doctor``), or why it cannot."""
-    try:
-        chosen = choose_auto(plugins)
-    except KplugError as error:
-        return {"error": str(error)}
-    placement = chosen.describe()
-    if type(chosen) is Distribution:
-        placement["strategy"] = "single-device"
-    return placement

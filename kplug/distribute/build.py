@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import keras
+
+from kplug.distribute.process_group import join_process_group
 from kplug.distribute.processes import check_process_group
 from kplug.errors import ConfigError, KplugError, PluginError, first_line
 from kplug.plugin.distribution import Distribution
@@ -19,7 +22,11 @@ def build_distribution(chosen: Any, plugins: Plugins) -> Distribution:
     Args:
         chosen: the resolved ``distribution`` component (``ResolvedRun.distribution``).
         plugins: the loaded plugins (``auto`` looks through their distributions).
+
+    Under SLURM, torchrun's variables (and on TensorFlow ``TF_CONFIG``) are set first from
+    SLURM's (``join_process_group``), so every distribution reads one set.
     """
+    join_process_group(keras.backend.backend())
     component = chosen.component
     extra = {"plugins": plugins} if accepts_argument(component.factory, "plugins") else {}
     try:

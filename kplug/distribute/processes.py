@@ -1,23 +1,18 @@
 """Process groups: how many processes train together, which one this is, and starting them.
 
-``kplug train --nproc N`` (``launch``), torchrun and SLURM start N processes
-with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set; a multi-process
-distribution reads them here.
+``kplug train --nproc N`` (``launch``, torchrun's engine) and torchrun start N processes
+with ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set, and under SLURM kplug sets them from
+SLURM's variables (``kplug.distribute.process_group``); a multi-process distribution reads them here.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import keras
-
-from kplug.backend.tf_config import tf_config
+from kplug.distribute.process_group import TF_PORT_OFFSET
 from kplug.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -58,67 +53,56 @@ def check_process_group(distribution: Distribution) -> None:
         )
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 right now (held open together while chosen)."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+def free_port_block(count: int, attempts: int = 20) -> int:
+    """The first of ``count`` consecutive TCP ports free on 127.0.0.1 right now.
+
+    A group uses the coordinator's port and the ones after it (``kplug.distribute.process_group``).
+    """
+    for _ in range(attempts):
+        probes = [socket.socket()]
+        try:
+            probes[0].bind(("127.0.0.1", 0))
+            first = probes[0].getsockname()[1]
+            if first + count > 65536:
+                continue
+            for port in range(first + 1, first + count):
+                probes.append(socket.socket())
+                probes[-1].bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue  # one of the following ports is taken: try another block
+        finally:
+            for probe in probes:
+                probe.close()
+    raise ConfigError(f"--nproc: found no {count} consecutive free TCP ports on 127.0.0.1.")
 
 
-def launch(argv: Sequence[str], nproc: int, port: int | None = None) -> int:
-    """Run ``kplug`` with ``argv`` in ``nproc`` processes on this host, torchrun-style.
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Run ``kplug`` with ``argv`` in ``nproc`` processes on this host, with torchrun's engine.
 
-    Each process gets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
-    ``MASTER_PORT``, and on the tensorflow backend its ``TF_CONFIG`` (see ``tf_config``).
-    When one process fails the others are stopped.
+    ``torch.distributed.run`` (what ``torchrun`` runs) starts the processes with ``RANK``,
+    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` (127.0.0.1) and ``MASTER_PORT``, and
+    stops the others when one fails; each process derives what its backend needs from them
+    (``kplug.distribute.process_group``: the JAX coordinator, ``TF_CONFIG``). It needs torch
+    installed, whatever the backend.
 
     Returns:
-        0 when every process succeeded, else the first non-zero exit code.
+        0 when every process succeeded, else the exit code of the first that failed.
     """
+    from kplug.backend.torchrun import run_torchrun
+
     if nproc < 1:
         raise ConfigError(f"--nproc {nproc}: expected 1 or more processes.")
     if world_size() > 1:
         raise ConfigError("--nproc: this process is already one of a launched group (WORLD_SIZE is set).")
-    # tf.distribute.MultiWorkerMirroredStrategy reads its cluster from TF_CONFIG: one port per process
-    workers = nproc if keras.backend.backend() == "tensorflow" else 0
-    worker_ports = free_ports((port is None) + workers)
-    if port is None:
-        port = worker_ports.pop(0)
-    children = []
-    for rank in range(nproc):
-        env = {
-            **os.environ,
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(nproc),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-        if worker_ports:
-            env["TF_CONFIG"] = tf_config(worker_ports, rank)
-        command = [sys.executable, "-c", "from kplug.cli.main import entry_point; entry_point()", *argv]
-        children.append(subprocess.Popen(command, env=env))
-    codes: dict[int, int] = {}
-    try:
-        while len(codes) < nproc:
-            for rank, child in enumerate(children):
-                code = child.poll()
-                if code is not None and rank not in codes:
-                    codes[rank] = code
-                    if code != 0:
-                        for other in children:
-                            if other.poll() is None:
-                                other.terminate()
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        raise
-    failed = [codes[rank] for rank in sorted(codes) if codes[rank] != 0]
-    return failed[0] if failed else 0
+    port = free_port_block(TF_PORT_OFFSET + nproc)  # torch's store, JAX's coordinator, one per TF worker
+    arguments = [
+        "--nnodes=1",
+        f"--nproc-per-node={nproc}",
+        "--master-addr=127.0.0.1",
+        f"--master-port={port}",
+        "--module",
+        "kplug.cli.main",
+        *argv,
+    ]
+    return run_torchrun(arguments)

@@ -39,8 +39,9 @@ Helpers
     ``load_model_file(path)`` (a ``.keras`` file, with kplug's and the plugins' layers);
     the run-directory file names (``MODEL_FILE``, ``REPORT_FILE``, ``CONFIG_FILE``,
     ``LABELS_FILE``, ``METRICS_FILE``) and writers (``write_json``, ``atomic_write``,
-    ``save_model``, ``prepare_run_dir``); ``process_rank()``, ``world_size()`` and
-    ``sharding_table`` for distributions.
+    ``save_model``, ``prepare_run_dir``); ``process_rank()``, ``world_size()``,
+    ``process_group()`` (rank, world size, coordinator, from torchrun's or SLURM's variables)
+    and ``sharding_table`` for distributions.
 
 Errors
     ``KplugError`` and its kinds ``ConfigError``, ``DataError``, ``PluginError``,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from kplug.config.errors import validation_problems
     from kplug.config.schema import Strict as Options
     from kplug.data.example_set import Examples
+    from kplug.distribute.process_group import ProcessGroup, process_group
     from kplug.distribute.processes import process_rank, world_size
     from kplug.distribute.sharding import sharding_table
     from kplug.errors import (
@@ -144,6 +146,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "save_model": ("kplug.train.rundir", "save_model"),
     "write_json": ("kplug.train.rundir", "write_json"),
     "process_rank": ("kplug.distribute.processes", "process_rank"),
+    "process_group": ("kplug.distribute.process_group", "process_group"),
+    "ProcessGroup": ("kplug.distribute.process_group", "ProcessGroup"),
     "world_size": ("kplug.distribute.processes", "world_size"),
     "sharding_table": ("kplug.distribute.sharding", "sharding_table"),
     # errors
@@ -176,6 +180,7 @@ __all__ = [
     "MODEL_FILE",
     "Options",
     "PathPattern",
+    "ProcessGroup",
     "PluginError",
     "Plugins",
     "Precision",
@@ -193,6 +198,7 @@ __all__ = [
     "load_model_file",
     "no_match_error",
     "prepare_run_dir",
+    "process_group",
     "process_rank",
     "save_model",
     "sharding_table",

@@ -260,13 +260,13 @@ def kplug_register_distributions(register: Register) -> None:
 
     ``distribution: auto`` tries every registered distribution that passes ``auto=`` to
     ``register``: a callable returning a ``Distribution`` when it fits the machine, else
-    ``None``, tried by ``auto_priority`` (highest first); ``kplug doctor`` shows the choice.
-    ``kplug train --nproc N`` starts N processes with torchrun's variables (``RANK``,
-    ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), and on TensorFlow each
-    process's ``TF_CONFIG`` (a cluster of N workers on 127.0.0.1, for
-    ``tf.distribute.MultiWorkerMirroredStrategy``); a distribution whose ``processes`` differs
+    ``None``, tried by ``auto_priority`` (highest first); ``kplug doctor`` lists the offers in that
+    order. ``kplug train --nproc N`` (torchrun's engine), torchrun and ``srun`` start N processes;
+    each has torchrun's variables (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+    ``MASTER_PORT``; kplug sets them from SLURM's under ``srun``) and on TensorFlow its ``TF_CONFIG``
+    (for ``tf.distribute.MultiWorkerMirroredStrategy``); a distribution whose ``processes`` differs
     from ``WORLD_SIZE`` is refused, so N processes never train N unrelated models.
-    ``kplug.plugin.process_rank()``, ``world_size()`` and ``sharding_table`` help implement
+    ``kplug.plugin.process_rank()``, ``world_size()``, ``process_group()`` and ``sharding_table`` help implement
     one; the full implementation is the kplug-distribute plugin package.
 
     Example::

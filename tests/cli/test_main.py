@@ -155,6 +155,24 @@ def test_plugins_and_doctor(capsys):
     assert facts["backend"] == os.environ["KERAS_BACKEND"] and facts["devices"] and facts["failures"] == []
 
 
+def test_doctor_shows_the_process_group_it_would_join(monkeypatch, capsys):
+    srun = {"SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "1", "SLURM_JOB_NODELIST": "node[3-4]"}
+    for name, value in {**srun, "MASTER_PORT": "29500"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["doctor"]) == 0
+    group = json.loads(capsys.readouterr().out)["process_group"]
+    assert group == {
+        "engine": "slurm",
+        "rank": 1,
+        "world_size": 2,
+        "local_rank": 1,
+        "coordinator": "node3:29500",
+    }
+    assert "WORLD_SIZE" not in os.environ  # doctor describes the group; it joins nothing
+
+
 @pytest.mark.slow
 def test_console_script_exit_code_and_stderr(tmp_path):
     """The installed `kplug` command itself, in a subprocess."""

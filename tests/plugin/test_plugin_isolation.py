@@ -146,6 +146,18 @@ def test_kplug_plugins_shows_the_failed_plugin_and_its_error(installed, capsys):
     )
 
 
+def test_kplug_doctor_reports_the_failed_plugins_from_the_index(installed, capsys):
+    installed("kplug_iso_import", BROKEN_IMPORT)
+    installed("kplug_iso_good", GOOD)
+
+    assert main(["plugins"]) == 0  # builds the plugin index
+    capsys.readouterr()
+    assert main(["doctor"]) == 1  # from the index: no plugin is loaded again
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["failures"] == ["kplug_iso_import: ImportError: needs libfoo"]
+    assert facts["plugins"]["kplug_iso_good"] == "kplug-iso-good 1.2.3"
+
+
 def test_no_plugins_loads_only_the_builtins(installed, tmp_path, capsys):
     installed("kplug_iso_import", BROKEN_IMPORT)
     installed("kplug_iso_good", GOOD)

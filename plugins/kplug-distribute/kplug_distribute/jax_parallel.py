@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 import kplug
-from kplug.plugin import PathPattern, no_match_error, process_rank, variable_paths, world_size
+from kplug.plugin import PathPattern, no_match_error, process_group, variable_paths, world_size
 
 from kplug_distribute.placement import describe_placement, process_share
 
@@ -32,10 +32,11 @@ CPU_HINT = (
 def _initialize(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
     """Join a multi-process JAX run (several hosts) when one is configured, once per process."""
     coordinator = coordinator or os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
-    if coordinator is None and world_size() > 1 and os.environ.get("MASTER_ADDR"):
-        coordinator = f"{os.environ['MASTER_ADDR']}:{os.environ.get('MASTER_PORT', '1234')}"
-        num_processes = num_processes or world_size()
-        process_id = process_rank() if process_id is None else process_id
+    group = process_group()  # torchrun's (or kplug train --nproc's) or SLURM's variables
+    if coordinator is None and group.world_size > 1 and group.jax_coordinator:
+        coordinator = group.jax_coordinator
+        num_processes = num_processes or group.world_size
+        process_id = group.rank if process_id is None else process_id
     if coordinator is None:
         return
     import jax
@@ -61,8 +62,8 @@ class DataParallel(kplug.Distribution):
     Args:
         devices: how many devices to use (default: all that JAX sees).
         coordinator: ``host:port`` of process 0 in a multi-host run (or
-            ``KERAS_DISTRIBUTION_JOB_ADDRESSES``; ``MASTER_ADDR``/``MASTER_PORT`` from
-            ``kplug train --nproc`` or torchrun also work).
+            ``KERAS_DISTRIBUTION_JOB_ADDRESSES``; by default ``MASTER_ADDR`` and the port
+            after ``MASTER_PORT``, from ``kplug train --nproc``, torchrun or SLURM).
         num_processes: processes in a multi-host run (``KERAS_DISTRIBUTION_NUM_PROCESSES``).
         process_id: this process's id (``KERAS_DISTRIBUTION_PROCESS_ID``).
     """

@@ -56,11 +56,22 @@ def test_auto_on_one_device_trains_on_one_device(plugins, tmp_path):
     )
 
 
-def test_doctor_shows_what_auto_chooses(monkeypatch, capsys):
+AUTO_OFFERS = {
+    "jax": ["data-parallel"],
+    "tensorflow": ["multi-worker-mirrored", "mirrored"],
+    "torch": ["ddp"],
+}
+
+
+def test_doctor_shows_what_auto_tries(monkeypatch, capsys):
     monkeypatch.setenv("KPLUG_LOAD_PLUGINS", "distribute")
     assert run_cli(["doctor"]) in (0, 1)
     facts = json.loads(capsys.readouterr().out)
-    assert facts["distribution_auto"]["strategy"] == "single-device"  # one CPU device in this process
+    auto = facts["distribution_auto"]
+    assert [offer["name"] for offer in auto["tries"]] == AUTO_OFFERS[BACKEND]  # highest priority first
+    assert (
+        auto["tries"][0]["provider"].startswith("kplug-distribute") and auto["otherwise"] == "single-device"
+    )
     assert "kplug-distribute" in json.dumps(facts["plugins"])
 
 
