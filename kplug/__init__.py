@@ -21,6 +21,7 @@ from kplug.backend import quiet_logs
 quiet_logs.default_log_level()
 
 if TYPE_CHECKING:
+    from kplug.speed.run import bench
     from kplug.config.load import load_config
     from kplug.config.schema import RunConfig
     from kplug.data.example_set import Examples
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "bench": "kplug.speed.run",
     "load_config": "kplug.config.load",
     "RunConfig": "kplug.config.schema",
     "Examples": "kplug.data.example_set",
@@ -71,6 +73,7 @@ __all__ = [
     "Precision",
     "RunConfig",
     "Trainer",
+    "bench",
     "evaluate",
     "fit",
     "hookimpl",
