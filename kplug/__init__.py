@@ -21,7 +21,6 @@ from kplug.backend import quiet_logs
 quiet_logs.default_log_level()
 
 if TYPE_CHECKING:
-    from kplug.speed.run import bench
     from kplug.config.load import load_config
     from kplug.config.schema import RunConfig
     from kplug.data.example_set import Examples
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from kplug.plugin.head import Head
     from kplug.plugin.manager import Plugins, hookimpl, load_plugins
     from kplug.plugin.precision import Precision
+    from kplug.speed.run import bench
     from kplug.train.trainer import FitResult, Trainer, fit
 
 # public name -> the module that defines it

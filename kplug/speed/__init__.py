@@ -1,4 +1,4 @@
-"""Speed probes of a run config: ``kplug bench`` and ``kplug.bench``.
+"""Speed probes of a run config (``kplug bench`` and ``kplug.bench``): the speed concept.
 
 ``candidates`` lists the compile settings worth trying per backend, ``probe`` times a
 few dozen training steps of the real run in one process, ``run`` starts one child

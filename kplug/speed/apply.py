@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from kplug.speed.run import BenchResult, compact
 from kplug.config.compile_record import write_record
 from kplug.errors import ConfigError
+from kplug.speed.run import BenchResult, compact
 
 
 def record(result: BenchResult) -> Path:

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kplug.speed.candidates import BACKENDS, candidates, label
 from kplug.config.load import load_config
 from kplug.config.schema import RunConfig
 from kplug.errors import ConfigError
+from kplug.speed.candidates import BACKENDS, candidates, label
 
 
 @dataclass
