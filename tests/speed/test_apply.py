@@ -41,6 +41,7 @@ def test_compile_settings_are_written_and_nothing_else_changes(tmp_path, before,
     assert path.read_text() == after
 
 
+@pytest.mark.slow
 def test_apply_writes_settings_that_kplug_train_uses(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("KPLUG_CACHE_DIR", str(tmp_path / "cache"))
     x, y = blobs

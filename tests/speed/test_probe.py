@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import keras
+import pytest
 from conftest import blob_config
 
 from kplug.config.load import load_config
-from kplug.speed.probe import probe
+from kplug.speed.probe import ProbeClock, ProbeDone, probe
 
 BACKEND = keras.backend.backend()
 
@@ -23,3 +24,18 @@ def test_probe_measures_the_rate_of_a_tiny_mlp(blobs):
     assert (result["train_examples"], result["batch_size"], result["stage_epochs"]) == (192, 32, [3])
     rate = result["samples_per_second"]
     assert result["estimate_seconds"] >= 192 * 3 / rate
+
+
+def test_the_clock_counts_batches_not_calls_with_several_steps_per_execution():
+    clock = ProbeClock(warmup=2, steps=4, max_seconds=60)
+    clock.on_train_begin()
+    clock.on_epoch_begin(0)
+    clock.on_train_batch_end(1)  # Keras calls once per block of 2: batches 0-1, warm-up
+    clock.on_train_batch_end(3)
+    with pytest.raises(ProbeDone):
+        clock.on_train_batch_end(5)
+    assert (clock.seen, clock.timed, clock.block) == (6, 4, 2)
+    clock.on_epoch_begin(1)  # the first block of an epoch follows validation: not timed
+    with pytest.raises(ProbeDone):
+        clock.on_train_batch_end(1)
+    assert clock.timed == 4
