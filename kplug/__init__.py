@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     from kplug.plugin.head import Head
     from kplug.plugin.manager import Plugins, hookimpl, load_plugins
     from kplug.plugin.precision import Precision
+    from kplug.speed.run import bench
     from kplug.train.trainer import FitResult, Trainer, fit
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
+    "bench": "kplug.speed.run",
     "load_config": "kplug.config.load",
     "RunConfig": "kplug.config.schema",
     "Examples": "kplug.data.example_set",
@@ -71,6 +73,7 @@ __all__ = [
     "Precision",
     "RunConfig",
     "Trainer",
+    "bench",
     "evaluate",
     "fit",
     "hookimpl",

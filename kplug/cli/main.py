@@ -1,4 +1,4 @@
-"""The ``kplug`` command line: train, tune, evaluate, predict, plugins, doctor, init, and commands plugins add.
+"""The ``kplug`` command line: train, tune, bench, evaluate, predict, plugins, doctor, init, and commands plugins add.
 
 Exit codes: 0 success, 2 bad config or input, or a nan/inf training loss (message on
 stderr, no traceback unless ``--debug``), 130 interrupted (Ctrl-C: ``kplug train``
@@ -23,7 +23,7 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # Commands that build runs from components: they warn about plugins that failed to load.
-COMMANDS_USING_PLUGINS = ("train", "tune", "evaluate", "predict")
+COMMANDS_USING_PLUGINS = ("train", "tune", "bench", "evaluate", "predict")
 # Commands that read the plugin index and load no plugin (they answer in a second or two).
 COMMANDS_READING_THE_INDEX = ("plugins", "doctor")
 
@@ -152,6 +152,41 @@ def _tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from kplug.speed.run import bench
+
+    tty = sys.stdout.isatty()
+
+    def progress(line: str) -> None:
+        if line.endswith("..."):  # a probe starts: shown on a terminal, replaced by its result
+            if tty:
+                print(line, end="\r", flush=True)
+            return
+        print(f"{line}\033[K" if tty else line, flush=True)
+
+    result = bench(
+        args.config,
+        backends=args.backends,
+        steps=args.steps,
+        settings=args.settings,
+        timeout=args.timeout,
+        progress=progress,
+    )
+    print(result.summary(table=False))  # the progress lines were the table
+    if args.apply and result.best is not None:
+        from kplug.speed.apply import record, write_compile_settings
+        from kplug.speed.run import compact
+
+        settings = result.best.result["settings"]
+        write_compile_settings(args.config, settings)
+        where = record(result)
+        print(
+            f"Wrote train.compile: {compact(settings)} into {args.config} (for {result.best.backend}: "
+            f"KERAS_BACKEND={result.best.backend} kplug train {args.config}); recorded in {where}."
+        )
+    return EXIT_OK if result.best is not None else EXIT_BAD_INPUT
+
+
 def _init(args: argparse.Namespace) -> int:
     from kplug.cli.starter import write_starter
 
@@ -258,6 +293,24 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:
     tune.add_argument("--trials", type=int, required=True, help="finished trials the search should have")
     tune.add_argument("--output", help="search folder (default runs/<name>-tune); run again to continue")
     tune.set_defaults(handler=_tune)
+
+    bench = commands.add_parser(
+        "bench", help="time the config on each backend and compile setting, recommend the fastest"
+    )
+    bench.add_argument("config", help="run config (.yaml, .json or .toml)")
+    bench.add_argument("--backends", nargs="+", metavar="NAME", help="backends to probe (default: installed)")
+    bench.add_argument("--steps", type=int, default=30, help="batches timed per probe after warm-up (30)")
+    bench.add_argument(
+        "--settings",
+        nargs="+",
+        metavar="S",
+        help="all (default), default (Keras' own), or KEY=VALUE,... e.g. jit_compile=true,steps_per_execution=8",
+    )
+    bench.add_argument("--timeout", type=float, default=180.0, help="seconds per probe before it fails (180)")
+    bench.add_argument(
+        "--apply", action="store_true", help="write the fastest settings into the config (train.compile)"
+    )
+    bench.set_defaults(handler=_bench)
 
     for name, handler, help_text in (
         ("evaluate", _evaluate, "evaluate a finished run"),

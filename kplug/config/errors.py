@@ -7,6 +7,7 @@ component's options (``kplug.plugin.options``): each line names the field path
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pydantic
@@ -58,6 +59,8 @@ def _allowed_fields(schema: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         annotation = field.annotation
         for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if typing.get_origin(candidate) is typing.Annotated:  # a tagged union member
+                candidate = typing.get_args(candidate)[0]
             if isinstance(candidate, type) and issubclass(candidate, BaseModel):
                 model = candidate
                 break

@@ -383,6 +383,31 @@ def merged_optimizer(base: OptimizerConfig, override: OptimizerOverride | None) 
     return OptimizerConfig.model_validate({**base.model_dump(), **changes})
 
 
+class CompileConfig(Strict):
+    """Explicit ``Model.compile`` speed settings (``train.compile``), as ``kplug bench --apply`` writes them."""
+
+    jit_compile: Literal["auto"] | pydantic.StrictBool = Field(
+        "auto",
+        description="Keras' jit_compile: XLA on jax and tensorflow, torch.compile on torch; auto is "
+        "Keras' default for the backend (jax XLA, tensorflow no XLA on CPU, torch eager).",
+    )
+    steps_per_execution: PositiveInt = Field(
+        1, description="Training steps per compiled call (must be 1 on torch; Keras' default is 1)."
+    )
+
+
+def _compile_tag(value: Any) -> str:
+    return "literal" if isinstance(value, str) else "dict"
+
+
+# train.compile: 'auto' or explicit settings; the tag keeps errors to the branch the value meant
+# (tags named as pydantic's own union tags, which error messages leave out of the field path)
+CompileChoice = Annotated[
+    Annotated[Literal["auto"], pydantic.Tag("literal")] | Annotated[CompileConfig, pydantic.Tag("dict")],
+    pydantic.Discriminator(_compile_tag),
+]
+
+
 class TrainConfig(Strict):
     """How the model is trained."""
 
@@ -418,12 +443,27 @@ class TrainConfig(Strict):
             "otherwise; 2 plain lines always; 0 nothing. A line before each stage says what it trains."
         ),
     )
+    compile: CompileChoice = Field(
+        "auto",
+        description="Model.compile speed settings: auto (the choice `kplug bench --apply` recorded "
+        "for this config and backend, else Keras' defaults) or {jit_compile: auto|true|false, "
+        "steps_per_execution: N}.",
+    )
     on_nonfinite: Literal["stop", "skip_batch"] = Field(
         "stop",
         description="When the training loss becomes nan or infinite: 'stop' with an error naming the "
         "epoch, the batch and the last good checkpoint, or 'skip_batch' (that batch's update is not "
         "applied; the stage report counts them). Overflow handled by float16 loss scaling is neither.",
     )
+
+    @pydantic.field_validator("compile", mode="before")
+    @classmethod
+    def _auto_or_settings(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "auto":
+            raise ValueError(
+                "must be 'auto' or a mapping {jit_compile: auto|true|false, steps_per_execution: N}"
+            )
+        return value
 
     @pydantic.model_validator(mode="after")
     def _epochs_or_stages(self) -> TrainConfig:

@@ -8,6 +8,7 @@ import keras
 
 from kplug.data.labels import LabelMap
 from kplug.errors import ConfigError, DataError, PluginError
+from kplug.model.compile_options import compile_options
 from kplug.model.metrics import head_metrics
 from kplug.model.paths import STRUCTURAL_LAYERS
 from kplug.plugin.head import Head
@@ -162,7 +163,8 @@ def compile_model(
     """Compile ``model`` with every head's loss, metrics and loss weight.
 
     One head compiles single-output; several compile per output name. ``soft``
-    compiles for one-hot (possibly mixed) class targets.
+    compiles for one-hot (possibly mixed) class targets. ``train.compile`` gives
+    ``jit_compile`` and ``steps_per_execution`` (``kplug.model.compile_options``).
     """
     label_smoothing = run.config.train.label_smoothing
     if soft:
@@ -171,13 +173,17 @@ def compile_model(
     else:
         losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
         metrics = {head_id: head_metrics(head) for head_id, head in heads.items()}
+    speed = compile_options(run.config)  # train.compile: jit_compile, steps_per_execution
     if len(heads) == 1:
         model.compile(
-            optimizer=optimizer, loss=next(iter(losses.values())), metrics=next(iter(metrics.values()))
+            optimizer=optimizer,
+            loss=next(iter(losses.values())),
+            metrics=next(iter(metrics.values())),
+            **speed,
         )
         return
     weights = {chosen.config.output_name: chosen.config.loss_weight for chosen in run.heads}
-    model.compile(optimizer=optimizer, loss=losses, metrics=metrics, loss_weights=weights)
+    model.compile(optimizer=optimizer, loss=losses, metrics=metrics, loss_weights=weights, **speed)
 
 
 def logged_metric_names(heads: dict[str, Head], validation: bool) -> list[str]:

@@ -323,9 +323,19 @@ class StepCheckpointer(Checkpointer):
     """A ``Checkpointer`` that also writes every ``every_steps`` batches (a separate class: a
     callback with batch hooks makes Keras dispatch every batch's callbacks)."""
 
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        self._done = batches_done(self.state, self.first_batch, epoch, 0)
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        # with steps_per_execution = k Keras calls this once per k batches (``batch`` is the
+        # block's last): write at the first block boundary at or after each multiple of every_steps
         done = batches_done(self.state, self.first_batch, self._epoch, batch + 1)
+        before, self._done = getattr(self, "_done", done - 1), done
         last = batch + 1 == (self.params or {}).get("steps")  # the epoch checkpoint covers it
-        if not self.every_steps or last or done % self.every_steps or done % self.accumulation:
+        crossed = self.every_steps and done // self.every_steps > before // self.every_steps
+        if not crossed or last or done % self.accumulation:
+            if crossed and not last:
+                self._done = before  # mid accumulation window: write at the next boundary
             return
         self._write_mid_epoch(done)

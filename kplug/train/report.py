@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 
+from kplug.config.compile_record import read_record
 from kplug.config.schema import RunConfig
 from kplug.data.inputs import PreparedData
 from kplug.plugin.manager import Plugins, kplug_version
@@ -66,5 +67,23 @@ def run_report(
         "metrics": metrics,
         "best": read_best(run_dir),
         "timings": timings,
+        "compile": compile_report(config, model),
         "warnings": warnings or [],
+    }
+
+
+def compile_report(config: RunConfig, model: keras.Model) -> dict[str, Any]:
+    """The compile settings the model trained with, and what ``kplug bench --apply`` recommended.
+
+    ``bench`` holds the recommended backend and settings recorded for this config
+    (``kplug.config.compile_record``), or ``None`` when the config was never benched.
+    """
+    recorded = read_record(config) or {}
+    return {
+        "config": config.train.compile
+        if config.train.compile == "auto"
+        else config.train.compile.model_dump(),
+        "jit_compile": getattr(model, "jit_compile", None),
+        "steps_per_execution": getattr(model, "steps_per_execution", None),
+        "bench": recorded.get("recommended"),
     }

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -394,3 +395,31 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
                 err_msg=path,
             )
     assert result.metrics["accuracy"] > 0.8
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="steps_per_execution must be 1 on torch")
+def test_resume_is_exact_with_several_steps_per_execution(blobs):
+    """Keras calls batch callbacks once per 4 batches: step checkpoints land on block boundaries."""
+    x, y = blobs
+    plugins = kplug.load_plugins([InterruptPlugin()], entry_points=False)
+
+    def config(run_dir, interrupt):
+        c = shuffled_dropout_config(x, y, run_dir, interrupt)
+        c["train"]["compile"] = {"steps_per_execution": 4}
+        return c
+
+    straight = kplug.fit(config("runs/straight", {"epoch": 99, "batch": 0}), plugins=plugins)
+    InterruptOnce.fired = False
+    cut = config("runs/cut", {"epoch": 0, "batch": 11})  # the end of the third block
+    with pytest.raises(KeyboardInterrupt):
+        kplug.fit(cut, plugins=plugins)
+    # every 5 batches, at the block boundary at or after it: after batch 8
+    assert [c.name for c in complete_checkpoints(Path("runs/cut") / "checkpoints")][-1].startswith(
+        "epoch00000-batch000008"
+    )
+    resumed = kplug.fit(cut, resume="runs/cut", plugins=plugins)
+    assert resumed.model.steps_per_execution == 4
+    for ours, theirs in zip(resumed.model.weights, straight.model.weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), atol=1e-6, rtol=1e-5
+        )
