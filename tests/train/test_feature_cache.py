@@ -162,5 +162,6 @@ def test_best_model_of_a_cached_stage_is_the_whole_model(blobs, plugins):
     best = keras.saving.load_model(result.run_dir / "best.keras")
     assert [layer.name for layer in best.layers] == [layer.name for layer in result.model.layers]
     assert [w.shape for w in best.weights] == [w.shape for w in result.model.weights]
-    metrics = kplug.evaluate(result.run_dir, split="validation")
+    x, y = blobs
+    metrics = kplug.evaluate(result.run_dir, data={"x": x, "y": y})
     assert np.isfinite(metrics["loss"])
