@@ -19,6 +19,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from kplug.data.batches import num_rows
 from kplug.errors import ConfigError
 from kplug.model.features import feature_extractor, random_layers, trainable_layers
 from kplug.plugin.distribution import Distribution
@@ -148,17 +149,30 @@ class CachedSplits:
 
     def __init__(self) -> None:
         self._features: dict[str, np.ndarray] = {}
+        self._extractor: keras.Model | None = None  # one model, so its predict function is traced once
         self.seconds = 0.0  # time spent computing features, all stages
 
     def clear(self) -> None:
         """Forget every split's features (a stage that may change the backbone is about to run)."""
         self._features.clear()
 
-    def features(self, split: str, model: keras.Model, spec: Any, x: Any) -> np.ndarray:
-        """The backbone's output for every example of ``split``, in inference mode."""
-        if split not in self._features:
+    def features(self, model: keras.Model, spec: Any, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The backbone's output for every example of each split in ``inputs`` (by split name).
+
+        Splits not computed yet go through the backbone together, in inference mode, in one
+        ``predict`` call.
+        """
+        missing = [split for split in inputs if split not in self._features]
+        if missing:
             started = time.perf_counter()
-            extractor = feature_extractor(model, spec)
-            self._features[split] = extractor.predict(x, batch_size=PREDICT_BATCH, verbose=0)
+            if self._extractor is None:
+                self._extractor = feature_extractor(model, spec)
+            joined = keras.tree.map_structure(
+                lambda *parts: np.concatenate(parts), *(inputs[split] for split in missing)
+            )
+            computed = self._extractor.predict(joined, batch_size=PREDICT_BATCH, verbose=0)
+            ends = np.cumsum([num_rows(inputs[split]) for split in missing])
+            for split, part in zip(missing, np.split(computed, ends[:-1]), strict=True):
+                self._features[split] = part
             self.seconds += time.perf_counter() - started
-        return self._features[split]
+        return {split: self._features[split] for split in inputs}

@@ -614,10 +614,11 @@ class Trainer:
         if not decision.use:
             self._cached.clear()  # this stage may change the backbone
             return self._fitted(), x, validation
-        spec = self.data.spec
-        features = self._cached.features("train", self.model, spec, x)
+        inputs = {"train": x} if validation is None else {"train": x, "validation": validation[0]}
+        cached = self._cached.features(self.model, self.data.spec, inputs)
+        features = cached["train"]
         if validation is not None:
-            validation = (self._cached.features("validation", self.model, spec, validation[0]), validation[1])
+            validation = (cached["validation"], validation[1])
         heads = HeadsOnFeatures(self.model, list(self.heads), features.shape[1:], str(features.dtype))
         # the run model's optimizer (built on the same head variables) carries on in the stand-in
         compile_model(heads, self.heads, self.run, self.model.optimizer, soft=self.soft_targets)
