@@ -57,7 +57,8 @@ class HeadsOnFeatures(keras.Model):
     """The run model's heads on a features input; saving it saves the run model.
 
     Checkpoints and ``best.keras`` written while it trains hold the whole run model
-    (``full_model``), so they are the files an uncached stage writes.
+    (``full_model``), so they are the files an uncached stage writes. Its random-generator
+    states are the run model's too: a backbone whose features are cached has none.
 
     Args:
         full_model: the run model (inputs -> backbone -> heads).
@@ -76,7 +77,9 @@ class HeadsOnFeatures(keras.Model):
         features = keras.Input(feature_shape, dtype=feature_dtype, name="features")
         outputs = {head_id: full_model.get_layer(head_id)(features) for head_id in head_ids}
         single = len(outputs) == 1
-        super().__init__(features, next(iter(outputs.values())) if single else outputs, name="heads_on_features")
+        super().__init__(
+            features, next(iter(outputs.values())) if single else outputs, name="heads_on_features"
+        )
         self.full_model = full_model
 
     def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:

@@ -185,11 +185,9 @@ def write_checkpoint(run_dir: Path, model: keras.Model, state: TrainingState, ke
     root = run_dir / CHECKPOINT_DIR
     root.mkdir(parents=True, exist_ok=True)
     partial = new_directory(root, ".partial-")
-    # a stage on cached features trains a stand-in of the heads: the checkpoint holds the run model
-    saved = getattr(model, "full_model", model)
     try:
-        saved.save(partial / MODEL_FILE)
-        states = rng_states(saved)
+        model.save(partial / MODEL_FILE)
+        states = rng_states(model)
         if state.batch:  # mid-epoch: the epoch's running metric sums, for its logged means
             states.update(
                 {
