@@ -14,7 +14,7 @@ from tests.conftest import blob_config, mnist_data
 
 
 def staged(config, cache, run_dir, backbone_dropout=0.0):
-    """Stage 1 trains the heads (with dropout), stage 2 everything; checkpoints every 5 batches."""
+    """Stage 1 trains the heads (with dropout), stage 2 everything (SGD, cosine); checkpoints every 5 batches."""
     config = json.loads(json.dumps(config, default=lambda a: a.tolist()))  # a private copy
     config["model"]["heads"] = [{"name": "classification", "options": {"dropout": 0.2}}]
     config["model"]["backbone"]["options"]["dropout"] = backbone_dropout
@@ -22,7 +22,10 @@ def staged(config, cache, run_dir, backbone_dropout=0.0):
         "verbose": 0,
         "batch_size": 16,
         "cache_features": cache,
-        "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 1, "learning_rate": 3e-4}],
+        # the stage's optimizer and schedule must reach the heads' stand-in
+        "optimizer": {"name": "sgd", "learning_rate": 0.05, "momentum": 0.9},
+        "schedule": {"name": "cosine"},
+        "stages": [{"epochs": 2, "trainable": ["heads/*"]}, {"epochs": 1, "learning_rate": 3e-3}],
     }
     config["output"] = {"dir": str(run_dir), "checkpoint_every_steps": 5}
     return config
