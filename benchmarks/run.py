@@ -40,6 +40,7 @@ QUICK = [
     "128",
 ]
 QUICK += ["--scaling-batches", "64,128", "--matmul-size", "256"]
+QUICK += ["--cache-size", "64", "--cache-epochs", "2", "--cache-repeats", "1"]
 
 
 def run_worker(backend: str, options: list[str], out: Path) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="alternating repeats (default 5)")
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--json", default=str(HERE / "results.json"))
-    parser.add_argument("--sections", default="peak,settings,overhead,pipeline,scaling,rss,text")
+    parser.add_argument("--sections", default="peak,settings,overhead,pipeline,scaling,rss,text,cache")
     parser.add_argument(
         "--reuse",
         default=None,

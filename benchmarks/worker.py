@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import resource
@@ -624,6 +625,91 @@ def section_text(args) -> dict[str, Any]:
     return found
 
 
+SST2 = (
+    Path(__file__).resolve().parents[1]
+    / "plugins"
+    / "kplug-text"
+    / "examples"
+    / "data"
+    / "sst2-train-12k.tsv"
+)
+
+
+def run_cached_stage(cached: bool, args, out: Path) -> dict[str, Any]:
+    """A MiniLM head-only stage on an SST-2 slice through ``kplug.fit``, with or without cached features.
+
+    The stage's time is the wall time inside ``Model.fit`` plus computing the features (cached side).
+    """
+    fresh_compiler()
+    EpochClock.made.clear()
+    config = {
+        "seed": 13,
+        "data": {
+            "source": "tsv",
+            "options": {"path": str(SST2), "label": "label", "text": True},
+            "limit": args.cache_size,
+            "split": {"validation": 0.1},
+        },
+        "model": {
+            # dropout 0: nothing random before the head, so the stage can be cached
+            "backbone": {"name": "minilm-l6", "options": {"pooling": "mean", "dropout": 0.0}},
+            "preprocessor": {"name": "minilm-l6-tokenizer", "options": {"sequence_length": 40}},
+            "heads": [{"name": "classification", "id": "sentiment"}],
+        },
+        "train": {
+            "batch_size": 32,
+            "verbose": 0,
+            "cache_features": cached,
+            "optimizer": {"name": "adamw", "learning_rate": 3e-3, "weight_decay": 0.01},
+            "stages": [{"epochs": args.cache_epochs, "trainable": ["heads/*"]}],
+        },
+        "callbacks": [{"name": "bench-epoch-clock"}],
+        "output": {"dir": str(out), "overwrite": True, "checkpoint_every": 0},
+    }
+    result = kplug.fit(config, plugins=kplug.load_plugins([ClockPlugin()]))
+    stage = result.report["stages"][0]["feature_cache"]
+    if stage["used"] != cached:
+        raise RuntimeError(f"cache_features: {cached}, but the stage reports {stage}")
+    features = stage.get("seconds", 0.0)
+    return {
+        "stage_seconds": result.report["timings"]["fit_seconds"] + features,
+        "feature_seconds": features,
+        "epochs": EpochClock.made[-1].epochs(),
+        "val_accuracy": result.history["val_accuracy"][-1],
+    }
+
+
+def section_cache(args) -> dict[str, Any]:
+    """A MiniLM head-only stage (frozen encoder, SST-2 slice) with and without cached features,
+    alternating; the stage's time includes computing the features."""
+    if importlib.util.find_spec("kplug_text") is None:
+        return {"skipped": "the kplug-text plugin (MiniLM backbone) is not installed in this environment"}
+    sides = {"uncached": False, "cached": True}
+    found: dict[str, Any] = {"size": args.cache_size, "epochs": args.cache_epochs, "sides": {}}
+    with tempfile.TemporaryDirectory() as scratch:
+        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+        for side, cached in sides.items():  # warm-up
+            run_cached_stage(cached, args, Path(scratch) / side)
+        names = list(sides)
+        for repeat in range(args.cache_repeats):
+            shift = repeat % len(names)
+            for side in names[shift:] + names[:shift]:
+                runs[side].append(run_cached_stage(sides[side], args, Path(scratch) / side))
+    for side, done in runs.items():
+        found["sides"][side] = {
+            "stage_seconds": statistics.median(r["stage_seconds"] for r in done),
+            "steady_epoch_seconds": statistics.median(steady(r["epochs"]) for r in done),
+            "runs": done,
+        }
+    # per repeat: the two sides ran back to back, so their ratio cancels most of the machine's load
+    ratios = [
+        u["stage_seconds"] / c["stage_seconds"] for u, c in zip(runs["uncached"], runs["cached"], strict=True)
+    ]
+    found["speedup"] = statistics.median(ratios)
+    found["speedups"] = ratios
+    return found
+
+
 def threads() -> int:
     """torch's intra-op threads in this process (the torch loop, and Keras on torch)."""
     import torch
@@ -638,6 +724,7 @@ SECTIONS = {
     "scaling": section_scaling,
     "rss": section_rss,
     "text": section_text,
+    "cache": section_cache,
 }
 
 
@@ -656,6 +743,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scaling-factors", default="1,2,4,8")
     parser.add_argument("--text-size", type=int, default=256, help="MiniLM examples (section text)")
     parser.add_argument("--text-repeats", type=int, default=3)
+    parser.add_argument("--cache-size", type=int, default=1000, help="SST-2 sentences (section cache)")
+    parser.add_argument("--cache-epochs", type=int, default=10)
+    parser.add_argument("--cache-repeats", type=int, default=2)
     parser.add_argument("--matmul-size", type=int, default=1024)
     parser.add_argument("--rss-side", default="kplug", choices=["kplug", "plain", "torch_loop"])
     parser.add_argument(

@@ -163,3 +163,29 @@ def test_a_minilm_side_that_could_not_run_is_shown_with_its_reason():
     results = {"backends": {"jax": {"text": {"sides": sides}}}}
     row = next(line for line in report.text_section(results) if line.startswith("| jax"))
     assert "—" in row and "ImportError: no transformers" in row and "40.0" in row
+
+
+def test_the_feature_cache_table_gives_the_median_speedup_of_the_repeats():
+    def side(stage, epoch, features=0.0):
+        return {
+            "stage_seconds": stage,
+            "steady_epoch_seconds": epoch,
+            "runs": [{"feature_seconds": features}],
+        }
+
+    cache = {
+        "size": 1000,
+        "epochs": 10,
+        "sides": {"uncached": side(100.0, 9.0), "cached": side(12.5, 0.3, 8.0)},
+        "speedup": 8.0,
+        "speedups": [7.0, 8.0, 9.0],
+    }
+    lines = report.cache_section(
+        {"backends": {"tensorflow": {"cache": cache}, "jax": {"cache": {"skipped": "no"}}}}
+    )
+    row = next(line for line in lines if line.startswith("| tensorflow"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1:5] == ["100.0", "12.5", "8.0", "**8.0x**"]
+    assert cells[6] == "30x"
+    assert "10 epochs on 1000 SST-2 sentences" in "\n".join(lines)
+    assert any(line.startswith("| jax") and line.rstrip("| ").endswith("no") for line in lines)

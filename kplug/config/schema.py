@@ -449,6 +449,13 @@ class TrainConfig(Strict):
         "for this config and backend, else Keras' defaults) or {jit_compile: auto|true|false, "
         "steps_per_execution: N}.",
     )
+    cache_features: Literal["auto", True, False] = Field(
+        "auto",
+        description="Compute a frozen backbone's features once per split and train only the heads on "
+        "them, in stages that train only the heads with nothing random before them (no augmentation, "
+        "no dropout in the backbone): same results, much faster. auto: wherever that holds; true: "
+        "the same, but a stage that trains only the heads and cannot cache is an error; false: never.",
+    )
     on_nonfinite: Literal["stop", "skip_batch"] = Field(
         "stop",
         description="When the training loss becomes nan or infinite: 'stop' with an error naming the "

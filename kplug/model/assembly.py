@@ -54,7 +54,8 @@ def _build_backbone(run: ResolvedRun, spec: Any, preprocessor: Any) -> keras.lay
     return backbone
 
 
-def _model_inputs(spec: Any) -> Any:
+def model_inputs(spec: Any) -> Any:
+    """Keras inputs for one example's ``(shape, dtype)``, or a dict of them by input name."""
     if isinstance(spec, dict):
         return {name: keras.Input(shape, dtype=dtype, name=name) for name, (shape, dtype) in spec.items()}
     shape, dtype = spec
@@ -119,7 +120,7 @@ def build_model(
     augment = _build_augment(run)
     backbone = _build_backbone(run, spec, preprocessor)
     try:
-        inputs = _model_inputs(spec)
+        inputs = model_inputs(spec)
         features: Any = augment(inputs) if augment is not None else inputs
         features = backbone(features)
     except ValueError as error:

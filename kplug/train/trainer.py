@@ -36,6 +36,7 @@ from kplug.model.assembly import (
     is_batch_augmentation,
 )
 from kplug.model.checkpoint_init import init_from_checkpoint
+from kplug.model.features import HeadsOnFeatures
 from kplug.model.freezing import apply_stage_trainable
 from kplug.model.python_objects import portable_config, save_python_backbone
 from kplug.model.rates import apply_rate_multipliers, rate_multipliers, summarise_rates
@@ -57,6 +58,7 @@ from kplug.train.checkpoint import (
     write_checkpoint,
 )
 from kplug.train.curves import plot_curves
+from kplug.train.feature_cache import CacheDecision, CachedSplits, stage_cache
 from kplug.train.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.train.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
 from kplug.train.optimizers import (
@@ -208,6 +210,7 @@ class Trainer:
         self._fit_seconds = 0.0  # wall time inside Model.fit, all stages (report timings.fit_seconds)
         self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
         self._resumed_metrics: list[Any] = []  # metric sums of an epoch resumed mid-way
+        self._cached = CachedSplits()  # the frozen backbone's features (train.cache_features)
         self.context = RunContext(self)  # what lifecycle hooks see of this run (read-only)
 
     # -- building -----------------------------------------------------------
@@ -341,6 +344,7 @@ class Trainer:
         for plan in self.stage_plans:
             apply_stage_trainable(self.model, plan.trainable, plan.where)
             self._rate_multipliers(plan.index)
+            self._cache_decision(plan)  # cache_features: true fails here, before the run directory
         check_batches(self.distribution, self.data.splits, self.stage_plans, self.config.train.batch_size)
         for chosen in self.run.callbacks:
             chosen.build()
@@ -549,6 +553,12 @@ class Trainer:
             else:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
+            decision = self._cache_decision(plan)
+            stage_seconds = self._cached.seconds
+            fitted, stage_x, stage_validation = self._stage_inputs(decision, x, validation)
+            stage_report["feature_cache"] = decision.report()
+            if decision.use:
+                stage_report["feature_cache"]["seconds"] = round(self._cached.seconds - stage_seconds, 3)
             self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, state.batch
@@ -556,7 +566,7 @@ class Trainer:
                 stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
                 fit_started = time.perf_counter()
                 batches = TrainingBatches(
-                    x,
+                    stage_x,
                     y,
                     plan.batch_size,
                     self.config.seed,
@@ -566,13 +576,13 @@ class Trainer:
                     transforms,
                     weights,
                 )
-                self._fitted().fit(
+                fitted.fit(
                     self.distribution.shard_batches(batches),
                     epochs=stop,
                     initial_epoch=epoch,
                     steps_per_epoch=batches.batches_per_epoch - skip,
                     shuffle=False,
-                    validation_data=validation,
+                    validation_data=stage_validation,
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
                     verbose=fit_verbose(self._progress_mode()),
                 )
@@ -603,6 +613,37 @@ class Trainer:
             trained_before = {id(v) for v in self._fitted().trainable_variables}
             checkpoint = None
         return state
+
+    def _cache_decision(self, plan: StagePlan) -> CacheDecision:
+        """Whether stage ``plan`` (its trainable set applied) trains its heads on cached features."""
+        splits = self.data.splits
+        return stage_cache(
+            model=self.model,
+            run=self.run,
+            training_model=self.training_model,
+            precision=self.precision,
+            distribution=self.distribution,
+            spec=self.data.spec,
+            rows=len(splits.train) + len(splits.validation),
+            where=plan.where,
+        )
+
+    def _stage_inputs(
+        self, decision: CacheDecision, x: Any, validation: tuple[Any, Any] | None
+    ) -> tuple[keras.Model, Any, tuple[Any, Any] | None]:
+        """The model a stage fits, its training inputs and validation data: cached features or not."""
+        if not decision.use:
+            self._cached.clear()  # this stage may change the backbone
+            return self._fitted(), x, validation
+        inputs = {"train": x} if validation is None else {"train": x, "validation": validation[0]}
+        cached = self._cached.features(self.model, self.data.spec, inputs)
+        features = cached["train"]
+        if validation is not None:
+            validation = (cached["validation"], validation[1])
+        heads = HeadsOnFeatures(self.model, list(self.heads), features.shape[1:], str(features.dtype))
+        # the run model's optimizer (built on the same head variables) carries on in the stand-in
+        compile_model(heads, self.heads, self.run, self.model.optimizer, soft=self.soft_targets)
+        return heads, features, validation
 
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
         plan = self.stage_plans[index]
