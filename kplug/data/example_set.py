@@ -21,12 +21,16 @@ class Examples:
             knows them (ids index into it).
         rows: each example's row number in what the source read (set by kplug when it
             selects and splits; sources leave it out).
+        categories: the categories of each one-hot encoded text feature column, in column
+            order, when the source encoded some (``kplug.data.categories``); kplug saves them
+            in the run directory and gives them back as the source's ``categories`` option.
     """
 
     features: np.ndarray
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     label_names: dict[str, list[str]] = field(default_factory=dict)
     rows: np.ndarray | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if np.ndim(self.features) == 0:
@@ -52,6 +56,7 @@ class Examples:
             {name: values[indices] for name, values in self.targets.items()},
             dict(self.label_names),
             self.row_numbers()[indices],
+            self.categories,
         )
 
     def row_numbers(self) -> np.ndarray:

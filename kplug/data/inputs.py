@@ -126,6 +126,7 @@ class PreparedData:
     splits: SplitExamples
     label_maps: dict[str, LabelMap]
     preprocess: Preprocess | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)  # one-hot text columns (categories.json)
     _inputs: dict[str, ModelInputs] = field(default_factory=dict)
 
     def inputs(self, split: str) -> ModelInputs:
@@ -148,16 +149,27 @@ def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap
     return label_maps[first].encode(examples.targets[first])
 
 
-def read_held_out(run: ResolvedRun) -> dict[str, Examples]:
+def with_categories(
+    component: Any, options: dict[str, Any], categories: dict[str, list[str]]
+) -> dict[str, Any]:
+    """``options`` with the training data's text-column ``categories``, for a source that takes them."""
+    if not categories or "categories" not in component.options.model_fields:
+        return options
+    return {**options, "categories": categories}
+
+
+def read_held_out(run: ResolvedRun, categories: dict[str, list[str]] | None = None) -> dict[str, Examples]:
     """The examples of ``data.validation`` / ``data.test``, each read from its own source.
 
     ``data.where`` selects among them as among the training data; ``data.limit`` does not apply.
+    Text columns are encoded with the training data's ``categories``.
     """
     everything = run.config.data.model_copy(update={"limit": None})
     held_out = {}
     learned = {head.config.target for head in run.heads}
     for split, chosen in run.held_out.items():
-        examples = read_examples(chosen.component, chosen.options)
+        options = with_categories(chosen.component, chosen.options, categories or {})
+        examples = read_examples(chosen.component, options)
         missing = sorted(learned - set(examples.targets))
         if missing:
             raise DataError(
@@ -185,7 +197,7 @@ def prepare_data(run: ResolvedRun) -> PreparedData:
     else:
         examples = read_examples(run.dataset.component, run.dataset.options)
     examples = select_examples(examples, run.config.data, run.config.seed)
-    held_out = read_held_out(run)
+    held_out = read_held_out(run, examples.categories)
     label_maps = build_label_maps(run, with_targets_of(examples, held_out.values()))
     splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
     for split, part in held_out.items():
@@ -199,7 +211,7 @@ def prepare_data(run: ResolvedRun) -> PreparedData:
             f"to turn them into numbers. Use numeric features, or a backbone with a preprocessor "
             f"(a text backbone such as kplug-text's bert for text)."
         )
-    return PreparedData(splits, label_maps, preprocess)
+    return PreparedData(splits, label_maps, preprocess, examples.categories)
 
 
 def _dtype_name(array: np.ndarray) -> str:

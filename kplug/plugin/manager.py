@@ -41,6 +41,7 @@ DEFAULT_PLUGINS = (
     "kplug.builtin.distributions",
     "kplug.builtin.precision",
     "kplug.builtin.datasets",
+    "kplug.builtin.dataframes",
     "kplug.builtin.callbacks",
     "kplug.builtin.metrics",
     "kplug.builtin.loggers",

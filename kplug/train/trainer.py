@@ -345,6 +345,8 @@ class Trainer:
                 self.run_dir / rundir.LABELS_FILE,
                 {t: m.to_dict() for t, m in self.data.label_maps.items()},
             )
+            if self.data.categories:
+                rundir.write_json(self.run_dir / rundir.CATEGORIES_FILE, self.data.categories)
             return
         epochs = checkpoint.state.epoch if checkpoint else 0
         metrics_file.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
