@@ -49,6 +49,10 @@ def with_held_out_arrays(config: RunConfig, **splits: Any) -> RunConfig:
             options = {**(data.options if data.source == "dataframe" else {}), "frame": given}
             changes[split] = HeldOutConfig(source="dataframe", options=options)
             continue
+        if "data" in data.options and not isinstance(given, (tuple, list, dict)):
+            # an object (a stream) read by the training data's own source
+            changes[split] = HeldOutConfig(source=data.source, options={**data.options, "data": given})
+            continue
         changes[split] = HeldOutConfig(source="arrays", options=arrays_options(split, given))
     if not changes:
         return config

@@ -22,7 +22,7 @@ from kplug.data.inputs import (
     with_categories,
 )
 from kplug.data.labels import LabelMap
-from kplug.data.sources import read_examples
+from kplug.data.sources import read_all
 from kplug.errors import CheckpointError, DataError
 from kplug.inference.records import flat_records, head_fields, with_truth
 from kplug.model.assembly import build_head, compile_model
@@ -150,7 +150,7 @@ def _read(loaded: LoadedRun, data: Any, split: str) -> Examples:
         return examples
     component = loaded.run.dataset.component
     options = with_categories(component, data_options(loaded.run, data), loaded.categories)
-    examples = read_examples(component, options)
+    examples = read_all(component, options)
     if loaded.run.preprocessor is not None:
         return examples  # raw features (e.g. text): the preprocessor checks them
     expected = tuple(loaded.model.input_shape[1:])

@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
     "kplug.builtin.precision",
     "kplug.builtin.datasets",
     "kplug.builtin.dataframes",
+    "kplug.builtin.streams",
     "kplug.builtin.callbacks",
     "kplug.builtin.metrics",
     "kplug.builtin.loggers",
