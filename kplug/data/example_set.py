@@ -35,8 +35,8 @@ class Examples:
     def __post_init__(self) -> None:
         if np.ndim(self.features) == 0:
             raise DataError(
-                f"Features must be an array with one row per example; got {type(self.features).__name__} "
-                f"{self.features!r:.60}."
+                f"Features must be an array with one row per example (a numpy array or a list of rows); "
+                f"got {_kind(self.features)}."
             )
         rows = len(self.features)
         for name, values in self.targets.items():
@@ -62,3 +62,10 @@ class Examples:
     def row_numbers(self) -> np.ndarray:
         """Each example's row number in the source's data."""
         return self.rows if self.rows is not None else np.arange(len(self))
+
+
+def _kind(value: object) -> str:
+    """What a value is, for messages: its type, and the type of the object a 0-d array wraps."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return f"an object array holding {type(value.item()).__name__}"
+    return f"{type(value).__name__} {str(value)[:40]!r}" if np.isscalar(value) else type(value).__name__

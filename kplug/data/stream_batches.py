@@ -7,6 +7,7 @@ other, instead of from arrays in a seeded order. Only the current batch is in me
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ import numpy as np
 from kplug.data.batches import BatchTransform, TrainingBatches
 from kplug.data.streams import Chunk, Stream
 from kplug.errors import DataError
+
+RECENT = 4  # batches kept for a repeated request
 
 # encode(chunk) -> (model inputs, encoded targets, loss weights or None)
 Encode = Callable[[Chunk], tuple[Any, Any, np.ndarray | None]]
@@ -54,17 +57,22 @@ class StreamBatches(TrainingBatches):
         self._weighted = weighted
         self._reader: Iterator[tuple[Chunk, np.ndarray]] | None = None
         self._next: tuple[int, int] | None = None  # the (epoch, batch) the reader yields next
-        self._last: tuple[tuple[int, int], tuple[Any, Any, Any]] | None = None
+        # the newest batches by (epoch, batch): Keras (TensorFlow) reads the first two batches to
+        # learn their shapes, then starts over; serving them again keeps the source read once per epoch
+        self._recent: OrderedDict[tuple[int, int], tuple[Any, Any, Any]] = OrderedDict()
 
     @property
     def weighted(self) -> bool:
         return self._weighted
 
     def rows(self, epoch: int, data_batch: int) -> tuple[Any, Any, np.ndarray | None]:
-        """The batch read from the stream; a repeated request (Keras peeking, padding) is served again."""
+        """The batch read from the stream; a repeated request (Keras peeking, padding) is served again.
+
+        The four newest batches are kept (a few batches of memory, never the epoch).
+        """
         key = (epoch, data_batch)
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
+        if key in self._recent:
+            return self._recent[key]
         if key != self._next:
             first = self.skip if epoch == self.first_epoch else 0
             if data_batch != first and not self.stream.seekable:
@@ -78,5 +86,7 @@ class StreamBatches(TrainingBatches):
         except StopIteration:
             raise self.stream.count_error(data_batch * self.batch_size) from None
         self._next = (epoch, data_batch + 1)
-        self._last = (key, self.encode(chunk))
-        return self._last[1]
+        self._recent[key] = self.encode(chunk)
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        return self._recent[key]

@@ -27,6 +27,22 @@ from kplug.errors import DataError
 Reader = Callable[[int], Iterable[Any]]
 
 
+def source_for(value: Any) -> str | None:
+    """The built-in source that reads ``value``, when it is a data object rather than an array."""
+    module = type(value).__module__.split(".")[0]
+    if hasattr(value, "as_numpy_iterator"):
+        return "tf-data"
+    if module == "torch" and not hasattr(value, "__array__"):
+        return "torch-data"
+    if hasattr(value, "num_batches") and hasattr(value, "__getitem__"):
+        return "pydataset"
+    if hasattr(value, "columns") and hasattr(value, "iloc"):
+        return "dataframe"
+    if callable(value) or (hasattr(value, "__next__") and iter(value) is value):
+        return "generator"
+    return None
+
+
 def as_array(value: Any, what: str, where: str) -> np.ndarray:
     """A numpy array from a numpy, torch, TensorFlow or JAX array (anything with ``__array__``)."""
     if hasattr(value, "detach"):  # a torch tensor that requires grad has no __array__ of its own

@@ -116,12 +116,17 @@ def data_options(run: ResolvedRun, data: Any) -> dict[str, Any] | None:
     component = run.dataset.component
     options = dict(run.dataset.options)
     cleared = {option: None for option in component.extra("target_options")}
-    if isinstance(data, dict):
-        # in-memory sources saved only summaries of their arrays: take the new options alone;
-        # files of the training data's targets are dropped unless given again
-        merged = dict(data) if component.extra("in_memory") else {**options, **cleared, **data}
-        return validate_options(component.name, component.options, merged, "--data")
     path_option = component.extra("path_option")
+    if isinstance(data, dict):
+        # in-memory sources saved only summaries of their arrays: take the new options alone
+        # (a source reading a Python object keeps its other options: columns, label);
+        # files of the training data's targets are dropped unless given again
+        if component.extra("in_memory") and path_option not in data:
+            merged = dict(data)
+        else:
+            kept = {k: v for k, v in options.items() if not _from_python(v)}
+            merged = {**kept, **cleared, **data}
+        return validate_options(component.name, component.options, merged, "--data")
     if path_option is None:
         raise DataError(
             f"--data: the run's source '{component.name}' reads no file; give options as "
@@ -130,6 +135,11 @@ def data_options(run: ResolvedRun, data: Any) -> dict[str, Any] | None:
     options.update(cleared)
     options[path_option] = str(data) if isinstance(data, (str, Path)) else data
     return validate_options(component.name, component.options, options, "--data")
+
+
+def _from_python(value: Any) -> bool:
+    """Whether a saved option is the summary of an object given from Python (``<... from Python>``)."""
+    return isinstance(value, str) and value.startswith("<") and value.endswith("from Python>")
 
 
 def _read(loaded: LoadedRun, data: Any, split: str) -> Examples:

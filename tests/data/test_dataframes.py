@@ -99,3 +99,10 @@ def test_a_missing_text_cell_is_an_error():
     frame.loc[3, "color"] = None
     with pytest.raises(kplug.DataError, match=r"text column 'color' holds a missing value on row 3"):
         kplug.fit(frame_config(frame))
+
+
+def test_predict_options_keep_the_run_s_columns():
+    frame = colored()
+    result = kplug.fit(frame_config(frame))
+    records = kplug.predict(result.run_dir, data={"frame": frame[:5]})
+    assert [r["true_label"] for r in records] == frame.species[:5].tolist()

@@ -191,3 +191,23 @@ def test_a_stream_is_not_split(blobs):
     config["data"]["split"] = {"validation": 0.2}
     with pytest.raises(kplug.ConfigError, match=r"data.split.validation = 0.2: source 'generator' streams"):
         kplug.fit(config)
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda x, y: tf_dataset(x, y), r"data.options.x: .* got _?\w*Dataset, which source 'tf-data' reads"),
+        (lambda x, y: torch_loader(x, y), r"data.options.x: .* got DataLoader, which source 'torch-data'"),
+        (lambda x, y: Batches(x, y, 10), r"data.options.x: .* got Batches, which source 'pydataset' reads"),
+        (lambda x, y: (row for row in x), r"data.options.x: .* got generator, which source 'generator'"),
+    ],
+)
+def test_a_data_object_given_as_arrays_names_the_source_that_reads_it(build, expected, blobs):
+    x, y = blobs
+    with pytest.raises(kplug.DataError, match=expected):
+        kplug.fit(blob_config(build(x, y), None))
+
+
+def test_a_non_array_features_error_is_whole():
+    with pytest.raises(kplug.DataError, match=r"list of rows\); got an object array holding object\.$"):
+        kplug.Examples(np.asarray(object()))
