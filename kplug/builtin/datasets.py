@@ -14,6 +14,7 @@ import numpy as np
 
 from kplug.data.example_set import Examples
 from kplug.data.images import as_model_pixels
+from kplug.data.streams import source_for
 from kplug.errors import DataError
 from kplug.plugin.manager import hookimpl
 
@@ -276,6 +277,15 @@ def arrays(x: Any, y: Any = None, targets: dict[str, Any] | None = None, scale: 
     ``uint8`` features are pixels: scaled to [0, 1] (unless ``scale`` is false), with a channel
     axis added to (N, H, W) images, as ``keras.datasets.mnist.load_data()`` returns them.
     """
+    for name, value in (("x", x), ("y", y), *((f"targets.{k}", v) for k, v in (targets or {}).items())):
+        source = source_for(value)
+        if source is not None:
+            option = "frame" if source == "dataframe" else "data"
+            raise DataError(
+                f"data.options.{name}: the arrays source takes arrays (numpy, or lists of rows); got "
+                f"{type(value).__name__}, which source '{source}' reads: "
+                f"data: {{source: {source}, options: {{{option}: ...}}}}."
+            )
     try:
         found = {name: np.asarray(values) for name, values in (targets or {}).items()}
         if y is not None:

@@ -602,4 +602,10 @@ def _plain(value: Any) -> Any:
         return str(value)
     if _keras_instance(value, "layers.Layer") or _keras_instance(value, "callbacks.Callback"):
         return f"<{type(value).__name__} object from Python>"
+    if hasattr(value, "columns") and hasattr(value, "shape"):  # a pandas DataFrame
+        rows, columns = value.shape
+        return f"<{type(value).__name__} {rows} rows x {columns} columns from Python>"
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        # a data stream or any other Python object: YAML records where it came from
+        return f"<{type(value).__name__} object from Python>"
     return value

@@ -116,19 +116,30 @@ class TrainingBatches(keras.utils.PyDataset):
         epoch, batch = divmod(self.skip + index, self.batches_per_epoch)
         return self.first_epoch + epoch, batch
 
+    @property
+    def weighted(self) -> bool:
+        """Whether examples carry loss weights (class or sample weights)."""
+        return self.weights is not None
+
+    def rows(self, epoch: int, data_batch: int) -> tuple[Any, Any, np.ndarray | None]:
+        """Inputs, targets and loss weights (or ``None``) of batch ``data_batch`` of epoch ``epoch``."""
+        indices = self._order(epoch)[data_batch * self.batch_size : (data_batch + 1) * self.batch_size]
+        weights = None if self.weights is None else self.weights[indices]
+        return take(self.x, indices), take(self.y, indices), weights
+
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         epoch, batch = self.position(index)
         data_batch = min(batch, self.data_batches - 1)  # padding repeats the last data batch
-        indices = self._order(epoch)[data_batch * self.batch_size : (data_batch + 1) * self.batch_size]
-        x, y = take(self.x, indices), take(self.y, indices)
+        x, y, example_weights = self.rows(epoch, data_batch)
+        rows = num_rows(x)
         rng = np.random.default_rng([self.seed, epoch, batch])
         for transform in self.transforms:
             x, y = transform(x, y, rng)
-        if self.accumulation == 1 and self.weights is None:
+        if self.accumulation == 1 and not self.weighted:
             return x, y
-        weights = np.full(len(indices), self._weight(batch, len(indices)), dtype="float32")
-        if self.weights is not None:
-            weights *= self.weights[indices]
+        weights = np.full(rows, self._weight(batch, rows), dtype="float32")
+        if example_weights is not None:
+            weights *= example_weights
         return x, y, weights
 
     def _weight(self, batch: int, rows: int) -> float:

@@ -21,18 +21,22 @@ class Examples:
             knows them (ids index into it).
         rows: each example's row number in what the source read (set by kplug when it
             selects and splits; sources leave it out).
+        categories: the categories of each one-hot encoded text feature column, in column
+            order, when the source encoded some (``kplug.data.categories``); kplug saves them
+            in the run directory and gives them back as the source's ``categories`` option.
     """
 
     features: np.ndarray
     targets: dict[str, np.ndarray] = field(default_factory=dict)
     label_names: dict[str, list[str]] = field(default_factory=dict)
     rows: np.ndarray | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if np.ndim(self.features) == 0:
             raise DataError(
-                f"Features must be an array with one row per example; got {type(self.features).__name__} "
-                f"{self.features!r:.60}."
+                f"Features must be an array with one row per example (a numpy array or a list of rows); "
+                f"got {_kind(self.features)}."
             )
         rows = len(self.features)
         for name, values in self.targets.items():
@@ -52,8 +56,16 @@ class Examples:
             {name: values[indices] for name, values in self.targets.items()},
             dict(self.label_names),
             self.row_numbers()[indices],
+            self.categories,
         )
 
     def row_numbers(self) -> np.ndarray:
         """Each example's row number in the source's data."""
         return self.rows if self.rows is not None else np.arange(len(self))
+
+
+def _kind(value: object) -> str:
+    """What a value is, for messages: its type, and the type of the object a 0-d array wraps."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return f"an object array holding {type(value.item()).__name__}"
+    return f"{type(value).__name__} {str(value)[:40]!r}" if np.isscalar(value) else type(value).__name__

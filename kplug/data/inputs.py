@@ -10,7 +10,15 @@ import numpy as np
 
 from kplug.data.example_set import Examples
 from kplug.data.labels import LabelMap, build_label_map
-from kplug.data.sources import SplitExamples, merge_examples, read_examples, select_examples, split_examples
+from kplug.data.sources import (
+    SplitExamples,
+    merge_examples,
+    read_all,
+    read_examples,
+    select_examples,
+    split_examples,
+)
+from kplug.data.streams import Stream
 from kplug.errors import ConfigError, DataError, PluginError
 from kplug.plugin.resolve import ChosenHead, ResolvedRun, first_line
 
@@ -126,6 +134,8 @@ class PreparedData:
     splits: SplitExamples
     label_maps: dict[str, LabelMap]
     preprocess: Preprocess | None = None
+    categories: dict[str, list[str]] = field(default_factory=dict)  # one-hot text columns (categories.json)
+    stream: Stream | None = None  # the training examples, read every epoch (their features are not in memory)
     _inputs: dict[str, ModelInputs] = field(default_factory=dict)
 
     def inputs(self, split: str) -> ModelInputs:
@@ -138,6 +148,9 @@ class PreparedData:
     @property
     def spec(self) -> Any:
         """Shape and dtype of one example's model input (a dict of them for several inputs)."""
+        if self.stream is not None:  # the first example stands for all
+            features = self.splits.train.features[:1]
+            return input_spec(model_inputs(self.preprocess, np.array(features), "data"))
         return input_spec(self.inputs("train"))
 
 
@@ -148,16 +161,27 @@ def _strata(run: ResolvedRun, examples: Examples, label_maps: dict[str, LabelMap
     return label_maps[first].encode(examples.targets[first])
 
 
-def read_held_out(run: ResolvedRun) -> dict[str, Examples]:
+def with_categories(
+    component: Any, options: dict[str, Any], categories: dict[str, list[str]]
+) -> dict[str, Any]:
+    """``options`` with the training data's text-column ``categories``, for a source that takes them."""
+    if not categories or "categories" not in component.options.model_fields:
+        return options
+    return {**options, "categories": categories}
+
+
+def read_held_out(run: ResolvedRun, categories: dict[str, list[str]] | None = None) -> dict[str, Examples]:
     """The examples of ``data.validation`` / ``data.test``, each read from its own source.
 
     ``data.where`` selects among them as among the training data; ``data.limit`` does not apply.
+    Text columns are encoded with the training data's ``categories``.
     """
     everything = run.config.data.model_copy(update={"limit": None})
     held_out = {}
     learned = {head.config.target for head in run.heads}
     for split, chosen in run.held_out.items():
-        examples = read_examples(chosen.component, chosen.options)
+        options = with_categories(chosen.component, chosen.options, categories or {})
+        examples = read_all(chosen.component, options)
         missing = sorted(learned - set(examples.targets))
         if missing:
             raise DataError(
@@ -178,16 +202,44 @@ def with_targets_of(examples: Examples, others: Any) -> Examples:
     return Examples(np.zeros(sum(len(p) for p in parts)), targets, dict(examples.label_names))
 
 
+def _scan_stream(run: ResolvedRun, stream: Stream) -> Examples:
+    """The targets of a stream (read once), after checking the run asks nothing a stream cannot do."""
+    data = run.config.data
+    name = run.dataset.component.name
+    for field_name, value in (("split.validation", data.split.validation), ("split.test", data.split.test)):
+        if value:
+            raise ConfigError(
+                f"data.{field_name} = {value:g}: source '{name}' streams its examples, which kplug does not "
+                f"split; give held-out data as validation_data= / test_data= (or data.validation / data.test)."
+            )
+    for field_name, value in (("where", data.where), ("limit", data.limit)):
+        if value:
+            raise ConfigError(
+                f"data.{field_name}: source '{name}' streams its examples, which kplug does not filter; "
+                f"select them in the source itself."
+            )
+    return stream.scan()
+
+
 def prepare_data(run: ResolvedRun) -> PreparedData:
-    """Read, select, label-map and split the run's examples."""
+    """Read, select, label-map and split the run's examples (a stream is read once, for its targets)."""
+    stream = None
     if run.merged:
-        examples = merge_examples({n: read_examples(c.component, c.options) for n, c in run.merged.items()})
+        examples = merge_examples({n: read_all(c.component, c.options) for n, c in run.merged.items()})
     else:
         examples = read_examples(run.dataset.component, run.dataset.options)
-    examples = select_examples(examples, run.config.data, run.config.seed)
-    held_out = read_held_out(run)
+    if isinstance(examples, Stream):
+        stream, examples = examples, _scan_stream(run, examples)
+    else:
+        examples = select_examples(examples, run.config.data, run.config.seed)
+    held_out = read_held_out(run, examples.categories)
     label_maps = build_label_maps(run, with_targets_of(examples, held_out.values()))
-    splits = split_examples(examples, run.config.data, run.config.seed, _strata(run, examples, label_maps))
+    if stream is not None:
+        splits = SplitExamples.train_only(examples)
+    else:
+        splits = split_examples(
+            examples, run.config.data, run.config.seed, _strata(run, examples, label_maps)
+        )
     for split, part in held_out.items():
         setattr(splits, split, part)
     preprocess = build_preprocessor(run)
@@ -199,7 +251,7 @@ def prepare_data(run: ResolvedRun) -> PreparedData:
             f"to turn them into numbers. Use numeric features, or a backbone with a preprocessor "
             f"(a text backbone such as kplug-text's bert for text)."
         )
-    return PreparedData(splits, label_maps, preprocess)
+    return PreparedData(splits, label_maps, preprocess, examples.categories, stream)
 
 
 def _dtype_name(array: np.ndarray) -> str:

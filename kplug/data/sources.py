@@ -10,12 +10,13 @@ import numpy as np
 from kplug.config.schema import DataConfig
 from kplug.data.example_set import Examples
 from kplug.data.splits import SplitIndices, split_indices
+from kplug.data.streams import Stream
 from kplug.errors import DataError, KplugError, PluginError, first_line
 from kplug.plugin.registry import Component
 
 
-def read_examples(component: Component, options: dict[str, Any]) -> Examples:
-    """Call a dataset component and check that it returned ``Examples``."""
+def read_examples(component: Component, options: dict[str, Any]) -> Examples | Stream:
+    """Call a dataset component and check that it returned ``Examples`` (or a ``Stream``)."""
     try:
         examples = component.factory(**options)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
@@ -34,14 +35,22 @@ def read_examples(component: Component, options: dict[str, Any]) -> Examples:
             f"data: dataset '{component.name}' ({component.provider}) raised {type(error).__name__}: "
             f"{first_line(error)}. Run with --debug for the traceback."
         ) from error
+    if isinstance(examples, Stream):
+        return examples
     if not isinstance(examples, Examples):
         raise PluginError(
             f"Dataset '{component.name}' ({component.provider}) returned "
-            f"{type(examples).__name__}; a dataset factory must return kplug.Examples."
+            f"{type(examples).__name__}; a dataset factory must return kplug.Examples (or a Stream)."
         )
     if len(examples) == 0:
         raise DataError(f"data: {component.name} read no examples ({_shown(options)}).")
     return examples
+
+
+def read_all(component: Component, options: dict[str, Any]) -> Examples:
+    """``read_examples``, with a stream read into memory (held-out data, data to predict on)."""
+    examples = read_examples(component, options)
+    return examples.to_examples() if isinstance(examples, Stream) else examples
 
 
 def _shown(options: dict[str, Any]) -> str:
@@ -127,6 +136,17 @@ class SplitExamples:
     validation: Examples
     test: Examples
     indices: SplitIndices
+
+    @classmethod
+    def train_only(cls, examples: Examples) -> SplitExamples:
+        """Every example for training, none held out (a stream, which is not split)."""
+        none = np.zeros(0, dtype="int64")
+        return cls(
+            examples,
+            examples.take(none),
+            examples.take(none),
+            SplitIndices(np.arange(len(examples)), none, none),
+        )
 
 
 def split_examples(

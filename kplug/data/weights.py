@@ -109,3 +109,20 @@ def _weight_column(examples: Examples, name: str) -> np.ndarray:
             f"data.sample_weight = {name!r}: weights must be one finite, non-negative number per example."
         )
     return values
+
+
+def stream_class_weight(
+    class_weight: dict[Any, float] | str | None, run: Any, data: Any
+) -> dict[Any, float] | None:
+    """``train.class_weight`` for a stream, weighed batch by batch: ``balanced`` resolved once from
+    the counts of the scanned targets into ``{label: weight}``."""
+    if class_weight != "balanced":
+        return class_weight
+    heads = [(head.config.output_name, head.config.target) for head in run.heads]
+    classified = [target for _, target in heads if data.label_maps[target].kind == "class"]
+    if len(classified) != 1:
+        return class_weight  # example_weights reports it with the head names
+    label_map = data.label_maps[classified[0]]
+    ids = label_map.encode(data.splits.train.targets[classified[0]])
+    weights = balanced_weights(ids, label_map.num_classes or 0)
+    return {name: float(w) for name, w in zip(label_map.names or [], weights, strict=False)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +11,18 @@ import keras
 import numpy as np
 
 from kplug.config.load import load_config
+from kplug.data.categories import as_categories
 from kplug.data.example_set import Examples
-from kplug.data.inputs import PreparedData, build_preprocessor, head_targets, model_inputs, prepare_data
+from kplug.data.inputs import (
+    PreparedData,
+    build_preprocessor,
+    head_targets,
+    model_inputs,
+    prepare_data,
+    with_categories,
+)
 from kplug.data.labels import LabelMap
-from kplug.data.sources import read_examples
+from kplug.data.sources import read_all
 from kplug.errors import CheckpointError, DataError
 from kplug.inference.records import flat_records, head_fields, with_truth
 from kplug.model.assembly import build_head, compile_model
@@ -35,6 +43,7 @@ class LoadedRun:
     model: keras.Model
     heads: dict[str, Head]
     label_maps: dict[str, LabelMap]
+    categories: dict[str, list[str]] = field(default_factory=dict)  # one-hot text columns
 
 
 def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
@@ -53,7 +62,17 @@ def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) ->
     heads = {h.config.output_name: build_head(h, maps[h.config.target], i) for i, h in enumerate(run.heads)}
     model = load_model_file(path / rundir.MODEL_FILE)
     _check_outputs(model, heads, path / rundir.MODEL_FILE)
-    return LoadedRun(run, model, heads, maps)
+    return LoadedRun(run, model, heads, maps, _read_categories(path / rundir.CATEGORIES_FILE))
+
+
+def _read_categories(path: Path) -> dict[str, list[str]]:
+    """The run's one-hot categories of text feature columns (``categories.json``), if it has any."""
+    if not path.is_file():
+        return {}
+    try:
+        return as_categories(json.loads(path.read_text()), str(path))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: not a kplug categories file ({error}).") from None
 
 
 def _read_label_maps(path: Path, run: ResolvedRun) -> dict[str, LabelMap]:
@@ -89,34 +108,44 @@ def _check_outputs(model: keras.Model, heads: dict[str, Head], path: Path) -> No
             )
 
 
-def data_options(run: ResolvedRun, data: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """The run's data options with a new file: ``PATH`` or ``{option: value}``.
+def data_options(run: ResolvedRun, data: Any) -> dict[str, Any] | None:
+    """The run's data options with a new file: ``PATH``, ``{option: value}`` or a Python object.
 
-    A plain path replaces the source's main file option (``path_option`` at
-    registration) and clears options naming other files of the training data.
+    A plain path (or an object such as a DataFrame) replaces the source's main file option
+    (``path_option`` at registration) and clears options naming other files of the training data.
     """
     if data is None:
         return None
     component = run.dataset.component
     options = dict(run.dataset.options)
     cleared = {option: None for option in component.extra("target_options")}
-    if isinstance(data, dict):
-        # in-memory sources saved only summaries of their arrays: take the new options alone;
-        # files of the training data's targets are dropped unless given again
-        merged = dict(data) if component.extra("in_memory") else {**options, **cleared, **data}
-        return validate_options(component.name, component.options, merged, "--data")
     path_option = component.extra("path_option")
+    if isinstance(data, dict):
+        # in-memory sources saved only summaries of their arrays: take the new options alone
+        # (a source reading a Python object keeps its other options: columns, label);
+        # files of the training data's targets are dropped unless given again
+        if component.extra("in_memory") and path_option not in data:
+            merged = dict(data)
+        else:
+            kept = {k: v for k, v in options.items() if not _from_python(v)}
+            merged = {**kept, **cleared, **data}
+        return validate_options(component.name, component.options, merged, "--data")
     if path_option is None:
         raise DataError(
             f"--data: the run's source '{component.name}' reads no file; give options as "
             f"KEY=VALUE ({', '.join(component.options.model_fields)})."
         )
     options.update(cleared)
-    options[path_option] = str(data)
+    options[path_option] = str(data) if isinstance(data, (str, Path)) else data
     return validate_options(component.name, component.options, options, "--data")
 
 
-def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> Examples:
+def _from_python(value: Any) -> bool:
+    """Whether a saved option is the summary of an object given from Python (``<... from Python>``)."""
+    return isinstance(value, str) and value.startswith("<") and value.endswith("from Python>")
+
+
+def _read(loaded: LoadedRun, data: Any, split: str) -> Examples:
     component = loaded.run.dataset.component
     if data is None and component.extra("in_memory"):
         raise DataError(
@@ -132,7 +161,9 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
                 f"The run has no {split} split; pass --split train|validation|test or --data FILE."
             )
         return examples
-    examples = read_examples(loaded.run.dataset.component, data_options(loaded.run, data))
+    component = loaded.run.dataset.component
+    options = with_categories(component, data_options(loaded.run, data), loaded.categories)
+    examples = read_all(component, options)
     if loaded.run.preprocessor is not None:
         return examples  # raw features (e.g. text): the preprocessor checks them
     expected = tuple(loaded.model.input_shape[1:])
@@ -146,12 +177,16 @@ def _read(loaded: LoadedRun, data: str | dict[str, Any] | None, split: str) -> E
 
 def predict(
     run_dir: str | Path,
-    data: str | dict[str, Any] | None = None,
+    data: Any = None,
     split: str = "test",
     plugins: Plugins | list[Any] | None = None,
     batch_size: int = 256,
 ) -> list[dict[str, Any]]:
     """Predict every example of a file (or a split of the run's own data).
+
+    ``data`` is a file path, the source's options as a dict, or an object the run's source
+    reads (a DataFrame for a run trained on one; its text columns are encoded with the
+    run's saved categories).
 
     Example::
 
@@ -211,7 +246,7 @@ class Evaluation:
 
 def evaluate(
     run_dir: str | Path,
-    data: str | dict[str, Any] | None = None,
+    data: Any = None,
     split: str = "test",
     plugins: Plugins | list[Any] | None = None,
     batch_size: int = 256,
@@ -226,7 +261,7 @@ def evaluate(
 
 def evaluation(
     run_dir: str | Path,
-    data: str | dict[str, Any] | None = None,
+    data: Any = None,
     split: str = "test",
     plugins: Plugins | list[Any] | None = None,
     batch_size: int = 256,
@@ -246,6 +281,13 @@ def evaluation(
     metrics = {key: float(value) for key, value in values.items()}
     if data is None:
         return Evaluation(split, None, len(examples), metrics)
-    return Evaluation(
-        None, data if isinstance(data, str) else "options " + ", ".join(data), len(examples), metrics
-    )
+    return Evaluation(None, _described(data), len(examples), metrics)
+
+
+def _described(data: Any) -> str:
+    """How ``Evaluation.data`` names what was evaluated: the file, the options or the Python object."""
+    if isinstance(data, (str, Path)):
+        return str(data)
+    if isinstance(data, dict):
+        return "options " + ", ".join(data)
+    return f"<{type(data).__name__} from Python>"

@@ -18,7 +18,8 @@ Registration
 
 Contracts
     ``Head`` (heads return one), ``Precision`` (precision policies may return one),
-    ``Distribution`` (distributions return one), ``Examples`` (data sources return one).
+    ``Distribution`` (distributions return one), ``Examples`` (data sources return one, or a
+    ``Stream`` for examples read from a Python object every epoch).
 
 Lifecycle
     ``RunContext``, the read-only run lifecycle hooks receive as ``run``; ``FitResult``
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from kplug.config.errors import validation_problems
     from kplug.config.schema import Strict as Options
     from kplug.data.example_set import Examples
+    from kplug.data.streams import Stream
     from kplug.distribute.process_group import ProcessGroup, process_group
     from kplug.distribute.processes import process_rank, world_size
     from kplug.distribute.sharding import sharding_table
@@ -122,6 +124,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Precision": ("kplug.plugin.precision", "Precision"),
     "Distribution": ("kplug.plugin.distribution", "Distribution"),
     "Examples": ("kplug.data.example_set", "Examples"),
+    "Stream": ("kplug.data.streams", "Stream"),
     # lifecycle
     "RunContext": ("kplug.plugin.context", "RunContext"),
     "FitResult": ("kplug.train.trainer", "FitResult"),
@@ -168,6 +171,7 @@ __all__ = [
     "DataError",
     "Distribution",
     "Examples",
+    "Stream",
     "Extra",
     "FinishedRun",
     "FitResult",

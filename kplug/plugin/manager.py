@@ -41,6 +41,8 @@ DEFAULT_PLUGINS = (
     "kplug.builtin.distributions",
     "kplug.builtin.precision",
     "kplug.builtin.datasets",
+    "kplug.builtin.dataframes",
+    "kplug.builtin.streams",
     "kplug.builtin.callbacks",
     "kplug.builtin.metrics",
     "kplug.builtin.loggers",

@@ -358,6 +358,14 @@ def kplug_register_datasets(register: Register) -> None:
     (like ``arrays``): it is not saved with the run, so ``evaluate`` / ``predict`` need the
     examples passed again as ``data={...}``.
 
+    A source that reads a Python object every epoch instead of loading it (a generator, a
+    data loader) returns a ``kplug.plugin.Stream(read, source, seekable, batched)``:
+    ``read(start)`` iterates ``(x, y)`` items from item ``start``. kplug reads it once for its
+    targets, then every epoch in the run's batch size; ``seekable=True`` (``read`` can start
+    at any item) keeps mid-epoch resume exact, otherwise a run resumes at the start of the
+    interrupted epoch. A factory that has a ``categories`` option is given the trained run's
+    one-hot categories of text columns (``categories.json``) when new data is read.
+
     Example::
 
         import numpy as np

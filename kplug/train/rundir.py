@@ -18,6 +18,7 @@ from kplug.errors import ConfigError
 CONFIG_FILE = "config.yaml"
 REPORT_FILE = "report.json"
 LABELS_FILE = "labels.json"
+CATEGORIES_FILE = "categories.json"  # one-hot categories of text feature columns
 METRICS_FILE = "metrics.csv"
 CURVES_FILE = "curves.png"
 MODEL_FILE = "model.keras"

@@ -12,6 +12,7 @@ import dataclasses
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,11 @@ from kplug.config.held_out import with_held_out_arrays
 from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
-from kplug.data.inputs import PreparedData, head_targets, prepare_data
-from kplug.data.weights import example_weights
+from kplug.data.example_set import Examples
+from kplug.data.inputs import PreparedData, head_targets, model_inputs, prepare_data
+from kplug.data.stream_batches import StreamBatches
+from kplug.data.streams import describe as describe_stream
+from kplug.data.weights import example_weights, stream_class_weight
 from kplug.distribute.build import build_distribution
 from kplug.errors import CheckpointError, ConfigError, DataError, PluginError
 from kplug.model.assembly import (
@@ -211,6 +215,7 @@ class Trainer:
         self._interrupt: InterruptRequest | None = None  # Ctrl-C while training: checkpoint, then stop
         self._resumed_metrics: list[Any] = []  # metric sums of an epoch resumed mid-way
         self._cached = CachedSplits()  # the frozen backbone's features (train.cache_features)
+        self._restarted_epoch: str | None = None  # a stream that cannot seek resumed at its epoch's start
         self.context = RunContext(self)  # what lifecycle hooks see of this run (read-only)
 
     # -- building -----------------------------------------------------------
@@ -360,6 +365,8 @@ class Trainer:
                 self.run_dir / rundir.LABELS_FILE,
                 {t: m.to_dict() for t, m in self.data.label_maps.items()},
             )
+            if self.data.categories:
+                rundir.write_json(self.run_dir / rundir.CATEGORIES_FILE, self.data.categories)
             return
         epochs = checkpoint.state.epoch if checkpoint else 0
         metrics_file.truncate_metrics(self.run_dir / rundir.METRICS_FILE, epochs)
@@ -395,6 +402,11 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         distribution = self.distribution = build_distribution(self.run.distribution, self.plugins)
+        if self.data.stream is not None and distribution.processes > 1:
+            raise ConfigError(
+                f"data.source = {self.config.data.source!r} streams its examples, which kplug does not shard "
+                f"over {distribution.processes} processes yet; train in one process or give arrays."
+            )
         chief_run_dir = self.run_dir
         if not distribution.is_chief:  # only rank 0 writes the run directory
             self.run_dir = Path(tempfile.mkdtemp(prefix=f"kplug-rank{distribution.rank}-")) / "run"
@@ -440,6 +452,10 @@ class Trainer:
             run_dir=self.run_dir,
             warnings=self._warnings.summary(),
         )
+        if self.data.stream is not None:
+            report["data"]["stream"] = describe_stream(self.data.stream, self.config.data.source)
+            if self._restarted_epoch:
+                report["data"]["stream"]["resumed"] = self._restarted_epoch
         rundir.write_json(self.run_dir / rundir.REPORT_FILE, report)
         history = metrics_file.metrics_history(self.run_dir / rundir.METRICS_FILE)
         result = FitResult(self.model, history, self.run_dir, final_metrics, report)
@@ -536,9 +552,72 @@ class Trainer:
             report["learning_rates"] = summarise_rates(multipliers, base_rate)
         return offset, report
 
+    def _training_batches(
+        self, plan: StagePlan, epoch: int, skip: int, transforms: list[Any], features: Any
+    ) -> TrainingBatches:
+        """One ``fit`` call's training batches: from the arrays (or their cached ``features``) in a
+        seeded order, or from the stream."""
+        stream = self.data.stream
+        if stream is None:
+            _, y = self._train_arrays
+            return TrainingBatches(
+                features,
+                y,
+                plan.batch_size,
+                self.config.seed,
+                epoch,
+                skip,
+                plan.accumulation,
+                transforms,
+                self._weights,
+            )
+        weighted = self.config.train.class_weight is not None or self.config.data.sample_weight is not None
+        return StreamBatches(
+            stream,
+            self._encode_stream_rows,
+            plan.batch_size,
+            self.config.seed,
+            epoch,
+            skip,
+            plan.accumulation,
+            transforms,
+            weighted,
+        )
+
+    def _encode_stream_rows(self, chunk: Any) -> tuple[Any, Any, np.ndarray | None]:
+        """A streamed batch as model inputs, encoded targets and loss weights."""
+        examples = Examples(chunk.x, chunk.targets)
+        inputs = model_inputs(self.data.preprocess, chunk.x, f"data ({self.data.stream.source})")
+        targets = head_targets(self.run, examples, self.data.label_maps, one_hot=self.soft_targets)
+        heads = [(head.config.output_name, head.config.target) for head in self.run.heads]
+        weights = example_weights(
+            examples, self._stream_class_weight, self.config.data.sample_weight, heads, self.data.label_maps
+        )
+        return inputs, targets, weights
+
+    def _resume_point(self, epoch: int, skip: int) -> int:
+        """The batch a resumed epoch starts at: 0 for a stream that cannot seek (said in the report)."""
+        stream = self.data.stream
+        if not skip or stream is None or stream.seekable:
+            return skip
+        self._restarted_epoch = (
+            f"the run resumed at the start of epoch {epoch + 1}, not at batch {skip + 1} where it stopped: "
+            f"the {stream.source} cannot be read from the middle, so the first {skip} batches of that "
+            f"epoch were trained again"
+        )
+        warnings.warn(f"kplug: {self._restarted_epoch}.", UserWarning, stacklevel=2)
+        print(f"kplug: {self._restarted_epoch}.")
+        self._resumed_metrics = []
+        return 0
+
     def _run_stages(self, state: TrainingState, checkpoint: Checkpoint | None) -> TrainingState:
-        x, y = self.split_data("train")
-        weights = self._example_weights()
+        if self.data.stream is None:
+            self._train_arrays = self.split_data("train")
+            self._weights = self._example_weights()
+        else:
+            self._stream_class_weight = stream_class_weight(
+                self.config.train.class_weight, self.run, self.data
+            )
         validation = self.split_data("validation") if len(self.data.splits.validation) else None
         transforms = build_batch_transforms(self.run)
         previous, trained_before = None, set()
@@ -555,27 +634,18 @@ class Trainer:
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
             decision = self._cache_decision(plan)
             stage_seconds = self._cached.seconds
+            x = None if self.data.stream is not None else self._train_arrays[0]
             fitted, stage_x, stage_validation = self._stage_inputs(decision, x, validation)
             stage_report["feature_cache"] = decision.report()
             if decision.use:
                 stage_report["feature_cache"]["seconds"] = round(self._cached.seconds - stage_seconds, 3)
             self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
-            epoch, skip = state.epoch, state.batch
+            epoch, skip = state.epoch, self._resume_point(state.epoch, state.batch)
             while epoch < end:
                 stop = epoch + 1 if skip else end  # the rest of an interrupted epoch is a fit of its own
                 fit_started = time.perf_counter()
-                batches = TrainingBatches(
-                    stage_x,
-                    y,
-                    plan.batch_size,
-                    self.config.seed,
-                    epoch,
-                    skip,
-                    plan.accumulation,
-                    transforms,
-                    weights,
-                )
+                batches = self._training_batches(plan, epoch, skip, transforms, stage_x)
                 fitted.fit(
                     self.distribution.shard_batches(batches),
                     epochs=stop,
@@ -616,6 +686,10 @@ class Trainer:
 
     def _cache_decision(self, plan: StagePlan) -> CacheDecision:
         """Whether stage ``plan`` (its trainable set applied) trains its heads on cached features."""
+        if self.data.stream is not None:
+            return CacheDecision(
+                False, f"the {self.data.stream.source} is read as a stream, not held in memory"
+            )
         splits = self.data.splits
         return stage_cache(
             model=self.model,
