@@ -18,7 +18,8 @@ Registration
 
 Contracts
     ``Head`` (heads return one), ``Precision`` (precision policies may return one),
-    ``Distribution`` (distributions return one), ``Examples`` (data sources return one).
+    ``Distribution`` (distributions return one), ``Examples`` (data sources return one),
+    ``Preset`` (a backbone's ``presets=`` callable returns them, for ``kplug presets``).
 
 Lifecycle
     ``RunContext``, the read-only run lifecycle hooks receive as ``run``; ``FitResult``
@@ -34,6 +35,8 @@ Layer paths (the one pattern dialect of core and every plugin: ``*`` and ``**`` 
     (its hint when the pattern matches bare layer names such as ``conv1``).
 
 Helpers
+    ``preset_directories()`` / ``find_preset_directory(name)``: the local preset directories
+    the user registered in ``KPLUG_PRESETS`` (``PresetDirectory`` records);
     ``validation_problems(error, data, where=..., schema=...)`` (a pydantic error as kplug's
     ``field = value: what is allowed`` lines, for a plugin's own config section);
     ``load_model_file(path)`` (a ``.keras`` file, with kplug's and the plugins' layers);
@@ -87,6 +90,7 @@ if TYPE_CHECKING:
     from kplug.plugin.head import Head
     from kplug.plugin.manager import Plugins, hookimpl
     from kplug.plugin.precision import Precision
+    from kplug.plugin.presets import Preset, PresetDirectory, find_preset_directory, preset_directories
     from kplug.plugin.registry import KINDS, Component, Extra, Kind, Register
     from kplug.train.rundir import (
         CONFIG_FILE,
@@ -120,6 +124,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Precision": ("kplug.plugin.precision", "Precision"),
     "Distribution": ("kplug.plugin.distribution", "Distribution"),
     "Examples": ("kplug.data.example_set", "Examples"),
+    "Preset": ("kplug.plugin.presets", "Preset"),
+    "PresetDirectory": ("kplug.plugin.presets", "PresetDirectory"),
+    "preset_directories": ("kplug.plugin.presets", "preset_directories"),
+    "find_preset_directory": ("kplug.plugin.presets", "find_preset_directory"),
     # lifecycle
     "RunContext": ("kplug.plugin.context", "RunContext"),
     "FitResult": ("kplug.train.trainer", "FitResult"),
@@ -179,6 +187,8 @@ __all__ = [
     "PluginError",
     "Plugins",
     "Precision",
+    "Preset",
+    "PresetDirectory",
     "REPORT_FILE",
     "Register",
     "RunContext",
@@ -186,6 +196,7 @@ __all__ = [
     "TrainingError",
     "atomic_write",
     "bare_name_hint",
+    "find_preset_directory",
     "first_line",
     "hookimpl",
     "iter_layers",
@@ -193,6 +204,7 @@ __all__ = [
     "load_model_file",
     "no_match_error",
     "prepare_run_dir",
+    "preset_directories",
     "process_rank",
     "save_model",
     "sharding_table",
