@@ -23,7 +23,7 @@ import keras
 import pydantic
 from kplug.plugin import CheckpointError, ConfigError
 
-from kplug_vision import hub
+from kplug_vision import hub, imagenet
 from kplug_vision.preprocessing import (
     Normalization,
     Scaling,
@@ -213,6 +213,9 @@ class Network:
         )
 
 
+# the name a network is built with -> the backbone's registered name, where they differ
+FAMILIES = {"network": "keras-hub"}
+
 WEIGHTS = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")
 
 
@@ -220,7 +223,8 @@ def image_backbone(name: str) -> Callable[[Callable[..., Network]], Callable[...
     """Turn a family's builder (options -> ``Network``) into its backbone factory.
 
     The factory takes the builder's options plus ``weights`` (a local weights file loaded
-    into the network) and does what every image backbone does after building its network:
+    into the network, or ``imagenet``: keras.applications' file for these options, from Keras'
+    download cache) and does what every image backbone does after building its network:
     load the weights, name it ``name``, attach the preprocessing and the pooling.
     """
 
@@ -230,6 +234,9 @@ def image_backbone(name: str) -> Callable[[Callable[..., Network]], Callable[...
         @functools.wraps(build)
         def factory(*args: Any, weights: str | None = None, **options: Any) -> keras.Model:
             bound = signature.bind(*args, **options)
+            if weights == imagenet.IMAGENET:
+                bound.apply_defaults()
+                weights = imagenet.weights_path(FAMILIES.get(name, name), dict(bound.arguments))
             return build(*args, **options).finish(name, bound.arguments["input_shape"], weights)
 
         factory.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -432,7 +439,8 @@ def efficientnet(
         stages: keep only the first ``stages`` of the seven MBConv stages (fewer: smaller and
             shallower; pretrained files need all seven).
         drop_connect_rate: stochastic-depth rate.
-        weights: a local weights file (e.g. keras.applications' ``efficientnetb0_notop.h5``).
+        weights: ``imagenet`` (keras.applications' file for the variant, through Keras' download
+            cache) or a local weights file (e.g. keras.applications' ``efficientnetb0_notop.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``bytes`` (see above).
@@ -479,7 +487,8 @@ def mobilenetv3(
         size: ``small`` or ``large``.
         alpha: width multiplier (0.25 ... 1.5; pretrained files exist for 0.75 and 1.0).
         minimalistic: the variant without squeeze-excite, hard-swish and 5x5 convolutions.
-        weights: a local weights file (e.g. keras.applications' ``..._no_top_v2.h5``).
+        weights: ``imagenet`` (alpha 0.75 or 1.0, through Keras' download cache) or a local
+            weights file (e.g. keras.applications' ``..._no_top_v2.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``inception`` (``[-1, 1]``, as MobileNetV3 was trained).
@@ -526,7 +535,8 @@ def convnext(
         projection_dims: channels of each of the four stages.
         drop_path_rate: stochastic-depth rate.
         layer_scale_init_value: initial layer-scale value.
-        weights: a local weights file (e.g. keras.applications' ``convnext_tiny_notop.h5``).
+        weights: ``imagenet`` (the variant's file, through Keras' download cache) or a local
+            weights file (e.g. keras.applications' ``convnext_tiny_notop.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``imagenet``.

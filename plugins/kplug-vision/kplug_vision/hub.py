@@ -145,16 +145,20 @@ def handle_of(preset: str, presets: dict[str, dict] | None = None) -> str | None
     return known.handle if known is not None else None
 
 
-def online(handle: str) -> bool:
-    """Can keras-hub reach the host serving ``handle``? (Behind a proxy: assume yes, let it try.)"""
+def reachable(host: str) -> bool:
+    """Can a download reach ``host`` (port 443)? Behind a proxy: assume yes and let the download try."""
     if any(os.environ.get(name) for name in PROXY_VARIABLES):
         return True
-    host = HOSTS["hf" if handle.startswith(HF) else "kaggle"]
     try:
         socket.create_connection((host, 443), timeout=CONNECT_TIMEOUT).close()
     except OSError:
         return False
     return True
+
+
+def host_of(handle: str) -> str:
+    """The host keras-hub downloads ``handle`` from."""
+    return HOSTS["hf" if handle.startswith(HF) else "kaggle"]
 
 
 def resolve(preset: str, registry: dict[str, dict] | None = None) -> Source:
@@ -190,12 +194,8 @@ def resolve(preset: str, registry: dict[str, dict] | None = None) -> Source:
     location = cached(handle)
     if location is not None:
         return Source(preset, location, handle)
-    if not online(handle):
-        raise ConfigError(
-            offline_message(
-                preset, handle, f"{HOSTS['hf' if handle.startswith(HF) else 'kaggle']} cannot be reached"
-            )
-        )
+    if not reachable(host_of(handle)):
+        raise ConfigError(offline_message(preset, handle, f"{host_of(handle)} cannot be reached"))
     return Source(preset, None, handle)
 
 

@@ -32,7 +32,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KPLUG_PRESETS", raising=False)
     for name in hub.PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(hub, "online", lambda handle: False)
+    monkeypatch.setattr(hub, "reachable", lambda host: False)
 
 
 def tiny_resnet_preset(directory: Path) -> keras.Model:
@@ -92,7 +92,7 @@ def test_offline_error_names_the_cache_and_how_to_copy_a_preset(tmp_path: Path) 
 
 def test_failed_download_is_reported_as_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind a proxy the probe is skipped; the refused connection becomes the offline message."""
-    monkeypatch.setattr(hub, "online", lambda handle: True)
+    monkeypatch.setattr(hub, "reachable", lambda host: True)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # the discard port: refused at once
     with pytest.raises(kplug.ConfigError, match=r"keras-hub cannot download it.*KAGGLEHUB_CACHE"):
         backbones.resnet((28, 28, 1), preset="resnet_50_imagenet")
