@@ -51,21 +51,21 @@ def preset_rows(plugins: Any) -> tuple[list[PresetRow], list[str]]:
 
 
 def format_rows(rows: Iterable[PresetRow]) -> str:
-    """The table ``kplug presets`` prints: backbone, how a config selects it, where it is, its source."""
-    header = ("BACKBONE", "CONFIG", "ON THIS MACHINE", "SOURCE", "DESCRIPTION")
+    """The table ``kplug presets`` prints: backbone, how a config selects it, whether it is here, its source."""
+    header = ("BACKBONE", "CONFIG", "HERE", "SOURCE", "DESCRIPTION")
     lines = [
         (
             row.backbone,
             row.preset.usage(),
-            row.preset.location or "no",
+            "yes" if row.preset.on_this_machine else "no",
             row.preset.source,
-            row.preset.description,
+            row.preset.description + (f" (at {row.preset.location})" if row.preset.location else ""),
         )
         for row in rows
     ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(4)]
     return "\n".join(
-        "  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(line[:4])) + f"  {line[4]}".rstrip()
+        ("  ".join(f"{cell:<{widths[i]}}" for i, cell in enumerate(line[:4])) + f"  {line[4]}").rstrip()
         for line in [header, *lines]
     )
 

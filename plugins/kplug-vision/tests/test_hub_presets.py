@@ -115,3 +115,22 @@ def test_known_presets_match_keras_hub() -> None:
         assert registry[known.name]["kaggle_handle"] == known.handle, known.name
     names = {p.name for presets in KNOWN_PRESETS.values() for p in presets}
     assert {name for name in registry if name.startswith(("resnet_", "vit_"))} <= names
+
+
+def test_kplug_presets_marks_cached_and_registered_presets(
+    plugins: kplug.Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def listed(backbone: str) -> dict[str, kplug.plugin.Preset]:
+        return {p.usage(): p for p in plugins.registry.get("backbone", backbone).extra("presets")()}
+
+    assert not listed("resnet")["preset: resnet_18_imagenet"].on_this_machine
+    tiny_resnet_preset(tmp_path / "saved")
+    folder = as_kaggle_download(tmp_path / "saved", HANDLE)
+    monkeypatch.setenv("KPLUG_PRESETS", str(tmp_path / "saved"))
+    resnet = listed("resnet")
+    assert resnet["preset: resnet_18_imagenet"].location == str(folder)
+    assert resnet["preset: saved"].location == str(tmp_path / "saved")
+    assert "preset: saved" not in listed("keras-hub") and "preset: saved" not in listed("vit")
+    assert "preset: vit_base_patch16_224_imagenet" in listed("vit")
+    mobilenet = listed("mobilenetv3")["size: small, alpha: 1.0, weights: imagenet"]
+    assert not mobilenet.on_this_machine
