@@ -39,19 +39,19 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_imagenet_weights_load_from_keras_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A keras.applications-format (Keras 2 .h5) file in Keras' cache is what `weights: imagenet` loads."""
     trained = backbones.mobilenetv3((32, 32, 3), **SMALL)
+    network = trained.get_layer("mobilenetv3")
+    network.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(network.get_weights())])  # not an init
     path = imagenet.keras_cache() / FILE
     path.parent.mkdir(parents=True)
     with h5py.File(path, "w") as file:
-        legacy_h5_format.save_weights_to_hdf5_group(file, trained.get_layer("mobilenetv3"))
+        legacy_h5_format.save_weights_to_hdf5_group(file, network)
     # Keras checks the file's hash: make the published one this file's
     digest = hashlib.md5(path.read_bytes()).hexdigest()
     model = "small_minimalistic_224_1.0_float"
     monkeypatch.setitem(mobilenet_v3.WEIGHTS_HASHES, model, (mobilenet_v3.WEIGHTS_HASHES[model][0], digest))
     loaded = backbones.mobilenetv3((32, 32, 3), **SMALL, weights="imagenet")
-    fresh = backbones.mobilenetv3((32, 32, 3), **SMALL)
     x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(numpy(loaded(x)), numpy(trained(x)), atol=1e-6)
-    assert not np.allclose(numpy(fresh(x)), numpy(trained(x)))
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(trained(x)), atol=1e-5)
 
 
 def test_offline_error_names_keras_cache_and_the_file(tmp_path: Path) -> None:
