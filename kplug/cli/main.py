@@ -1,4 +1,5 @@
-"""The ``kplug`` command line: train, tune, bench, evaluate, predict, plugins, doctor, init, and commands plugins add.
+"""The ``kplug`` command line: train, tune, bench, evaluate, predict, plugins, presets, doctor, init, and
+commands plugins add.
 
 Exit codes: 0 success, 2 bad config or input, or a nan/inf training loss (message on
 stderr, no traceback unless ``--debug``), 130 interrupted (Ctrl-C: ``kplug train``
@@ -214,6 +215,20 @@ def _plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _presets(args: argparse.Namespace) -> int:
+    from kplug.cli.presets import format_rows, preset_rows, summary
+
+    plugins = args.plugins if args.plugins is not None else _load(None, getattr(args, "no_plugins", False))
+    rows, warnings = preset_rows(plugins)
+    if args.here:
+        rows = [row for row in rows if row.preset.on_this_machine]
+    print(format_rows(rows))
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    print(summary(rows), file=sys.stderr)
+    return EXIT_OK
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from kplug.cli.doctor import diagnose
 
@@ -347,6 +362,12 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:
     commands.add_parser("plugins", help="list every component and its provider").set_defaults(
         handler=_plugins
     )
+    presets = commands.add_parser(
+        "presets",
+        help="list the pretrained models the backbones can load, and which are on this machine",
+    )
+    presets.add_argument("--here", action="store_true", help="only the ones on this machine")
+    presets.set_defaults(handler=_presets)
     commands.add_parser("doctor", help="backend, devices, versions, plugin health").set_defaults(
         handler=_doctor
     )

@@ -19,7 +19,8 @@ Registration
 Contracts
     ``Head`` (heads return one), ``Precision`` (precision policies may return one),
     ``Distribution`` (distributions return one), ``Examples`` (data sources return one, or a
-    ``Stream`` for examples read from a Python object every epoch).
+    ``Stream`` for examples read from a Python object every epoch),
+    ``Preset`` (a backbone's ``presets=`` callable returns them, for ``kplug presets``).
 
 Lifecycle
     ``RunContext``, the read-only run lifecycle hooks receive as ``run``; ``FitResult``
@@ -35,6 +36,8 @@ Layer paths (the one pattern dialect of core and every plugin: ``*`` and ``**`` 
     (its hint when the pattern matches bare layer names such as ``conv1``).
 
 Helpers
+    ``preset_directories()`` / ``find_preset_directory(name)``: the local preset directories
+    the user registered in ``KPLUG_PRESETS`` (``PresetDirectory`` records);
     ``validation_problems(error, data, where=..., schema=...)`` (a pydantic error as kplug's
     ``field = value: what is allowed`` lines, for a plugin's own config section);
     ``load_model_file(path)`` (a ``.keras`` file, with kplug's and the plugins' layers);
@@ -91,6 +94,7 @@ if TYPE_CHECKING:
     from kplug.plugin.head import Head
     from kplug.plugin.manager import Plugins, hookimpl
     from kplug.plugin.precision import Precision
+    from kplug.plugin.presets import Preset, PresetDirectory, find_preset_directory, preset_directories
     from kplug.plugin.registry import KINDS, Component, Extra, Kind, Register
     from kplug.train.rundir import (
         CONFIG_FILE,
@@ -125,6 +129,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Distribution": ("kplug.plugin.distribution", "Distribution"),
     "Examples": ("kplug.data.example_set", "Examples"),
     "Stream": ("kplug.data.streams", "Stream"),
+    "Preset": ("kplug.plugin.presets", "Preset"),
+    "PresetDirectory": ("kplug.plugin.presets", "PresetDirectory"),
+    "preset_directories": ("kplug.plugin.presets", "preset_directories"),
+    "find_preset_directory": ("kplug.plugin.presets", "find_preset_directory"),
     # lifecycle
     "RunContext": ("kplug.plugin.context", "RunContext"),
     "FitResult": ("kplug.train.trainer", "FitResult"),
@@ -188,6 +196,8 @@ __all__ = [
     "PluginError",
     "Plugins",
     "Precision",
+    "Preset",
+    "PresetDirectory",
     "REPORT_FILE",
     "Register",
     "RunContext",
@@ -195,6 +205,7 @@ __all__ = [
     "TrainingError",
     "atomic_write",
     "bare_name_hint",
+    "find_preset_directory",
     "first_line",
     "hookimpl",
     "iter_layers",
@@ -202,6 +213,7 @@ __all__ = [
     "load_model_file",
     "no_match_error",
     "prepare_run_dir",
+    "preset_directories",
     "process_group",
     "process_rank",
     "save_model",

@@ -70,6 +70,12 @@ KINDS: dict[str, Kind] = {
                     "the name of a registered preprocessor (or a bare factory) used when the config "
                     "sets no `model.preprocessor`",
                 ),
+                Extra(
+                    "presets",
+                    None,
+                    "presets() -> list of kplug.plugin.Preset: the pretrained models it loads, listed "
+                    "by `kplug presets` (called only then)",
+                ),
             ),
         ),
         Kind("preprocessor", "kplug_register_preprocessors"),

@@ -79,6 +79,13 @@ def kplug_register_backbones(register: Register) -> None:
     and ``input_shape`` is a dict of their shapes. A factory that accepts ``preprocessor``
     receives the built one, e.g. to size its embeddings to the tokenizer's vocabulary.
 
+    A backbone that loads pretrained weights lists them for ``kplug presets`` with
+    ``presets=``: a callable returning ``kplug.plugin.Preset`` records (what the config writes,
+    where it is on this machine or ``None``, where it comes from), called only by that command,
+    so it may look at the disk but must not download. ``kplug.plugin.preset_directories()``
+    gives the local preset directories the user registered in ``KPLUG_PRESETS``:
+    ``register("resnet", resnet, presets=resnet_presets)``.
+
     Example::
 
         import keras

@@ -12,6 +12,9 @@ Backbones (model options only; each names its default preprocessor):
 Preprocessors (the tokenizer options: vocabulary, case, sequence length, truncation):
 ``bert-tokenizer``, ``distilbert-tokenizer``, ``minilm-l6-tokenizer``.
 
+``kplug presets`` lists MiniLM (here when its package is installed) and the BERT / DistilBERT
+checkpoint directories registered in ``KPLUG_PRESETS``.
+
 Registering imports neither keras-hub nor TensorFlow: building a component does.
 Installed, the package is found through the ``kplug`` entry-point group.
 """
@@ -30,6 +33,7 @@ from kplug_text.preprocessing import (
     distilbert_preprocessor,
     minilm_l6_preprocessor,
 )
+from kplug_text.presets import bert_presets, distilbert_presets, minilm_presets
 from kplug_text.saved_layers import register_stand_ins
 
 if TYPE_CHECKING:
@@ -75,6 +79,6 @@ def kplug_register_preprocessors(register: Register) -> None:
 @kplug.hookimpl
 def kplug_register_backbones(register: Register) -> None:
     """Register the ``bert``, ``distilbert`` and ``minilm-l6`` backbones with their default preprocessors."""
-    register("bert", bert, preprocessor="bert-tokenizer")
-    register("distilbert", distilbert, preprocessor="distilbert-tokenizer")
-    register("minilm-l6", minilm_l6, preprocessor="minilm-l6-tokenizer")
+    register("bert", bert, preprocessor="bert-tokenizer", presets=bert_presets)
+    register("distilbert", distilbert, preprocessor="distilbert-tokenizer", presets=distilbert_presets)
+    register("minilm-l6", minilm_l6, preprocessor="minilm-l6-tokenizer", presets=minilm_presets)

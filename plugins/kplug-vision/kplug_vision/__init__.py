@@ -4,7 +4,9 @@ Installed, it is found through the ``kplug`` entry-point group. It adds:
 
 - backbones ``resnet``, ``vit`` (keras-hub), ``efficientnet``, ``mobilenetv3``,
   ``convnext`` (keras.applications) and ``keras-hub`` (any keras-hub image backbone
-  from a local preset), each with its preprocessing attached;
+  from a keras-hub preset), each with its preprocessing attached; ``preset:`` takes local
+  directories, names registered in ``KPLUG_PRESETS`` and keras-hub names/handles,
+  ``weights: imagenet`` keras.applications' files; ``kplug presets`` lists them;
 - augmentations ``flip``, ``rotation``, ``zoom``, ``crop``, ``translation``,
   ``contrast``, ``color-jitter``, ``erasing``, ``randaugment`` (layers in the model)
   and the batch augmentations ``mixup`` and ``cutmix`` (mixing images and labels);
@@ -24,6 +26,7 @@ from kplug_vision.backbones import BACKBONES
 from kplug_vision.datasets import image_arrays, image_folder
 from kplug_vision.mixing import BATCH_AUGMENTATIONS, make_cutmix, make_mixup
 from kplug_vision.preprocessing import SelectToken
+from kplug_vision.presets import PRESETS
 
 if TYPE_CHECKING:
     from kplug.plugin import Register
@@ -46,7 +49,7 @@ __all__ = [
 def kplug_register_backbones(register: Register) -> None:
     """Register the image backbones."""
     for name, factory in BACKBONES.items():
-        register(name, factory)
+        register(name, factory, presets=PRESETS[name])
 
 
 @kplug.hookimpl

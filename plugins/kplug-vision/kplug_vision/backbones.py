@@ -1,9 +1,11 @@
 """Image backbones: ResNet and ViT from keras-hub; EfficientNet, MobileNetV3 and ConvNeXt from
-keras.applications; any keras-hub image backbone from a local preset directory.
+keras.applications; any keras-hub image backbone from a keras-hub preset.
 
 Every family is buildable at any size from its options (a named variant, or the
-per-stage numbers directly), starts from random weights, or loads a local weights file
-(``weights``) or a local keras-hub preset directory (``preset``). Nothing is downloaded.
+per-stage numbers directly), starts from random weights, or loads pretrained ones: a local
+weights file or ``weights: imagenet`` (keras.applications families, through Keras' download
+cache), or a keras-hub preset (``preset``: a local directory, a directory registered in
+``KPLUG_PRESETS``, or a name/handle downloaded through keras-hub's cache when online).
 Each returns one ``keras.Model`` with the preprocessing of ``kplug_vision.preprocessing``
 in front of the network and global pooling after it.
 """
@@ -21,6 +23,7 @@ import keras
 import pydantic
 from kplug.plugin import CheckpointError, ConfigError
 
+from kplug_vision import hub, imagenet
 from kplug_vision.preprocessing import (
     Normalization,
     Scaling,
@@ -90,24 +93,18 @@ def load_weights_file(network: keras.Model, weights: str, family: str) -> None:
 
 
 class Preset:
-    """A keras-hub backbone loaded from a local preset directory, with its image converter's settings."""
+    """A keras-hub backbone from a ``preset:`` value, with its image converter's settings.
+
+    The value is a local preset directory, a directory registered in ``KPLUG_PRESETS``, or a
+    keras-hub preset name or handle (``kplug_vision.hub`` resolves it; downloads go through
+    keras-hub's own caches).
+    """
 
     def __init__(self, preset: str, expected: str | None = None) -> None:
         import keras_hub
 
-        path = Path(preset).expanduser()
-        if not (path / "config.json").is_file():
-            raise ConfigError(
-                f"preset = {preset!r}: not a local keras-hub preset directory (no config.json). kplug-vision "
-                f"loads presets from disk only; save one with backbone.save_to_preset(dir) or download it."
-            )
-        try:
-            self.backbone = keras_hub.models.Backbone.from_preset(str(path))
-        except Exception as error:
-            raise CheckpointError(
-                f"preset = {preset!r}: keras-hub cannot load it ({type(error).__name__}: "
-                f"{str(error).strip().splitlines()[0] if str(error).strip() else ''})."
-            ) from None
+        source = hub.resolve(preset, keras_hub.models.Backbone.presets)
+        self.backbone = _from_preset(keras_hub.models.Backbone, source)
         found = type(self.backbone).__name__
         if expected is not None and found != expected:
             raise ConfigError(
@@ -118,9 +115,9 @@ class Preset:
         self.scaling: Scaling | None = None
         self.scale: Any = None
         self.offset: Any = None
-        self.has_converter = (path / "image_converter.json").is_file()
-        if self.has_converter:
-            converter = keras_hub.layers.ImageConverter.from_preset(str(path))
+        converter = _image_converter(source)
+        self.has_converter = converter is not None
+        if converter is not None:
             if converter.image_size is not None:
                 self.image_size = image_size_pair(list(converter.image_size))
             self.scale = converter.scale
@@ -138,6 +135,36 @@ class Preset:
     @property
     def channels(self) -> int:
         return int(self.backbone.input_shape[-1])
+
+
+def _from_preset(cls: Any, source: hub.Source) -> Any:
+    """``cls.from_preset`` of the resolved source; a failed download is an offline ``ConfigError``."""
+    try:
+        return cls.from_preset(source.target)
+    except Exception as error:
+        message = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {message[0] if message else ''}"
+        if (
+            source.location is None
+            and isinstance(error, OSError)
+            and not isinstance(error, FileNotFoundError)
+        ):
+            raise ConfigError(hub.offline_message(source.preset, str(source.handle), reason)) from None
+        raise CheckpointError(f"preset = {source.preset!r}: keras-hub cannot load it ({reason}).") from None
+
+
+def _image_converter(source: hub.Source) -> Any:
+    """The preset's image converter, or ``None`` when it has none."""
+    import keras_hub
+
+    if source.location is not None:
+        if not (source.location / "image_converter.json").is_file():
+            return None
+        return keras_hub.layers.ImageConverter.from_preset(str(source.location))
+    try:
+        return keras_hub.layers.ImageConverter.from_preset(source.target)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _normalization(
@@ -186,6 +213,9 @@ class Network:
         )
 
 
+# the name a network is built with -> the backbone's registered name, where they differ
+FAMILIES = {"network": "keras-hub"}
+
 WEIGHTS = inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")
 
 
@@ -193,7 +223,8 @@ def image_backbone(name: str) -> Callable[[Callable[..., Network]], Callable[...
     """Turn a family's builder (options -> ``Network``) into its backbone factory.
 
     The factory takes the builder's options plus ``weights`` (a local weights file loaded
-    into the network) and does what every image backbone does after building its network:
+    into the network, or ``imagenet``: keras.applications' file for these options, from Keras'
+    download cache) and does what every image backbone does after building its network:
     load the weights, name it ``name``, attach the preprocessing and the pooling.
     """
 
@@ -203,6 +234,9 @@ def image_backbone(name: str) -> Callable[[Callable[..., Network]], Callable[...
         @functools.wraps(build)
         def factory(*args: Any, weights: str | None = None, **options: Any) -> keras.Model:
             bound = signature.bind(*args, **options)
+            if weights == imagenet.IMAGENET:
+                bound.apply_defaults()
+                weights = imagenet.weights_path(FAMILIES.get(name, name), dict(bound.arguments))
             return build(*args, **options).finish(name, bound.arguments["input_shape"], weights)
 
         factory.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -246,8 +280,10 @@ def resnet(
         block_type: basic or bottleneck blocks (``_vd`` variants: ResNet-D); default per depth.
         stem_filters: filters of the 7x7 stem convolution.
         pre_activation: ResNetV2-style pre-activation blocks.
-        preset: a local keras-hub ResNet preset directory (architecture and weights come
-            from it; the options above are then ignored).
+        preset: a keras-hub ResNet preset: a local directory, a directory name registered in
+            ``KPLUG_PRESETS``, or a keras-hub name/handle (``resnet_50_imagenet``,
+            ``kaggle://...``, ``hf://...``); architecture and weights come from it (the options
+            above are then ignored).
         weights: a local weights file saved from a network of the same options.
         image_size: resize images to this size (default: keep the data's size).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
@@ -308,7 +344,8 @@ def vit(
         hidden_dim: token width.
         mlp_dim: width of each block's MLP.
         dropout: dropout rate in the blocks.
-        preset: a local keras-hub ViT preset directory (architecture and weights come from it).
+        preset: a keras-hub ViT preset (a local or registered directory, or a keras-hub name
+            such as ``vit_base_patch16_224_imagenet``); architecture and weights come from it.
         weights: a local weights file saved from a network of the same options.
         image_size: resize images to this size (default: the preset's, else the data's).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
@@ -350,12 +387,13 @@ def keras_hub_image(
     normalization: Normalization | None = None,
     pooling: Literal["avg", "max", "token", "mean"] = "avg",
 ) -> Network:
-    """Any keras-hub image backbone (EfficientNet, MobileNet, DenseNet, CSPNet, ...) from a local preset.
+    """Any keras-hub image backbone (EfficientNet, MobileNet, DenseNet, CSPNet, ...) from a preset.
 
     Args:
         input_shape: one image's shape (supplied by kplug).
-        preset: a local keras-hub preset directory (config.json, model.weights.h5 and,
-            when present, image_converter.json for image size and normalisation).
+        preset: a keras-hub preset: a local or registered directory (config.json,
+            model.weights.h5 and, when present, image_converter.json for image size and
+            normalisation) or a keras-hub name/handle (``efficientnet_b0_ra_imagenet``).
         weights: a local weights file to load over the preset's.
         image_size: resize images to this size (default: the preset's image converter).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
@@ -401,7 +439,8 @@ def efficientnet(
         stages: keep only the first ``stages`` of the seven MBConv stages (fewer: smaller and
             shallower; pretrained files need all seven).
         drop_connect_rate: stochastic-depth rate.
-        weights: a local weights file (e.g. keras.applications' ``efficientnetb0_notop.h5``).
+        weights: ``imagenet`` (keras.applications' file for the variant, through Keras' download
+            cache) or a local weights file (e.g. keras.applications' ``efficientnetb0_notop.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``bytes`` (see above).
@@ -448,7 +487,8 @@ def mobilenetv3(
         size: ``small`` or ``large``.
         alpha: width multiplier (0.25 ... 1.5; pretrained files exist for 0.75 and 1.0).
         minimalistic: the variant without squeeze-excite, hard-swish and 5x5 convolutions.
-        weights: a local weights file (e.g. keras.applications' ``..._no_top_v2.h5``).
+        weights: ``imagenet`` (alpha 0.75 or 1.0, through Keras' download cache) or a local
+            weights file (e.g. keras.applications' ``..._no_top_v2.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``inception`` (``[-1, 1]``, as MobileNetV3 was trained).
@@ -495,7 +535,8 @@ def convnext(
         projection_dims: channels of each of the four stages.
         drop_path_rate: stochastic-depth rate.
         layer_scale_init_value: initial layer-scale value.
-        weights: a local weights file (e.g. keras.applications' ``convnext_tiny_notop.h5``).
+        weights: ``imagenet`` (the variant's file, through Keras' download cache) or a local
+            weights file (e.g. keras.applications' ``convnext_tiny_notop.h5``).
         image_size: resize images to this size (default: keep the data's; at least 32).
         input_max: the value of a white pixel in the data (1.0 for kplug's image readers).
         normalization: default ``imagenet``.

@@ -92,7 +92,7 @@ def test_local_keras_hub_preset_reloads_with_its_image_converter(tmp_path: Path)
 def test_missing_weights_file_is_a_config_error(plugins: kplug.Plugins, tmp_path: Path) -> None:
     with pytest.raises(kplug.ConfigError, match="no such file"):
         backbones.resnet((28, 28, 1), **TINY_BACKBONES["resnet"], weights=str(tmp_path / "nope.weights.h5"))
-    with pytest.raises(kplug.ConfigError, match="not a local keras-hub preset"):
+    with pytest.raises(kplug.ConfigError, match="not a keras-hub preset directory"):
         backbones.vit((32, 32, 3), preset=str(tmp_path))
 
 
