@@ -218,6 +218,9 @@ def plot(rows: list[Row], path: Path) -> None:
                 [row.labels] * len(row.seeds), list(row.seeds.values()), color=line.get_color(), s=12
             )
     axes.set_xscale("log")
+    counts = sorted({row.labels for row in rows})
+    axes.set_xticks(counts, [str(count) for count in counts])
+    axes.minorticks_off()
     axes.set_xlabel("labelled phrases")
     axes.set_ylabel("accuracy on held-out SST-2 phrases")
     axes.set_title("MiniLM: pretrained vs random init")
