@@ -1,6 +1,7 @@
 """Sessions: `nox -s tests` (the whole suite on jax, tensorflow and torch; `-- --slow` adds the
-slow end-to-end cases CI runs), `nox -s demo`, `nox -s lint`, `nox -s docs` (the MkDocs site,
-warnings as errors), `nox -s bench` (benchmarks; not run by default).
+slow end-to-end cases CI runs), `nox -s demo` (MiniLM on SST-2: does pretraining pay?),
+`nox -s demo-digits` (staged transfer of a small CNN), `nox -s lint`, `nox -s docs` (the MkDocs
+site, warnings as errors), `nox -s bench` (benchmarks; not run by default).
 
 Every session installs kplug (and the plugin packages under plugins/) into its own
 virtualenv with the pins in constraints.txt (torch is pinned to the CPU wheel). `tests` installs
@@ -35,12 +36,17 @@ PLUGIN_PACKAGES = [
 PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test"}
 
 
-def install_kplug(session: nox.Session, backend: str, extras: str = "") -> None:
-    """Install kplug with one backend (and the plugin packages) using the pinned versions."""
+def install_kplug(
+    session: nox.Session, backend: str, extras: str = "", plugin_extras: dict[str, str] | None = None
+) -> None:
+    """Install kplug with one backend (and the plugin packages) using the pinned versions.
+
+    ``plugin_extras`` replaces PLUGIN_EXTRAS (a plugin package's optional extras) when given.
+    """
     wanted = ",".join(filter(None, [backend, extras]))
     editables = [f".[{wanted}]"]
     for package in PLUGIN_PACKAGES:
-        optional = PLUGIN_EXTRAS.get(package)
+        optional = (PLUGIN_EXTRAS if plugin_extras is None else plugin_extras).get(package)
         editables.append(f"{package}[{optional}]" if optional else package)
     install_with_retries(session, *CONSTRAINTS, *[arg for path in editables for arg in ("-e", path)])
 
@@ -97,6 +103,18 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
+    """Does pretraining pay? SST-2 sentiment from 100-1,000 labels: MiniLM frozen, fine-tuned, from scratch.
+
+    TensorFlow by default (the fastest backend for MiniLM on CPU; kplug-text needs it anyway);
+    KERAS_BACKEND=jax|torch picks another. Arguments after `--` go to the demo script.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    install_kplug(session, backend, plugin_extras={"plugins/kplug-text": "minilm"})
+    session.run("python", "examples/sentiment/demo.py", *session.posargs, env={"KERAS_BACKEND": backend})
+
+
+@nox.session(name="demo-digits")
+def demo_digits(session: nox.Session) -> None:
     """Pretrain a small CNN on MNIST digits 0-4, transfer it to digits 5-9 with a new head."""
     backend = os.environ.get("KERAS_BACKEND", "jax")
     install_kplug(session, backend)

@@ -1,6 +1,6 @@
 """kplug demo: pretrain a small CNN on MNIST digits 0-4, transfer it to digits 5-9.
 
-Run from the repository root: ``python examples/digits/demo.py`` (``nox -s demo`` installs
+Run from the repository root: ``python examples/digits/demo.py`` (``nox -s demo-digits`` installs
 kplug first). Writes runs/digits-pretrain, runs/digits-transfer-seed{7,8} and runs/digits-scratch-seed{7,8}.
 """
 

@@ -1,0 +1,316 @@
+"""kplug demo: does pretraining pay? SST-2 sentiment from a few labels with the pretrained MiniLM.
+
+Run from the repository root: ``python examples/sentiment/demo.py`` (``nox -s demo`` installs
+kplug and kplug-text first). For each number of labels and each seed it trains three models
+with ``kplug.fit`` on the same labelled phrases drawn from
+``plugins/kplug-text/examples/data/sst2-train-12k.tsv``:
+
+- ``frozen``: the pretrained MiniLM (``minilm-l6``) frozen, a classification head trained on it;
+- ``fine-tuned``: the pretrained MiniLM, staged: the head alone first, then everything with
+  layer-wise rate decay;
+- ``scratch``: the same architecture (a 6-layer, 384-wide BERT) from random weights, trained
+  with the same stages as ``fine-tuned``: only the initial weights differ.
+
+All are scored on the same phrases of ``sst2-dev.tsv``, which none of them trains on. Prints a
+table (mean, spread and every seed) and writes it, ``results.json`` and ``transfer.png`` to the
+run directory (default ``runs/sentiment-demo``). ``--labels``, ``--seeds``, ``--test`` and
+``--sequence-length`` make it smaller or larger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "plugins" / "kplug-text" / "examples" / "data"
+TRAIN_FILE = DATA / "sst2-train-12k.tsv"
+TEST_FILE = DATA / "sst2-dev.tsv"
+VARIANTS = ("frozen", "fine-tuned", "scratch")
+PRETRAINED = ("frozen", "fine-tuned")
+# the architecture of all-MiniLM-L6-v2, for the random-init model
+MINILM_ARCHITECTURE = {"num_layers": 6, "num_heads": 12, "hidden_dim": 384, "intermediate_dim": 1536}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the demo trains: label counts, seeds, test phrases, tokens per phrase, epoch budgets.
+
+    Epochs scale with the number of labels so that small label counts still get enough steps:
+    a stage trains ``round(budget / labels)`` epochs, at least 1 and at most ``most_epochs``.
+    """
+
+    labels: tuple[int, ...] = (100, 300, 1000)
+    seeds: tuple[int, ...] = (1, 2)
+    test: int = 300
+    sequence_length: int = 24
+    batch_size: int = 16
+    head_budget: int = 200  # phrases the head-only stage sees (fine-tuned, scratch)
+    frozen_budget: int = 600  # phrases the frozen run's head sees
+    tune_budget: int = 300  # phrases the train-everything stage sees (fine-tuned, scratch)
+    most_epochs: int = 10
+
+
+def epochs(labels: int, budget: int, most: int) -> int:
+    """Epochs of a stage that sees about ``budget`` phrases when it trains on ``labels`` of them."""
+    return max(1, min(most, round(budget / labels)))
+
+
+def run_config(variant: str, labels: int, seed: int, settings: Settings, run_dir: Path) -> dict[str, Any]:
+    """The kplug config of one variant trained on ``labels`` phrases drawn with ``seed``."""
+    head = epochs(labels, settings.head_budget, settings.most_epochs)
+    tune = epochs(labels, settings.tune_budget, settings.most_epochs)
+    pretrained = {"name": "minilm-l6", "options": {"pooling": "mean"}}
+    if variant == "frozen":
+        backbone = pretrained
+        frozen = epochs(labels, settings.frozen_budget, 3 * settings.most_epochs)
+        stages = [{"epochs": frozen, "trainable": ["heads/*"], "optimizer": {"learning_rate": 1e-2}}]
+    elif variant in ("fine-tuned", "scratch"):
+        if variant == "fine-tuned":
+            backbone = pretrained
+        else:
+            backbone = {"name": "bert", "options": {"pooling": "mean", **MINILM_ARCHITECTURE}}
+        stages = [
+            {"epochs": head, "trainable": ["heads/*"], "optimizer": {"learning_rate": 1e-2}},
+            {"epochs": tune, "trainable": "all", "layer_decay": 0.8, "optimizer": {"learning_rate": 1e-4}},
+        ]
+    else:
+        raise ValueError(f"variant {variant!r}: allowed are {', '.join(VARIANTS)}")
+    return {
+        "name": f"sentiment-{variant}-{labels}",
+        "seed": seed,
+        "data": {
+            "source": "tsv",
+            "options": {"path": str(TRAIN_FILE), "label": "label", "text": True},
+            "limit": labels,  # drawn with the run's seed
+        },
+        "model": {
+            "backbone": backbone,
+            "preprocessor": {
+                "name": "minilm-l6-tokenizer",
+                "options": {"sequence_length": settings.sequence_length},
+            },
+            "heads": [{"name": "classification", "id": "sentiment"}],
+        },
+        "train": {
+            "optimizer": {"name": "adamw", "learning_rate": 1e-4, "weight_decay": 0.01},
+            "batch_size": settings.batch_size,
+            "verbose": 2,
+            "stages": stages,
+        },
+        "output": {
+            "dir": str(run_dir / f"{variant}-{labels}-seed{seed}"),
+            "overwrite": True,
+            "checkpoint_every": 0,
+            "keep_checkpoints": 1,
+        },
+    }
+
+
+def held_out_phrases(count: int, seed: int = 0) -> dict[str, Any]:
+    """``count`` phrases of sst2-dev.tsv drawn with ``seed``, as the ``arrays`` source's options."""
+    import numpy as np
+
+    with TEST_FILE.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    picked = np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False)
+    return {
+        "x": np.asarray([rows[i]["sentence"] for i in picked]),
+        "y": np.asarray([int(rows[i]["label"]) for i in picked]),
+    }
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a variant at a number of labels, over the seeds."""
+
+    labels: int
+    variant: str
+    mean: float
+    spread: float  # standard deviation over the seeds (0 for one seed)
+    low: float
+    high: float
+    seeds: dict[int, float]
+
+
+def summarise(results: list[dict[str, Any]]) -> list[Row]:
+    """Rows by number of labels, then variant, from ``{"labels", "variant", "seed", "accuracy"}`` records."""
+    rows = []
+    for labels in sorted({r["labels"] for r in results}):
+        for variant in VARIANTS:
+            scores = {
+                r["seed"]: r["accuracy"] for r in results if r["labels"] == labels and r["variant"] == variant
+            }
+            if not scores:
+                continue
+            values = list(scores.values())
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            rows.append(
+                Row(labels, variant, statistics.fmean(values), spread, min(values), max(values), scores)
+            )
+    return rows
+
+
+def verdicts(rows: list[Row]) -> dict[int, dict[str, Any]]:
+    """Per number of labels: each pretrained variant's gain over scratch, and whether it is clear.
+
+    A gain is clear when the pretrained variant's worst seed beats scratch's best seed, so that
+    no draw of the labels puts them in the other order.
+    """
+    found: dict[int, dict[str, Any]] = {}
+    for labels in sorted({row.labels for row in rows}):
+        by_variant = {row.variant: row for row in rows if row.labels == labels}
+        scratch = by_variant.get("scratch")
+        if scratch is None:
+            continue
+        gains = {}
+        for variant in PRETRAINED:
+            if variant in by_variant:
+                ours = by_variant[variant]
+                gains[variant] = {"gain": ours.mean - scratch.mean, "clear": ours.low > scratch.high}
+        found[labels] = gains
+    return found
+
+
+def table(rows: list[Row], settings: Settings) -> str:
+    """The results as a plain-text table, with every seed's accuracy and the gains over scratch."""
+    seeds = ", ".join(str(s) for s in settings.seeds)
+    lines = [
+        f"Accuracy on {settings.test} SST-2 phrases none of the models trained on "
+        f"(mean +- standard deviation over seeds {seeds}; each seed draws other labels)",
+        f"{'labels':>6}  {'variant':<10}  {'mean':>6}  {'spread':>6}  per seed",
+    ]
+    for row in rows:
+        per_seed = "  ".join(f"{seed}: {value:.3f}" for seed, value in sorted(row.seeds.items()))
+        lines.append(f"{row.labels:>6}  {row.variant:<10}  {row.mean:6.3f}  {row.spread:6.3f}  {per_seed}")
+    lines.append("")
+    for labels, gains in verdicts(rows).items():
+        said = [
+            f"{variant} {g['gain'] * 100:+.1f} points ({'clear: every seed' if g['clear'] else 'NOT clear: seeds overlap'})"
+            for variant, g in gains.items()
+        ]
+        lines.append(f"{labels:>6} labels, pretrained vs scratch: {'; '.join(said)}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    """Accuracy against the number of labels, one line per variant, every seed as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for variant in VARIANTS:
+        mine = [row for row in rows if row.variant == variant]
+        if not mine:
+            continue
+        (line,) = axes.plot([r.labels for r in mine], [r.mean for r in mine], marker="o", label=variant)
+        for row in mine:
+            axes.scatter(
+                [row.labels] * len(row.seeds), list(row.seeds.values()), color=line.get_color(), s=12
+            )
+    axes.set_xscale("log")
+    counts = sorted({row.labels for row in rows})
+    axes.set_xticks(counts, [str(count) for count in counts])
+    axes.minorticks_off()
+    axes.set_xlabel("labelled phrases")
+    axes.set_ylabel("accuracy on held-out SST-2 phrases")
+    axes.set_title("MiniLM: pretrained vs random init")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def parse(argv: list[str] | None) -> tuple[Settings, Path]:
+    """Settings and the run directory from the command line."""
+    default = Settings()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=int, nargs="+", default=list(default.labels))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(default.seeds))
+    parser.add_argument("--test", type=int, default=default.test, help="held-out phrases scored")
+    parser.add_argument("--sequence-length", type=int, default=default.sequence_length)
+    parser.add_argument("--epochs", type=int, default=default.most_epochs, help="at most this many per stage")
+    parser.add_argument("--output", default="runs/sentiment-demo", help="the run directory")
+    args = parser.parse_args(argv)
+    for name in ("labels", "seeds"):
+        if len(set(getattr(args, name))) != len(getattr(args, name)):
+            parser.error(f"--{name} {getattr(args, name)}: give each value once")
+    if min(args.labels) < 2 or args.test < 2 or args.sequence_length < 4 or args.epochs < 1:
+        parser.error("--labels and --test take at least 2, --sequence-length at least 4, --epochs at least 1")
+    settings = Settings(
+        labels=tuple(sorted(args.labels)),
+        seeds=tuple(args.seeds),
+        test=args.test,
+        sequence_length=args.sequence_length,
+        most_epochs=args.epochs,
+    )
+    return settings, Path(args.output)
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    """Train every variant at every label count and seed; print, save and plot the results."""
+    settings, run_dir = parse(argv)
+    import keras
+
+    import kplug
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    test = held_out_phrases(settings.test)
+    started = time.perf_counter()
+    results = []
+    runs = [(n, s, v) for n in settings.labels for s in settings.seeds for v in VARIANTS]
+    for number, (labels, seed, variant) in enumerate(runs, 1):
+        print(f"\n=== {number}/{len(runs)}: {variant}, {labels} labels, seed {seed} ===", flush=True)
+        config = run_config(variant, labels, seed, settings, run_dir)
+        began = time.perf_counter()
+        result = kplug.fit(config, test_data=test)
+        seconds = time.perf_counter() - began
+        accuracy = float(result.metrics["accuracy"])
+        results.append(
+            {
+                "labels": labels,
+                "variant": variant,
+                "seed": seed,
+                "accuracy": accuracy,
+                "seconds": round(seconds, 1),
+            }
+        )
+        print(
+            f"{variant}, {labels} labels, seed {seed}: accuracy {accuracy:.3f} ({seconds:.0f} s)", flush=True
+        )
+        # keep each run's config, report and metrics, not its weights (~270 MB per MiniLM run)
+        (result.run_dir / "model.keras").unlink(missing_ok=True)
+        shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+    minutes = (time.perf_counter() - started) / 60
+
+    rows = summarise(results)
+    text = table(rows, settings)
+    text += f"\n\nbackend {keras.backend.backend()}, {len(runs)} trainings in {minutes:.1f} minutes"
+    print("\n" + text, flush=True)
+    (run_dir / "table.txt").write_text(text + "\n")
+    summary = {
+        "backend": keras.backend.backend(),
+        "minutes": round(minutes, 2),
+        "settings": asdict(settings),
+        "runs": results,
+        "rows": [asdict(row) for row in rows],
+        "verdicts": verdicts(rows),
+    }
+    (run_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(rows, run_dir / "transfer.png")
+    print(f"\nRun directory: {run_dir} (table.txt, results.json, transfer.png, one directory per training)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
