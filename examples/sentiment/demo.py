@@ -183,8 +183,8 @@ def table(rows: list[Row], settings: Settings) -> str:
     """The results as a plain-text table, with every seed's accuracy and the gains over scratch."""
     seeds = ", ".join(str(s) for s in settings.seeds)
     lines = [
-        f"Accuracy on {settings.test} SST-2 phrases none of the models trained on "
-        f"(mean +- standard deviation over seeds {seeds}; each seed draws other labels)",
+        f"Accuracy on {settings.test} SST-2 phrases none of the models trained on; "
+        f"mean and spread (std) over seeds {seeds}",
         f"{'labels':>6}  {'variant':<10}  {'mean':>6}  {'spread':>6}  per seed",
     ]
     for row in rows:
