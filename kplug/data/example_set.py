@@ -66,6 +66,9 @@ class Examples:
 
 def _kind(value: object) -> str:
     """What a value is, for messages: its type, and the type of the object a 0-d array wraps."""
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return f"an object array holding {type(value.item()).__name__}"
-    return f"{type(value).__name__} {str(value)[:40]!r}" if np.isscalar(value) else type(value).__name__
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        item = value.item()
+        if value.dtype == object:
+            return f"an object array holding {type(item).__name__}"
+        return f"the single value {str(item)[:40]!r}"
+    return type(value).__name__

@@ -106,3 +106,16 @@ def test_predict_options_keep_the_run_s_columns():
     result = kplug.fit(frame_config(frame))
     records = kplug.predict(result.run_dir, data={"frame": frame[:5]})
     assert [r["true_label"] for r in records] == frame.species[:5].tolist()
+
+
+def test_target_columns_by_name():
+    config = frame_config(colored())
+    config["data"]["options"] = {
+        "frame": colored(),
+        "label": None,
+        "targets": ["species"],
+        "features": ["size", "color"],
+    }
+    config["model"]["heads"] = [{"name": "classification", "target": "species"}]
+    result = kplug.fit(config)
+    assert result.report["data"]["labels"] == {"species": ["a", "b", "c"]}

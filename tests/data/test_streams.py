@@ -211,3 +211,8 @@ def test_a_data_object_given_as_arrays_names_the_source_that_reads_it(build, exp
 def test_a_non_array_features_error_is_whole():
     with pytest.raises(kplug.DataError, match=r"list of rows\); got an object array holding object\.$"):
         kplug.Examples(np.asarray(object()))
+
+
+def test_a_file_name_as_features_is_named_whole():
+    with pytest.raises(kplug.DataError, match=r"got the single value 'train.csv'\.$"):
+        kplug.Examples(np.asarray("train.csv"))
