@@ -5,7 +5,8 @@ stream, optimizer, precision), on its first stage, with the given ``train.compil
 settings, in a temporary run directory without checkpoints, loggers or the config's
 own callbacks. A callback times the batches after a warm-up and stops the run when it
 has ``steps`` of them (or ``max_seconds`` of measuring): the time between batches of
-the same epoch only, so validation and epoch ends are left out. Run as
+the same epoch only, so validation and epoch ends are left out, and not the epoch's last
+block (its short batch has a new shape, traced again on jax and under XLA). Run as
 ``python -m kplug.speed.probe REQUEST RESULT`` by ``kplug.speed.run``: REQUEST is a
 pickle of the arguments, RESULT gets JSON.
 """
@@ -57,7 +58,9 @@ class ProbeClock(keras.callbacks.Callback):
             self.first_end = now
         batches = batch + 1 if self._last is None else batch - self._last[1]
         self.block = max(self.block, batches)
-        if self._last is not None and self.seen >= self.warmup:
+        # the epoch's last block holds the short batch: a new shape, which jax and XLA trace anew
+        short = batch + 1 == (self.params or {}).get("steps")
+        if self._last is not None and self.seen >= self.warmup and not short:
             self.timed += batches
             self.seconds += now - self._last[0]
         self.seen += batches
