@@ -50,3 +50,8 @@ def test_the_epochs_short_last_batch_is_not_timed():
     clock.on_train_batch_end(1)
     clock.on_train_batch_end(2)
     assert (clock.seen, clock.timed) == (3, 1)
+    clock.on_epoch_begin(1)  # traced by now: timed
+    clock.on_train_batch_end(0)
+    with pytest.raises(ProbeDone):
+        clock.on_train_batch_end(2)
+    assert (clock.seen, clock.timed) == (6, 3)
