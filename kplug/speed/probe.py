@@ -138,7 +138,9 @@ def probe(
         model = trainer._fitted()
         used = {"jit_compile": bool(model.jit_compile), "steps_per_execution": int(model.steps_per_execution)}
     if not clock.timed:
-        raise RuntimeError(f"no batch was timed in {clock.seen} batches (epochs of {clock.block} batch or less?)")
+        raise RuntimeError(
+            f"no batch was timed in {clock.seen} batches (epochs of {clock.block} batch or less?)"
+        )
     rate = clock.timed * batch_size / clock.seconds
     step = clock.seconds / clock.timed
     compile_seconds = max(0.0, clock.first_end - clock.started - step * clock.block)
