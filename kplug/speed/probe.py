@@ -5,7 +5,8 @@ stream, optimizer, precision), on its first stage, with the given ``train.compil
 settings, in a temporary run directory without checkpoints, loggers or the config's
 own callbacks. A callback times the batches after a warm-up and stops the run when it
 has ``steps`` of them (or ``max_seconds`` of measuring): the time between batches of
-the same epoch only, so validation and epoch ends are left out. Run as
+the same epoch only, so validation and epoch ends are left out, and not the first epoch's
+last block (its short batch has a new shape, traced again on jax and under XLA). Run as
 ``python -m kplug.speed.probe REQUEST RESULT`` by ``kplug.speed.run``: REQUEST is a
 pickle of the arguments, RESULT gets JSON.
 """
@@ -44,11 +45,13 @@ class ProbeClock(keras.callbacks.Callback):
         self.seconds = 0.0  # time of the timed batches
         self.block = 1  # batches per callback call (steps_per_execution)
         self._last: tuple[float, int] | None = None
+        self.epoch = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.started = time.perf_counter()
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
         self._last = None  # only intervals within one epoch: no validation, no epoch end
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -57,7 +60,9 @@ class ProbeClock(keras.callbacks.Callback):
             self.first_end = now
         batches = batch + 1 if self._last is None else batch - self._last[1]
         self.block = max(self.block, batches)
-        if self._last is not None and self.seen >= self.warmup:
+        # the first epoch's last block holds the short batch: a new shape, which jax and XLA trace
+        short = self.epoch == 0 and batch + 1 == (self.params or {}).get("steps")
+        if self._last is not None and self.seen >= self.warmup and not short:
             self.timed += batches
             self.seconds += now - self._last[0]
         self.seen += batches
@@ -133,7 +138,9 @@ def probe(
         model = trainer._fitted()
         used = {"jit_compile": bool(model.jit_compile), "steps_per_execution": int(model.steps_per_execution)}
     if not clock.timed:
-        raise RuntimeError(f"no batch was timed: the stage has fewer than {warmup + 1} batches in all")
+        raise RuntimeError(
+            f"no batch was timed in {clock.seen} batches (epochs of {clock.block} batch or less?)"
+        )
     rate = clock.timed * batch_size / clock.seconds
     step = clock.seconds / clock.timed
     compile_seconds = max(0.0, clock.first_end - clock.started - step * clock.block)

@@ -39,3 +39,19 @@ def test_the_clock_counts_batches_not_calls_with_several_steps_per_execution():
     with pytest.raises(ProbeDone):
         clock.on_train_batch_end(1)
     assert clock.timed == 4
+
+
+def test_the_epochs_short_last_batch_is_not_timed():
+    clock = ProbeClock(warmup=1, steps=3, max_seconds=60)
+    clock.set_params({"steps": 3})  # batch 2 of each epoch is the short one
+    clock.on_train_begin()
+    clock.on_epoch_begin(0)
+    clock.on_train_batch_end(0)
+    clock.on_train_batch_end(1)
+    clock.on_train_batch_end(2)
+    assert (clock.seen, clock.timed) == (3, 1)
+    clock.on_epoch_begin(1)  # traced by now: timed
+    clock.on_train_batch_end(0)
+    with pytest.raises(ProbeDone):
+        clock.on_train_batch_end(2)
+    assert (clock.seen, clock.timed) == (6, 3)
