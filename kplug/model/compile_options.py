@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
 
 from kplug.config.compile_record import recorded_settings
 from kplug.config.schema import RunConfig
-from kplug.errors import ConfigError
 
 
 def compile_options(config: RunConfig, backend: str | None = None) -> dict[str, Any]:
@@ -19,8 +19,8 @@ def compile_options(config: RunConfig, backend: str | None = None) -> dict[str, 
     Explicit settings are passed as given; ``jit_compile: auto`` is Keras' default.
     On torch ``jit_compile: true`` is ``torch.compile``.
 
-    Raises:
-        ConfigError: ``steps_per_execution`` > 1 on torch, where Keras runs one step per call.
+    On torch, where Keras runs one step per call, ``steps_per_execution`` > 1 is set to 1 with a
+    warning (collected into ``report.json``), so one config trains on every backend.
     """
     backend = backend or keras.backend.backend()
     choice = config.train.compile
@@ -28,8 +28,11 @@ def compile_options(config: RunConfig, backend: str | None = None) -> dict[str, 
         return recorded_settings(config, backend) or {}
     settings = choice.model_dump()
     if settings["steps_per_execution"] > 1 and backend == "torch":
-        raise ConfigError(
-            f"train.compile.steps_per_execution = {settings['steps_per_execution']}: the torch backend "
-            f"runs one step per call; use 1 there (or train.compile: auto)."
+        warnings.warn(
+            f"kplug: train.compile.steps_per_execution = {settings['steps_per_execution']} applies on jax "
+            f"and tensorflow; the torch backend runs one step per call, so this run uses 1.",
+            UserWarning,
+            stacklevel=2,
         )
+        settings["steps_per_execution"] = 1
     return settings

@@ -42,12 +42,13 @@ def test_auto_uses_the_record_of_the_same_config_and_backend_only(blobs):
     assert compile_options(other) == {}
 
 
-def test_steps_per_execution_on_torch_is_a_config_error(blobs):
+def test_steps_per_execution_on_torch_is_one_with_a_warning(blobs):
     x, y = blobs
     config = blob_config(x, y)
     config["train"]["compile"] = {"steps_per_execution": 8}
-    with pytest.raises(kplug.ConfigError, match=r"train\.compile\.steps_per_execution = 8.*torch"):
-        compile_options(load_config(config), backend="torch")
+    with pytest.warns(UserWarning, match=r"train\.compile\.steps_per_execution = 8 .*torch.*uses 1"):
+        assert compile_options(load_config(config), backend="torch")["steps_per_execution"] == 1
+    assert compile_options(load_config(config), backend="jax")["steps_per_execution"] == 8
 
 
 @pytest.mark.parametrize(
