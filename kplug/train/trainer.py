@@ -534,7 +534,7 @@ class Trainer:
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
             decision = self._cache_decision(plan)
             stage_seconds = self._cached.seconds
-            fitted, stage_x, stage_validation = self._stage_inputs(decision, x, validation)
+            fitted, stage_x, stage_validation = self._stage_inputs(plan, decision, x, validation)
             stage_report["feature_cache"] = decision.report()
             if decision.use:
                 stage_report["feature_cache"]["seconds"] = round(self._cached.seconds - stage_seconds, 3)
@@ -608,14 +608,14 @@ class Trainer:
         )
 
     def _stage_inputs(
-        self, decision: CacheDecision, x: Any, validation: tuple[Any, Any] | None
+        self, plan: StagePlan, decision: CacheDecision, x: Any, validation: tuple[Any, Any] | None
     ) -> tuple[keras.Model, Any, tuple[Any, Any] | None]:
         """The model a stage fits, its training inputs and validation data: cached features or not."""
         if not decision.use:
             self._cached.clear()  # this stage may change the backbone
             return self._fitted(), x, validation
         inputs = {"train": x} if validation is None else {"train": x, "validation": validation[0]}
-        cached = self._cached.features(self.model, self.data.spec, inputs)
+        cached = self._cached.features(self.model, self.data.spec, inputs, plan.batch_size)
         features = cached["train"]
         if validation is not None:
             validation = (cached["validation"], validation[1])
