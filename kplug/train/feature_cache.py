@@ -59,7 +59,8 @@ def _why_not(
     training_model: keras.Model | None,
     precision: Precision,
     distribution: Distribution,
-    feature_bytes: int,
+    spec: Any,
+    rows: int,
     setting: Literal["auto", True, False],
 ) -> str:
     """Why the backbone's features cannot be cached in the stage now applied to ``model`` ('' if they can)."""
@@ -83,11 +84,12 @@ def _why_not(
             f"backbone layers draw random numbers in training mode ({_named(drawing)}); "
             f"a backbone with dropout 0 can be cached"
         )
-    if feature_bytes < 0:
+    size = feature_bytes(model, spec, rows)  # last: it traces the backbone symbolically
+    if size < 0:
         return "the backbone returns several outputs"
-    if setting == "auto" and feature_bytes > AUTO_LIMIT_BYTES:
+    if setting == "auto" and size > AUTO_LIMIT_BYTES:
         return (
-            f"the features would take {feature_bytes / 1024**3:.1f} GiB "
+            f"the features would take {size / 1024**3:.1f} GiB "
             f"(auto caches up to {AUTO_LIMIT_BYTES / 1024**3:.0f} GiB; true caches anyway)"
         )
     return ""
@@ -130,9 +132,7 @@ def stage_cache(
             cache (one that trains backbone weights just runs uncached).
     """
     setting = run.config.train.cache_features
-    reason = _why_not(
-        model, run, training_model, precision, distribution, feature_bytes(model, spec, rows), setting
-    )
+    reason = _why_not(model, run, training_model, precision, distribution, spec, rows, setting)
     # true asks for every head-only stage to cache; a stage that trains the backbone never can
     head_only = not model.get_layer("backbone").trainable_weights
     if reason and setting is True and head_only:
