@@ -404,6 +404,7 @@ class Trainer:
             self._interrupt = None
             timings["train_seconds"] = time.perf_counter() - started
             timings["fit_seconds"] = self._fit_seconds
+            timings["feature_seconds"] = self._cached.seconds  # computing cached features, all stages
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
@@ -533,11 +534,8 @@ class Trainer:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
             decision = self._cache_decision(plan)
-            stage_seconds = self._cached.seconds
             fitted, stage_x, stage_validation = self._stage_inputs(plan, decision, x, validation)
             stage_report["feature_cache"] = decision.report()
-            if decision.use:
-                stage_report["feature_cache"]["seconds"] = round(self._cached.seconds - stage_seconds, 3)
             self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, state.batch
