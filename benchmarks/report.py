@@ -430,7 +430,8 @@ def cache_section(results: dict[str, Any]) -> list[str]:
     )
     lines += [
         f"kplug-text's `minilm-l6` (dropout 0) frozen, a classification head trained for "
-        f"{first['epochs']} epochs on {first['size']} SST-2 sentences (10% validation), sequence "
+        f"{first['epochs']} epochs on {first['size']} SST-2 sentences (10% validation; the size per "
+        "backend is in its command below when measured separately), sequence "
         "length 40, batch 32: `train.cache_features: false` against `true`, alternating in one process. "
         "A stage's time is the wall time inside `Model.fit` plus, when cached, computing the features "
         "(one inference pass over train and validation). *speed-up* is the median of the per-repeat "
