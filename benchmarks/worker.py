@@ -670,7 +670,7 @@ def run_cached_stage(cached: bool, args, out: Path) -> dict[str, Any]:
     stage = result.report["stages"][0]["feature_cache"]
     if stage["used"] != cached:
         raise RuntimeError(f"cache_features: {cached}, but the stage reports {stage}")
-    features = stage.get("seconds", 0.0)
+    features = result.report["timings"]["feature_seconds"]
     return {
         "stage_seconds": result.report["timings"]["fit_seconds"] + features,
         "feature_seconds": features,

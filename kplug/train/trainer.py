@@ -435,6 +435,7 @@ class Trainer:
             self._interrupt = None
             timings["train_seconds"] = time.perf_counter() - started
             timings["fit_seconds"] = self._fit_seconds
+            timings["feature_seconds"] = self._cached.seconds  # computing cached features, all stages
             final_metrics = self._final_metrics()
         rundir.save_model(self.model, self.run_dir / rundir.MODEL_FILE)
         plot_curves(self.run_dir / rundir.METRICS_FILE, self.run_dir / rundir.CURVES_FILE)
@@ -633,12 +634,9 @@ class Trainer:
                 offset, stage_report = self._start_stage(index, previous, trained_before)
                 state = TrainingState(index, state.epoch, state.epoch, state.stages, state.init, 0, offset)
             decision = self._cache_decision(plan)
-            stage_seconds = self._cached.seconds
             x = None if self.data.stream is not None else self._train_arrays[0]
-            fitted, stage_x, stage_validation = self._stage_inputs(decision, x, validation)
+            fitted, stage_x, stage_validation = self._stage_inputs(plan, decision, x, validation)
             stage_report["feature_cache"] = decision.report()
-            if decision.use:
-                stage_report["feature_cache"]["seconds"] = round(self._cached.seconds - stage_seconds, 3)
             self._print_stage_line(index, stage_report)
             end = state.stage_start + plan.epochs
             epoch, skip = state.epoch, self._resume_point(state.epoch, state.batch)
@@ -703,14 +701,14 @@ class Trainer:
         )
 
     def _stage_inputs(
-        self, decision: CacheDecision, x: Any, validation: tuple[Any, Any] | None
+        self, plan: StagePlan, decision: CacheDecision, x: Any, validation: tuple[Any, Any] | None
     ) -> tuple[keras.Model, Any, tuple[Any, Any] | None]:
         """The model a stage fits, its training inputs and validation data: cached features or not."""
         if not decision.use:
             self._cached.clear()  # this stage may change the backbone
             return self._fitted(), x, validation
         inputs = {"train": x} if validation is None else {"train": x, "validation": validation[0]}
-        cached = self._cached.features(self.model, self.data.spec, inputs)
+        cached = self._cached.features(self.model, self.data.spec, inputs, plan.batch_size)
         features = cached["train"]
         if validation is not None:
             validation = (cached["validation"], validation[1])

@@ -58,6 +58,7 @@ RECORDED_STAGES = [
         "optimizer": "adam",
         "learning_rate": 0.003,
         "optimizer_state": "fresh",
+        "feature_cache": {"used": True},  # added with train.cache_features
         "trainable_parameters": 27,
     },
     {
@@ -72,6 +73,10 @@ RECORDED_STAGES = [
             "backbone/dense1": 0.000125,
             "backbone/dense2": 0.00025,
             "heads/classification": 0.001,
+        },
+        "feature_cache": {
+            "used": False,
+            "reason": "backbone layers train or update state in this stage (backbone/dense1, backbone/dense2)",
         },
         "trainable_parameters": 307,
     },
@@ -88,6 +93,10 @@ RECORDED_STAGES = [
             "backbone/dense2": 0.00025,
             "heads/classification": 0.001,
         },
+        "feature_cache": {
+            "used": False,
+            "reason": "backbone layers train or update state in this stage (backbone/dense1, backbone/dense2)",
+        },
         "trainable_parameters": 307,
     },
     {
@@ -98,6 +107,10 @@ RECORDED_STAGES = [
         "optimizer": "sgd",
         "learning_rate": 0.002,
         "optimizer_state": "fresh",
+        "feature_cache": {
+            "used": False,
+            "reason": "backbone layers train or update state in this stage (backbone/dense1, backbone/dense2)",
+        },
         "trainable_parameters": 307,
     },
 ]
