@@ -299,7 +299,7 @@ def _add_commands(commands: argparse._SubParsersAction) -> None:
         "--nproc",
         type=int,
         metavar="N",
-        help="start N training processes on this host (torchrun-style RANK/WORLD_SIZE), for ddp",
+        help="start N training processes on this host with torchrun's engine (needs torch installed)",
     )
     train.set_defaults(handler=_train)
 

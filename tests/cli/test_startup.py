@@ -84,9 +84,7 @@ def test_doctor_imports_no_keras_nor_another_backend(tmp_path):
     assert facts["code"] == 0, facts["stderr"]
     shown = json.loads(facts["stdout"])
     assert shown["backend"] == BACKEND and shown["devices"] and shown["components"] > 50
-    # importing tensorflow imports keras itself (tf.keras); on jax and torch doctor needs no keras
-    allowed = {BACKEND, "keras"} if BACKEND == "tensorflow" else {BACKEND}
-    assert set(facts["imported"]) <= allowed, f"kplug doctor imported {facts['imported']} (slow start-up)"
+    assert set(facts["imported"]) <= {BACKEND}, f"kplug doctor imported {facts['imported']} (slow start-up)"
 
 
 def test_plugins_lists_the_installed_components_from_the_index(tmp_path):
