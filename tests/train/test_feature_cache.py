@@ -10,7 +10,7 @@ import pytest
 
 import kplug
 from kplug.errors import ConfigError
-from tests.conftest import blob_config, mnist_data
+from conftest import blob_config, mnist_data
 
 
 def staged(config, cache, run_dir, backbone_dropout=0.0):
