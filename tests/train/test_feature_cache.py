@@ -7,10 +7,10 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import blob_config, mnist_data
 
 import kplug
 from kplug.errors import ConfigError
-from conftest import blob_config, mnist_data
 
 
 def staged(config, cache, run_dir, backbone_dropout=0.0):
