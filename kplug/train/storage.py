@@ -182,12 +182,15 @@ class RemoteRunDir:
 class PushAfterCheckpoints(keras.callbacks.Callback):
     """Uploads the staging directory after every epoch, and after a batch that wrote a checkpoint.
 
-    Placed after the checkpointers, so what it uploads is complete.
+    Placed after the checkpointers, so what it uploads is complete. ``after_batches`` is whether
+    checkpoints are written between epochs (``output.checkpoint_every_steps``); without it the
+    checkpoints folder is not listed after every batch.
     """
 
-    def __init__(self, remote: RemoteRunDir) -> None:
+    def __init__(self, remote: RemoteRunDir, after_batches: bool = True) -> None:
         super().__init__()
         self.remote = remote
+        self.after_batches = after_batches
         self._checkpoints = remote.staging / "checkpoints"
         self._seen = self._listing()
 
@@ -195,6 +198,8 @@ class PushAfterCheckpoints(keras.callbacks.Callback):
         return frozenset(os.listdir(self._checkpoints)) if self._checkpoints.is_dir() else frozenset()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.after_batches:
+            return
         listing = self._listing()
         if listing != self._seen:
             self._seen = listing

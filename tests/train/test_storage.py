@@ -11,7 +11,7 @@ import pytest
 from conftest import InterruptAt
 
 import kplug
-from kplug.train.storage import RemoteRunDir
+from kplug.train.storage import PushAfterCheckpoints, RemoteRunDir
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +127,20 @@ def test_push_uploads_new_checkpoints_whole_and_removes_pruned_ones(tmp_path, me
     (remote.staging / "metrics.csv").write_text("epoch\n1\n")
     remote.push()
     assert stored_files(memory_url) == {"metrics.csv"}
+
+
+@pytest.mark.parametrize("after_batches", [True, False])
+def test_a_step_checkpoint_is_uploaded_after_its_batch_only_when_steps_write_checkpoints(
+    memory_url, after_batches
+):
+    remote = RemoteRunDir(memory_url)
+    remote.start_new(overwrite=False)
+    push = PushAfterCheckpoints(remote, after_batches=after_batches)
+    step = remote.staging / "checkpoints" / "epoch00001-batch000004-stage01"
+    step.mkdir(parents=True)
+    (step / "state.json").write_text("{}")
+    push.on_train_batch_end(4)
+    uploaded = {"checkpoints/epoch00001-batch000004-stage01/state.json"} if after_batches else set()
+    assert stored_files(memory_url) == uploaded
+    push.on_epoch_end(0)
+    assert stored_files(memory_url) == {"checkpoints/epoch00001-batch000004-stage01/state.json"}
