@@ -339,7 +339,9 @@ class Trainer:
                 )
             )
         if self._pushes_run_dir():  # last: uploads what the checkpointers wrote
-            callbacks.append(PushAfterCheckpoints(self.remote, after_batches=bool(output.checkpoint_every_steps)))
+            callbacks.append(
+                PushAfterCheckpoints(self.remote, after_batches=bool(output.checkpoint_every_steps))
+            )
         return callbacks
 
     # -- training -----------------------------------------------------------
