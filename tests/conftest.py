@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -74,6 +75,34 @@ class InterruptAt:
     def kplug_on_epoch_end(self, run, epoch, logs):
         if epoch == self.epoch:
             raise KeyboardInterrupt
+
+
+class InterruptOnce(keras.callbacks.Callback):
+    """Presses Ctrl-C after batch ``batch`` of epoch ``epoch`` (of a stage's fit), the first time only.
+
+    Tests reset ``InterruptOnce.fired = False`` before the run they interrupt."""
+
+    fired = False
+
+    def __init__(self, epoch: int = 0, batch: int = 0):
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not InterruptOnce.fired and (self.current, batch) == (self.epoch, self.batch):
+            InterruptOnce.fired = True
+            raise KeyboardInterrupt
+
+
+class InterruptPlugin:
+    """Registers InterruptOnce as the callback component ``interrupt-once``."""
+
+    @kplug.hookimpl
+    def kplug_register_callbacks(self, register):
+        register("interrupt-once", InterruptOnce)
 
 
 def blob_config(x, y, **overrides):

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from conftest import blob_config
+from conftest import InterruptOnce, InterruptPlugin, blob_config
 
 import kplug
 from kplug.cli.main import main
@@ -230,30 +230,6 @@ def test_resumed_run_equals_the_uninterrupted_one_when_batches_are_whole(blobs):
                 keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=0, atol=1e-6
             )
         np.testing.assert_allclose(resumed.history["loss"], whole.history["loss"], rtol=1e-5)
-
-
-class InterruptOnce(keras.callbacks.Callback):
-    """Presses Ctrl-C after one batch of one epoch, the first time only."""
-
-    fired = False
-
-    def __init__(self, epoch: int = 0, batch: int = 0):
-        super().__init__()
-        self.epoch, self.batch, self.current = epoch, batch, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not InterruptOnce.fired and (self.current, batch) == (self.epoch, self.batch):
-            InterruptOnce.fired = True
-            raise KeyboardInterrupt
-
-
-class InterruptPlugin:
-    @kplug.hookimpl
-    def kplug_register_callbacks(self, register):
-        register("interrupt-once", InterruptOnce)
 
 
 def shuffled_dropout_config(x, y, run_dir, interrupt=None):

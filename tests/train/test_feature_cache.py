@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import blob_config, mnist_data
+from conftest import InterruptOnce, InterruptPlugin, blob_config, mnist_data
 
 import kplug
 from kplug.errors import ConfigError
@@ -115,30 +115,6 @@ def test_true_refuses_a_stage_that_cannot_cache_before_writing(blobs, plugins, t
     with pytest.raises(ConfigError, match=r"train.cache_features = true, but train.stages\[0\] .*augment"):
         kplug.fit(config, plugins=plugins)
     assert not (tmp_path / "runs" / "refused").exists()
-
-
-class InterruptOnce(keras.callbacks.Callback):
-    """Presses Ctrl-C after batch ``batch`` of epoch ``epoch``, the first time only."""
-
-    fired = False
-
-    def __init__(self, epoch: int = 0, batch: int = 0):
-        super().__init__()
-        self.epoch, self.batch, self.current = epoch, batch, 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.current = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not InterruptOnce.fired and (self.current, batch) == (self.epoch, self.batch):
-            InterruptOnce.fired = True
-            raise KeyboardInterrupt
-
-
-class InterruptPlugin:
-    @kplug.hookimpl
-    def kplug_register_callbacks(self, register):
-        register("interrupt-once", InterruptOnce)
 
 
 @pytest.mark.parametrize("interrupt", [{"epoch": 0, "batch": 7}, {"epoch": 1, "batch": 2}], ids=str)
