@@ -14,7 +14,10 @@ torchrun's variables win when both are set (``srun torchrun ...``). ``join_proce
 exports torchrun's variables from SLURM's, so every backend's distribution reads one set.
 
 Ports, counted from the coordinator's port P: P is torch.distributed's store (torchrun's agent
-holds it), P+1 the JAX coordinator, P+2+i the TensorFlow worker of local rank i.
+holds it), P+1 the JAX coordinator, P+2+i the TensorFlow worker of local rank i. That needs every
+process's host, which a multi-node torchrun group (``c10d`` rendezvous) does not say: there each
+process publishes a free ``host:port`` of its own in torchrun's store and reads the others'
+(``kplug.backend.torch_store``); TensorFlow's workers and JAX's coordinator (rank 0's) use those.
 
 This module imports no Keras and no backend library (``kplug doctor`` uses it).
 """
@@ -208,7 +211,11 @@ def join_process_group(backend: str, environ: MutableMapping[str, str] | None = 
     Under SLURM this sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
     ``MASTER_PORT`` from SLURM's variables, so torch.distributed (``env://``) and kplug's
     distributions need nothing else; on TensorFlow each process of a group whose hosts are
-    known gets its ``TF_CONFIG``. Variables already set are kept. A single process changes nothing.
+    known gets its ``TF_CONFIG``. In a multi-node torchrun group the processes exchange their
+    addresses through torchrun's store (every process must call this) and get ``TF_CONFIG`` on
+    TensorFlow, or on JAX ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (rank 0's address),
+    ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``.
+    Variables already set are kept. A single process changes nothing.
     """
     environ = os.environ if environ is None else environ
     group = process_group(environ)
@@ -226,4 +233,37 @@ def join_process_group(backend: str, environ: MutableMapping[str, str] | None = 
     workers = group.tf_workers()
     if backend == "tensorflow" and workers and not environ.get("TF_CONFIG"):
         environ["TF_CONFIG"] = cluster_tf_config(workers, group.rank)
+    elif _needs_address_exchange(backend, group, environ):
+        _exchange_through_torchrun(backend, group, environ)
     return group
+
+
+def _needs_address_exchange(backend: str, group: ProcessGroup, environ: Mapping[str, str]) -> bool:
+    """A multi-node torchrun group on TensorFlow or JAX whose addresses the user did not give."""
+    if group.engine != "torchrun" or group.hosts or not group.coordinator:
+        return False
+    if environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":  # no torchrun agent holds a store
+        return False
+    if backend == "tensorflow":
+        return not environ.get("TF_CONFIG")
+    return backend == "jax" and not environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES")
+
+
+def _exchange_through_torchrun(backend: str, group: ProcessGroup, environ: MutableMapping[str, str]) -> None:
+    """Set ``TF_CONFIG`` (TensorFlow) or Keras' JAX coordinator variables from the addresses the
+    group's processes exchange in torchrun's store."""
+    from kplug.backend.torch_store import exchange_addresses
+
+    # unique to this rendezvous and restart: torchrun's store lives as long as its agent
+    key = "kplug/{}/{}/addresses".format(
+        environ.get("TORCHELASTIC_RUN_ID", "none"), environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    )
+    addresses = exchange_addresses(str(group.host), int(group.port or 0), group.rank, group.world_size, key)
+    if backend == "tensorflow":
+        environ["TF_CONFIG"] = cluster_tf_config(addresses, group.rank)
+    else:  # keras.distribution.initialize reads these; rank 0's address is the coordinator
+        environ.update(
+            KERAS_DISTRIBUTION_JOB_ADDRESSES=addresses[0],
+            KERAS_DISTRIBUTION_NUM_PROCESSES=str(group.world_size),
+            KERAS_DISTRIBUTION_PROCESS_ID=str(group.rank),
+        )
