@@ -60,6 +60,15 @@ class EvaluationBatches(keras.utils.PyDataset):
         return x, y, weights
 
 
+def padding_note(rows: int, batch_size: int, multiple: int) -> str | None:
+    """What ``report.json`` says of a split's padded last batch, or ``None`` when none is padded."""
+    last = rows % batch_size
+    if multiple <= 1 or not last % multiple:
+        return None
+    padded = padded_rows(last, multiple)
+    return f"last batch of {last} padded to {padded} with {padded - last} zero-weight rows (batch size {batch_size})"
+
+
 def evaluation_batches(x: Any, y: Any, batch_size: int, multiple: int) -> EvaluationBatches | None:
     """Padded evaluation batches for ``fit(validation_data=...)`` / ``evaluate`` when batches must
     split over ``multiple`` replicas; ``None`` when they need not (evaluate ``(x, y)`` as it is)."""

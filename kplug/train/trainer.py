@@ -28,7 +28,7 @@ from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.example_set import Examples
 from kplug.data.inputs import PreparedData, head_targets, model_inputs, prepare_data
-from kplug.data.padding import evaluation_batches
+from kplug.data.padding import evaluation_batches, padding_note
 from kplug.data.stream_batches import StreamBatches
 from kplug.data.streams import describe as describe_stream
 from kplug.data.weights import example_weights, stream_class_weight
@@ -449,7 +449,7 @@ class Trainer:
             model=self.model,
             data=self.data,
             precision=self.precision,
-            placement=distribution.describe(self.model),
+            placement=self._placement(),
             state=state,
             metrics=final_metrics,
             timings=timings,
@@ -724,6 +724,23 @@ class Trainer:
             heads, self.heads, self.run, self.model.optimizer, soft=self.soft_targets, padded=self._padded()
         )
         return heads, features, validation
+
+    def _placement(self) -> dict[str, Any]:
+        """The distribution's ``describe``, with the splits whose last batch was padded to split evenly."""
+        placement = self.distribution.describe(self.model)
+        splits = self.data.splits
+        sizes = [(plan.batch_size, name) for plan in self.stage_plans for name in ("train", "validation")]
+        sizes.append((self.config.train.batch_size, "test" if len(splits.test) else "validation"))
+        notes: dict[str, list[str]] = {}
+        for batch_size, name in sizes:
+            note = padding_note(
+                len(getattr(splits, name)), batch_size, self.distribution.batch_multiple(name)
+            )
+            if note is not None and note not in notes.get(name, []):
+                notes.setdefault(name, []).append(note)
+        if notes:
+            placement["padded_last_batch"] = {name: "; ".join(listed) for name, listed in notes.items()}
+        return placement
 
     def _padded(self) -> bool:
         """Whether batches may carry zero-weight padding rows (the distribution splits them evenly)."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kplug.data.batches import TrainingBatches
-from kplug.data.padding import EvaluationBatches, evaluation_batches
+from kplug.data.padding import EvaluationBatches, evaluation_batches, padding_note
 from kplug.model.metrics import RealRows
 
 TOLERANCE = 1e-6
@@ -75,3 +75,8 @@ def test_padding_keeps_every_batch_the_same_structure():
     assert all(len(batches[i]) == 3 for i in range(3))
     assert np.array_equal(batches[0][2], np.ones(4, dtype="float32"))
     assert len(TrainingBatches(x, y, batch_size=4, seed=0)[0]) == 2  # one replica: unchanged
+
+
+def test_the_report_says_which_last_batch_was_padded():
+    assert padding_note(106, 32, 4) == "last batch of 10 padded to 12 with 2 zero-weight rows (batch size 32)"
+    assert padding_note(104, 32, 4) is None and padding_note(106, 32, 1) is None

@@ -225,7 +225,10 @@ def test_a_last_batch_that_does_not_split_is_padded_and_changes_nothing(results)
     training loss weighs the padded batch by its padded row count (Keras' loss tracker)."""
     root, found = results
     single, padded = found["uneven_single"], found["uneven_dp"]
-    assert padded["data"]["train"] % 32 % 4 and padded["data"]["validation"] % 32 % 4
+    assert padded["distribution"]["padded_last_batch"] == {
+        "train": "last batch of 21 padded to 24 with 3 zero-weight rows (batch size 32)",
+        "validation": "last batch of 13 padded to 16 with 3 zero-weight rows (batch size 32)",
+    }
     assert (
         max_difference(weights(root / "uneven_single/weights.npz"), weights(root / "uneven_dp/weights.npz"))
         < TOLERANCE
