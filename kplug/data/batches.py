@@ -41,6 +41,20 @@ def num_rows(data: Any) -> int:
     return len(data)
 
 
+def padded_rows(rows: int, multiple: int) -> int:
+    """The smallest multiple of ``multiple`` that holds ``rows``."""
+    return math.ceil(rows / multiple) * multiple
+
+
+def pad_batch(x: Any, y: Any, rows: int, multiple: int) -> tuple[Any, Any]:
+    """``x`` and ``y`` (arrays or dicts of arrays) with copies of their last row up to a multiple."""
+    extra = padded_rows(rows, multiple) - rows
+    if not extra:
+        return x, y
+    indices = np.concatenate([np.arange(rows), np.full(extra, rows - 1)])
+    return take(x, indices), take(y, indices)
+
+
 def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
     """The order in which epoch ``epoch`` (counted over the whole run) visits ``size`` examples."""
     return np.random.default_rng([seed, epoch]).permutation(size)
@@ -64,6 +78,8 @@ class TrainingBatches(keras.utils.PyDataset):
         accumulation: micro-batches per optimizer update (``gradient_accumulation_steps``).
         transforms: batch augmentations, applied in order to every batch.
         weights: each example's loss weight (class and sample weights), or ``None``.
+        multiple: the replica count every batch must split into: a shorter last batch is
+            padded with zero-weight rows (``kplug.data.padding``).
     """
 
     def __init__(
@@ -77,6 +93,7 @@ class TrainingBatches(keras.utils.PyDataset):
         accumulation: int = 1,
         transforms: Sequence[BatchTransform] = (),
         weights: np.ndarray | None = None,
+        multiple: int = 1,
     ) -> None:
         super().__init__()
         self.x = x
@@ -89,6 +106,7 @@ class TrainingBatches(keras.utils.PyDataset):
         self.accumulation = accumulation
         self.transforms = list(transforms)
         self.weights = weights
+        self.multiple = multiple
         self._orders: dict[int, np.ndarray] = {}
 
     @property
@@ -121,6 +139,11 @@ class TrainingBatches(keras.utils.PyDataset):
         """Whether examples carry loss weights (class or sample weights)."""
         return self.weights is not None
 
+    @property
+    def padded(self) -> bool:
+        """Whether the last batch of an epoch is padded to split over ``multiple`` replicas."""
+        return (self.size % self.batch_size) % self.multiple != 0
+
     def rows(self, epoch: int, data_batch: int) -> tuple[Any, Any, np.ndarray | None]:
         """Inputs, targets and loss weights (or ``None``) of batch ``data_batch`` of epoch ``epoch``."""
         indices = self._order(epoch)[data_batch * self.batch_size : (data_batch + 1) * self.batch_size]
@@ -135,11 +158,15 @@ class TrainingBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, epoch, batch])
         for transform in self.transforms:
             x, y = transform(x, y, rng)
-        if self.accumulation == 1 and not self.weighted:
+        if self.accumulation == 1 and not self.weighted and not self.padded:
             return x, y
-        weights = np.full(rows, self._weight(batch, rows), dtype="float32")
+        padded = padded_rows(rows, self.multiple)
+        # real rows weigh up for the padding, so the batch's loss is that of its real rows
+        weights = np.zeros(padded, dtype="float32")
+        weights[:rows] = self._weight(batch, rows) * padded / rows
         if example_weights is not None:
-            weights *= example_weights
+            weights[:rows] *= example_weights
+        x, y = pad_batch(x, y, rows, self.multiple)
         return x, y, weights
 
     def _weight(self, batch: int, rows: int) -> float:

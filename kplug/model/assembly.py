@@ -9,7 +9,7 @@ import keras
 from kplug.data.labels import LabelMap
 from kplug.errors import ConfigError, DataError, PluginError
 from kplug.model.compile_options import compile_options
-from kplug.model.metrics import head_metrics
+from kplug.model.metrics import RealRows, head_metrics
 from kplug.model.paths import STRUCTURAL_LAYERS
 from kplug.plugin.head import Head
 from kplug.plugin.resolve import Chosen, ChosenHead, ResolvedRun, call_factory, first_line
@@ -159,13 +159,20 @@ def _soft_loss(head_id: str, head: Head, run: ResolvedRun) -> Any:
 
 
 def compile_model(
-    model: keras.Model, heads: dict[str, Head], run: ResolvedRun, optimizer: Any = None, soft: bool = False
+    model: keras.Model,
+    heads: dict[str, Head],
+    run: ResolvedRun,
+    optimizer: Any = None,
+    soft: bool = False,
+    padded: bool = False,
 ) -> None:
     """Compile ``model`` with every head's loss, metrics and loss weight.
 
     One head compiles single-output; several compile per output name. ``soft``
     compiles for one-hot (possibly mixed) class targets. ``train.compile`` gives
     ``jit_compile`` and ``steps_per_execution`` (``kplug.model.compile_options``).
+    ``padded``: batches may carry zero-weight padding rows, which the metrics skip
+    (``kplug.data.padding``).
     """
     label_smoothing = run.config.train.label_smoothing
     if soft:
@@ -175,16 +182,20 @@ def compile_model(
         losses = {head_id: head.loss(label_smoothing) for head_id, head in heads.items()}
         metrics = {head_id: head_metrics(head) for head_id, head in heads.items()}
     speed = compile_options(run.config)  # train.compile: jit_compile, steps_per_execution
+    kind = "metrics"
+    if padded:  # weighted metrics see the sample weights; RealRows turns them into a 0/1 mask
+        kind = "weighted_metrics"
+        metrics = {head_id: [RealRows(m) for m in listed] for head_id, listed in metrics.items()}
     if len(heads) == 1:
         model.compile(
             optimizer=optimizer,
             loss=next(iter(losses.values())),
-            metrics=next(iter(metrics.values())),
+            **{kind: next(iter(metrics.values()))},
             **speed,
         )
         return
     weights = {chosen.config.output_name: chosen.config.loss_weight for chosen in run.heads}
-    model.compile(optimizer=optimizer, loss=losses, metrics=metrics, loss_weights=weights, **speed)
+    model.compile(optimizer=optimizer, loss=losses, loss_weights=weights, **{kind: metrics}, **speed)
 
 
 def logged_metric_names(heads: dict[str, Head], validation: bool) -> list[str]:

@@ -59,6 +59,32 @@ class HeadMetric(keras.metrics.Metric):
         return {"name": self.name, "dtype": self.dtype}
 
 
+class RealRows(keras.metrics.Metric):
+    """``inner`` over the rows whose sample weight is not 0: the padding of a batch split over replicas.
+
+    Compiled as a weighted metric, it sees the batch's sample weights but measures every real
+    row equally, as an unweighted metric would (``kplug.data.padding``).
+    """
+
+    def __init__(self, inner: keras.metrics.Metric, **kwargs: Any) -> None:
+        super().__init__(name=inner.name, dtype=inner.dtype, **kwargs)
+        self.inner = inner
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        if sample_weight is not None:
+            sample_weight = keras.ops.cast(keras.ops.greater(sample_weight, 0), self.inner.dtype)
+        return self.inner.update_state(y_true, y_pred, sample_weight=sample_weight)
+
+    def result(self) -> Any:
+        return self.inner.result()
+
+    def reset_state(self) -> None:
+        self.inner.reset_state()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype}
+
+
 def logged_name(chosen: Chosen) -> str:
     """The name the config gives a metric in its options, else its registered name (never ``auc_2``)."""
     given = chosen.options.get("name")

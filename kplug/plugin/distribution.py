@@ -8,8 +8,10 @@ points, never inside the compiled train step:
 1. ``check_model(model)`` once the model is built (e.g. a layout rule that
    matches no variable);
 2. ``check_batches(split, rows, batch_size, where)`` for every split and batch
-   size before anything is written (a batch that does not split evenly over the
-   replicas);
+   size before anything is written (a batch size that does not split evenly over
+   the replicas), and ``batch_multiple(split)``: the replica count every batch of
+   a split must split into; kplug pads a shorter last batch with zero-weight rows
+   (``kplug.data.padding``) so losses, gradients and metrics stay those of the real rows;
 3. ``shard_batches(batches)`` and ``prepare_stage(model)`` / ``callbacks()`` for
    each stage of a multi-process run (torch DistributedDataParallel);
 4. ``describe(model)`` for ``report.json``.
@@ -63,8 +65,9 @@ class Distribution:
     processes = 1
     rank = 0
 
-    # Whether the last, smaller batch of a split must also divide by ``replicas``
-    # (JAX shards every batch evenly; tf.distribute accepts a ragged last batch).
+    # Whether every batch, the last and smaller one too, must split evenly over ``replicas``
+    # (JAX shards every batch evenly; tf.distribute accepts a ragged last batch). kplug pads
+    # such a last batch with zero-weight rows (``batch_multiple``).
     even_last_batch = True
 
     def __init__(self) -> None:
@@ -103,13 +106,15 @@ class Distribution:
                 f"{self.replicas} replicas, so the batch size must be a multiple of {self.replicas} "
                 f"(e.g. {max(self.replicas, batch_size - batch_size % self.replicas)})."
             )
-        last = rows % batch_size
-        if self.even_last_batch and last % self.replicas:
-            raise ConfigError(
-                f"{where} = {batch_size}: the {split} split has {rows} examples, so its last batch has "
-                f"{last}, which does not split over {self.replicas} replicas. Choose a batch size "
-                f"or split sizes (data.limit, data.split) that leave a multiple of {self.replicas}."
-            )
+
+    def batch_multiple(self, split: str) -> int:
+        """The number every batch of ``split`` must split into (1: any size).
+
+        kplug pads a last batch that does not split with zero-weight rows: on ``train`` its
+        real rows' loss and gradient are unchanged; on ``validation`` and ``test`` every
+        metric equals the unpadded evaluation's (``kplug.data.padding``).
+        """
+        return self.replicas if self.even_last_batch and self.replicas > 1 else 1
 
     def shard_batches(self, batches: Any) -> Any:
         """This process's part of each global training batch (every batch, in one process).

@@ -258,6 +258,9 @@ def kplug_register_distributions(register: Register) -> None:
     - ``check_batches(split, rows, batch_size, where)``: called for each split and batch size
       before anything is written; the base refuses a batch size that is not a multiple of
       ``replicas``.
+    - ``batch_multiple(split)``: the number every batch of a split must split into (the base:
+      ``replicas`` when ``even_last_batch``); kplug pads a shorter last batch with zero-weight
+      rows, keeping losses, gradients and metrics those of the real rows.
     - ``shard_batches(batches)``: this process's share of each global training batch
       (multi-process strategies); ``batches`` is kplug's seeded batch stream, which every
       process reads in the same order.

@@ -28,6 +28,7 @@ from kplug.config.schema import RunConfig
 from kplug.data.batches import TrainingBatches
 from kplug.data.example_set import Examples
 from kplug.data.inputs import PreparedData, head_targets, model_inputs, prepare_data
+from kplug.data.padding import evaluation_batches, padding_note
 from kplug.data.stream_batches import StreamBatches
 from kplug.data.streams import describe as describe_stream
 from kplug.data.weights import example_weights, stream_class_weight
@@ -263,7 +264,9 @@ class Trainer:
         rate = stage_schedule(rate, plan.accumulation, offset)
         optimizer = self.precision.wrap_optimizer(build_optimizer(plan.optimizer, rate))
         optimizer = guard_optimizer(optimizer, self.config.train.on_nonfinite)  # skip_batch: a wrapper
-        compile_model(self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets)
+        compile_model(
+            self._fitted(), self.heads, self.run, optimizer, soft=self.soft_targets, padded=self._padded()
+        )
         multipliers = self._rate_multipliers(index)
         # a loss-scale wrapper (float16) delegates the update to its inner optimizer
         apply_rate_multipliers(getattr(optimizer, "inner_optimizer", optimizer), self.model, multipliers)
@@ -448,7 +451,7 @@ class Trainer:
             model=self.model,
             data=self.data,
             precision=self.precision,
-            placement=distribution.describe(self.model),
+            placement=self._placement(),
             state=state,
             metrics=final_metrics,
             timings=timings,
@@ -573,9 +576,10 @@ class Trainer:
                 plan.accumulation,
                 transforms,
                 self._weights,
+                self.distribution.batch_multiple("train"),
             )
         weighted = self.config.train.class_weight is not None or self.config.data.sample_weight is not None
-        return StreamBatches(
+        batches = StreamBatches(
             stream,
             self._encode_stream_rows,
             plan.batch_size,
@@ -586,6 +590,8 @@ class Trainer:
             transforms,
             weighted,
         )
+        batches.multiple = self.distribution.batch_multiple("train")
+        return batches
 
     def _encode_stream_rows(self, chunk: Any) -> tuple[Any, Any, np.ndarray | None]:
         """A streamed batch as model inputs, encoded targets and loss weights."""
@@ -652,7 +658,7 @@ class Trainer:
                     initial_epoch=epoch,
                     steps_per_epoch=batches.batches_per_epoch - skip,
                     shuffle=False,
-                    validation_data=stage_validation,
+                    validation_data=self._evaluation_data("validation", stage_validation, plan.batch_size),
                     callbacks=self._callbacks(dataclasses.replace(state, epoch=epoch, batch=skip), skip),
                     verbose=fit_verbose(self._progress_mode()),
                 )
@@ -716,8 +722,38 @@ class Trainer:
             validation = (cached["validation"], validation[1])
         heads = HeadsOnFeatures(self.model, list(self.heads), features.shape[1:], str(features.dtype))
         # the run model's optimizer (built on the same head variables) carries on in the stand-in
-        compile_model(heads, self.heads, self.run, self.model.optimizer, soft=self.soft_targets)
+        compile_model(
+            heads, self.heads, self.run, self.model.optimizer, soft=self.soft_targets, padded=self._padded()
+        )
         return heads, features, validation
+
+    def _placement(self) -> dict[str, Any]:
+        """The distribution's ``describe``, with the splits whose last batch was padded to split evenly."""
+        placement = self.distribution.describe(self.model)
+        splits = self.data.splits
+        sizes = [(plan.batch_size, name) for plan in self.stage_plans for name in ("train", "validation")]
+        sizes.append((self.config.train.batch_size, "test" if len(splits.test) else "validation"))
+        notes: dict[str, list[str]] = {}
+        for batch_size, name in sizes:
+            note = padding_note(
+                len(getattr(splits, name)), batch_size, self.distribution.batch_multiple(name)
+            )
+            if note is not None and note not in notes.get(name, []):
+                notes.setdefault(name, []).append(note)
+        if notes:
+            placement["padded_last_batch"] = {name: "; ".join(listed) for name, listed in notes.items()}
+        return placement
+
+    def _padded(self) -> bool:
+        """Whether batches may carry zero-weight padding rows (the distribution splits them evenly)."""
+        return any(self.distribution.batch_multiple(split) > 1 for split in ("train", "validation", "test"))
+
+    def _evaluation_data(self, split: str, data: tuple[Any, Any] | None, batch_size: int) -> Any:
+        """``(x, y)``, or its batches padded to split over the replicas (``kplug.data.padding``)."""
+        if data is None:
+            return None
+        padded = evaluation_batches(*data, batch_size, self.distribution.batch_multiple(split))
+        return data if padded is None else padded
 
     def _resumed_stage_report(self, index: int, state: TrainingState) -> dict[str, Any]:
         plan = self.stage_plans[index]
@@ -741,8 +777,12 @@ class Trainer:
         x, y = self.split_data(split)
         batch_size = self.config.train.batch_size
         if self.training_model is not None:  # only the training model was compiled
-            compile_model(self.model, self.heads, self.run, soft=self.soft_targets)
-        values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+            compile_model(self.model, self.heads, self.run, soft=self.soft_targets, padded=self._padded())
+        padded = evaluation_batches(x, y, batch_size, self.distribution.batch_multiple(split))
+        if padded is not None:  # the last batch padded with zero-weight rows to split over the replicas
+            values = self.model.evaluate(padded, verbose=0, return_dict=True)
+        else:
+            values = self.model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
         return {"split": split, **{k: float(v) for k, v in values.items()}}
 
 

@@ -11,7 +11,7 @@ from conftest import blob_config
 
 import kplug
 from kplug.builtin.heads import ClassificationHead, MultiLabelHead
-from kplug.model.metrics import HeadMetric
+from kplug.model.metrics import HeadMetric, RealRows
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0], [-2.0, 1.0, 0.0], [0.3, 0.3, -0.3]], dtype="float32")
 IDS = np.array([0, 2, 2, 1])
@@ -117,3 +117,12 @@ def test_an_unknown_metric_lists_the_registered_ones(blobs):
         kplug.ConfigError, match=r"model\.heads\[0\]\.metrics\[0\]\.name: .*'aucc'.*Did you mean 'auc'"
     ):
         kplug.fit(config)
+
+
+def test_real_rows_measures_every_row_of_nonzero_weight_equally():
+    """Padding rows (weight 0) are skipped; real rows count once, whatever their loss weight."""
+    metric = RealRows(keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0], [0.0, 2.0]], dtype="float32")
+    metric.update_state(np.array([0, 0, 1, 0]), logits, sample_weight=np.array([3.0, 0.5, 1.0, 0.0]))
+    assert metric.name == "accuracy"
+    assert float(metric.result()) == pytest.approx(2 / 3)  # rows 0 and 2 right, row 1 wrong, row 3 padding

@@ -165,6 +165,9 @@ class DistributedDataParallel(kplug.Distribution):
         if split == "train":  # validation and test run whole in every process
             super().check_batches(split, rows, batch_size, where)
 
+    def batch_multiple(self, split: str) -> int:
+        return super().batch_multiple(split) if split == "train" else 1
+
     def shard_batches(self, batches: Any) -> Any:
         from kplug_distribute.batches import ProcessShard
 

@@ -98,6 +98,8 @@ def run_case(root: Path, case: dict) -> dict:
         "history": result.history,
         "distribution": result.report["distribution"],
         "init": result.report["init"],
+        "data": result.report["data"],
+        "metrics": result.report["metrics"],
     }
 
 

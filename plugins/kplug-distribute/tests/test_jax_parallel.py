@@ -95,11 +95,9 @@ CASES = [
         "distribution": {"name": "data-parallel"},
         "overrides": {"train": {"batch_size": 30}},
     },
-    {
-        "label": "bad_last_batch",
-        "distribution": {"name": "data-parallel"},
-        "overrides": {"train": {"batch_size": 32, "verbose": 0}, "limit": 230},
-    },
+    # 181 training and 45 validation rows: both last batches (21, 13) are padded to split over 4
+    {"label": "uneven_single", "overrides": {"limit": 226}},
+    {"label": "uneven_dp", "distribution": {"name": "data-parallel"}, "overrides": {"limit": 226}},
 ]
 
 
@@ -222,9 +220,23 @@ def test_batch_not_divisible_by_replicas(results):
     assert "train.batch_size = 30" in message and "multiple of 4" in message
 
 
-def test_last_batch_not_divisible_by_replicas(results):
-    message = _error(results[1], "bad_last_batch")
-    assert "the validation split has 46 examples" in message and "last batch has 14" in message
+def test_a_last_batch_that_does_not_split_is_padded_and_changes_nothing(results):
+    """Zero-weight padding: the same weights and validation metrics as one device; the logged
+    training loss weighs the padded batch by its padded row count (Keras' loss tracker)."""
+    root, found = results
+    single, padded = found["uneven_single"], found["uneven_dp"]
+    assert padded["distribution"]["padded_last_batch"] == {
+        "train": "last batch of 21 padded to 24 with 3 zero-weight rows (batch size 32)",
+        "validation": "last batch of 13 padded to 16 with 3 zero-weight rows (batch size 32)",
+    }
+    assert (
+        max_difference(weights(root / "uneven_single/weights.npz"), weights(root / "uneven_dp/weights.npz"))
+        < TOLERANCE
+    )
+    for name in ("val_loss", "val_accuracy", "accuracy"):
+        assert padded["history"][name] == pytest.approx(single["history"][name], abs=TOLERANCE)
+    for name in ("loss", "accuracy"):  # the final evaluation, padded the same way
+        assert padded["metrics"][name] == pytest.approx(single["metrics"][name], abs=TOLERANCE)
 
 
 @pytest.fixture(scope="module")

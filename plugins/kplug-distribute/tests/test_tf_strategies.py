@@ -34,6 +34,7 @@ pytestmark = pytest.mark.backends("tensorflow")
 
 TOLERANCE = 1e-5  # float32 sums in another order; measured 6e-8 here
 MIRRORED = {"name": "mirrored", "options": {"cpu_devices": 2}}
+UNEVEN = 229
 
 CASES = [
     {"label": "mirrored", "distribution": MIRRORED},
@@ -42,6 +43,8 @@ CASES = [
     {"label": "bad_batch", "distribution": MIRRORED, "overrides": {"train": {"batch_size": 31}}},
     {"label": "no_gpus", "distribution": {"name": "mirrored"}},
     {"label": "single_npz", "npz": True},  # the data the 2-worker run reads from a file
+    # 183 training rows (last batch 23, padded for 2 workers) and 46 validation rows (last batch 14)
+    {"label": "uneven_single", "npz": True, "overrides": {"limit": UNEVEN}},
 ]
 # In a process of their own: a second MirroredStrategy in one process restarts its collective keys and
 # collides with the first one's all-reduces ("Shape mismatch in the collective instance 100").
@@ -177,6 +180,43 @@ def test_two_workers_train_batchnorm_on_global_batch_statistics(batchnorm_result
     check_global_batchnorm(tmp_path / "two", root / "single_bn", TOLERANCE)
     two = load_weights(tmp_path / "two" / "model.keras")
     assert max_difference(weights(root / "single_bn/weights.npz"), two) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_two_workers_pad_a_last_training_batch_that_does_not_split(results, tmp_path_factory):
+    """Zero-weight padding of the last training batch: the weights of one device on the same batches."""
+    root, found = results
+    assert found["uneven_single"]["data"]["train"] % 32 % 2  # the last training batch is padded
+    tmp_path = tmp_path_factory.mktemp("tf-workers-uneven")
+    config = run_config(str(tmp_path / "two"), {"name": "multi-worker-mirrored"})
+    config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
+    config["data"]["limit"] = UNEVEN
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "tensorflow")
+    difference = max_difference(
+        weights(root / "uneven_single/weights.npz"), load_weights(tmp_path / "two" / "model.keras")
+    )
+    print(f"2 workers, padded last batch, vs one device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+    single = metrics_history(root / "uneven_single" / "metrics.csv")
+    for name in ("val_loss", "val_accuracy"):
+        assert metrics_history(tmp_path / "two" / "metrics.csv")[name] == pytest.approx(
+            single[name], abs=TOLERANCE
+        )
+
+
+def test_multi_worker_refuses_an_evaluation_batch_that_does_not_split():
+    """Each worker averages its own share of the validation metrics, so padding would skew them."""
+    from kplug_distribute.tf_strategies import MultiWorkerMirrored
+
+    workers = MultiWorkerMirrored.__new__(MultiWorkerMirrored)  # no cluster needed for the check
+    workers.replicas = workers.processes = 2
+    workers.check_batches("train", 183, 32, "train.batch_size")  # padded instead
+    assert workers.batch_multiple("train") == 2
+    with pytest.raises(
+        kplug.ConfigError, match="the validation split has 45 examples, so its last batch has 13"
+    ):
+        workers.check_batches("validation", 45, 32, "train.batch_size")
 
 
 def test_multi_worker_outside_a_cluster_is_refused(tmp_path):

@@ -183,6 +183,35 @@ def test_batchnorm_statistics_are_those_of_the_global_batch(batchnorm_runs):
     assert difference < TOLERANCE
 
 
+@pytest.mark.slow
+def test_two_processes_pad_a_last_batch_that_does_not_split(tmp_path, plugins):
+    """181 training rows: the last batch (21) gets a zero-weight row so each process takes 11;
+    the weights are those of one device on the same batches."""
+    config = _config(tmp_path, tmp_path / "two")
+    config["data"]["limit"] = 226
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    launch_cli(tmp_path, ["train", "run.yaml", "--nproc", "2"], "torch")
+    single = kplug.fit(
+        {**config, "distribution": {"name": "single-device"}, "output": {"dir": str(tmp_path / "one")}},
+        plugins=plugins,
+    )
+    assert single.report["data"]["train"] % 32 % 2
+    difference = max_difference(single.model.get_weights(), load_weights(tmp_path / "two" / "model.keras"))
+    print(f"2 ddp processes, padded last batch, vs single-device: max weight difference {difference:.3g}")
+    assert difference < TOLERANCE
+    for a, b in zip(_metrics(tmp_path / "one"), _metrics(tmp_path / "two"), strict=True):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=TOLERANCE)  # run whole in each process
+
+
+def test_ddp_pads_training_batches_only():
+    from kplug_distribute.torch_ddp import DistributedDataParallel
+
+    ddp = DistributedDataParallel.__new__(DistributedDataParallel)  # no process group needed
+    ddp.replicas = ddp.processes = 2
+    assert ddp.batch_multiple("train") == 2
+    assert ddp.batch_multiple("validation") == ddp.batch_multiple("test") == 1  # run whole in each process
+
+
 def test_ddp_outside_a_launched_group_is_refused(tmp_path, plugins):
     with pytest.raises(kplug.ConfigError, match="not launched as one of a group"):
         kplug.fit(_config(tmp_path, tmp_path / "alone"), plugins=plugins)
