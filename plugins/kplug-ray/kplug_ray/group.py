@@ -66,15 +66,22 @@ def place_workers(ray: Any, options: RayOptions) -> list[Placement]:
     return placements
 
 
-def environments(ray: Any, placements: list[Placement], address: str) -> list[dict[str, str]]:
-    """Every worker's torchrun variables, ``TF_CONFIG`` and ``KPLUG_RAY_CLUSTER``, in rank order."""
+def environments(
+    ray: Any, placements: list[Placement], address: str, restarts: int = 0
+) -> list[dict[str, str]]:
+    """Every worker's torchrun variables, ``TF_CONFIG`` and ``KPLUG_RAY_CLUSTER``, in rank order.
+
+    ``KPLUG_RAY_CLUSTER`` is what ``report.json`` records under ``ray``: the cluster's address,
+    every worker (rank, node, local rank, pid) and how often the group was started again.
+    """
     chief = placements[0]
     port = ray.get(chief.actor.free_ports.remote(JAX_PORT_OFFSET + 1))  # torch's store, JAX's coordinator
     tf_ports = ray.get([placement.actor.free_ports.remote(1) for placement in placements])
     tf_workers = [
         f"{placement.node}:{tf_port}" for placement, tf_port in zip(placements, tf_ports, strict=True)
     ]
-    cluster = json.dumps({"address": address, "workers": [p.describe() for p in placements]})
+    workers = [placement.describe() for placement in placements]
+    cluster = json.dumps({"address": address, "workers": workers, "restarts": restarts})
     return [
         {
             "RANK": str(placement.rank),
@@ -93,8 +100,10 @@ def environments(ray: Any, placements: list[Placement], address: str) -> list[di
     ]
 
 
-def run_group(ray: Any, options: RayOptions, train: dict[str, Any], address: str) -> str | None:
-    """Train the run once in a group of ``options.workers`` actors.
+def run_group(
+    ray: Any, options: RayOptions, train: dict[str, Any], address: str, restarts: int = 0
+) -> str | None:
+    """Train the run once in a group of ``options.workers`` actors (``restarts``: groups started before).
 
     Returns:
         ``None`` when every worker finished, else what went wrong first (the other workers are
@@ -105,7 +114,9 @@ def run_group(ray: Any, options: RayOptions, train: dict[str, Any], address: str
         print(f"kplug-ray: worker {placement.rank} on {placement.node} (pid {placement.pid})", flush=True)
     calls = {
         placement.actor.train.remote(environment, os.getcwd(), train): placement
-        for placement, environment in zip(placements, environments(ray, placements, address), strict=True)
+        for placement, environment in zip(
+            placements, environments(ray, placements, address, restarts), strict=True
+        )
     }
     pending = list(calls)
     failure = None

@@ -32,13 +32,16 @@ def connect(ray: Any, options: RayOptions) -> str:
     try:
         if options.address == "local":
             needed = math.ceil(options.workers * options.cpus_per_worker)
-            ray.init(num_cpus=max(needed, 1), include_dashboard=False, configure_logging=False)
+            ray.init(
+                address="local", num_cpus=max(needed, 1), include_dashboard=False, configure_logging=False
+            )
         else:
             ray.init(address=options.address, configure_logging=False)
-    except ConnectionError as error:
+    except Exception as error:  # ConnectionError, or a local node that did not start in time
         raise kplug.ConfigError(
-            f"distribution.options.address = {options.address!r}: no Ray cluster answered ({error}). "
-            f"Start one with `ray start --head`, give its HOST:PORT, or use address: local on one machine."
+            f"distribution.options.address = {options.address!r}: could not join a Ray cluster "
+            f"({type(error).__name__}: {str(error).splitlines()[0]}). Start one with `ray start --head`, "
+            f"give its HOST:PORT, or use address: local on one machine."
         ) from None
     return ray.get_runtime_context().gcs_address
 
@@ -84,7 +87,7 @@ def launch(config: kplug.RunConfig, train: dict[str, Any]) -> int:
             flush=True,
         )
         for attempt in range(options.max_failures + 1):
-            failure = run_group(ray, options, train, address)
+            failure = run_group(ray, options, train, address, restarts=attempt)
             if failure is None:
                 print(f"Run directory: {os.path.abspath(config.run_dir())}")
                 return 0

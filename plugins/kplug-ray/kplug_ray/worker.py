@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from typing import Any
 
 
@@ -58,4 +59,7 @@ class Worker:
             kplug.Trainer(**train).fit()
         except kplug.KplugError as error:
             return f"{type(error).__name__}: {error}"
+        finally:  # Ray forwards what the actor printed; the driver stops the actor when it returns
+            sys.stdout.flush()
+            sys.stderr.flush()
         return None
