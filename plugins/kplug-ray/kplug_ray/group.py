@@ -20,6 +20,8 @@ from kplug_ray.worker import Worker
 # Tells the ``ray`` distribution and report hook that this process is a worker of a Ray group.
 CLUSTER_VARIABLE = "KPLUG_RAY_CLUSTER"
 JAX_PORT_OFFSET = 1  # kplug's JAX coordinator listens on MASTER_PORT + 1
+LOST = "the worker's process died"
+LOST_PEER_SECONDS = 30  # how long the other workers get to report after one failed
 
 
 @dataclass
@@ -106,8 +108,8 @@ def run_group(
     """Train the run once in a group of ``options.workers`` actors (``restarts``: groups started before).
 
     Returns:
-        ``None`` when every worker finished, else what went wrong first (the other workers are
-        stopped then: they would wait for the lost one forever).
+        ``None`` when every worker finished, else what went wrong, the workers whose process died
+        first (the other workers are stopped then: they would wait for the lost one forever).
     """
     placements = place_workers(ray, options)
     for placement in placements:
@@ -119,15 +121,29 @@ def run_group(
         )
     }
     pending = list(calls)
-    failure = None
-    while pending and failure is None:
+    failures: list[str] = []
+    while pending and not failures:
         done, pending = ray.wait(pending, num_returns=1)
-        rank = calls[done[0]].rank
-        try:
-            error = ray.get(done[0])
-        except ray.exceptions.RayError as lost:
-            error = f"the worker stopped ({type(lost).__name__}: {str(lost).splitlines()[0]})"
-        failure = None if error is None else f"worker {rank}: {error}"
+        failures += _failures(ray, done, calls)
+    if failures and pending:  # the lost worker's peers fail too: name the worker that died first
+        done, pending = ray.wait(pending, num_returns=len(pending), timeout=LOST_PEER_SECONDS)
+        failures += _failures(ray, done, calls)
+    failures.sort(key=lambda failure: LOST not in failure)
     for placement in placements:
         ray.kill(placement.actor)
-    return failure
+    return "; ".join(failures) or None
+
+
+def _failures(ray: Any, done: list[Any], calls: dict[Any, Placement]) -> list[str]:
+    """What went wrong in the finished ``train`` calls ``done``, one line per failed worker."""
+    failures = []
+    for call in done:
+        try:
+            error = ray.get(call)
+        except ray.exceptions.RayActorError as lost:
+            error = f"{LOST} ({type(lost).__name__}: {str(lost).splitlines()[0]})"
+        except ray.exceptions.RayError as raised:
+            error = f"{type(raised).__name__}: {str(raised).splitlines()[0]}"
+        if error is not None:
+            failures.append(f"worker {calls[call].rank}: {error}")
+    return failures

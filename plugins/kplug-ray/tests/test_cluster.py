@@ -95,7 +95,7 @@ def test_a_killed_worker_restarts_the_group_from_the_last_checkpoint(tmp_path):
     reader.join(timeout=10)
     output = "".join(lines)
     assert launched.returncode == 0, output[-4000:]
-    assert "worker 1: the worker stopped" in output
+    assert "kplug-ray: worker 1: the worker's process died" in output
     assert "starting the group again from the last checkpoint" in output
     assert "Resuming " in output
     report = json.loads((tmp_path / "two" / "report.json").read_text())
