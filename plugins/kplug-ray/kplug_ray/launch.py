@@ -60,9 +60,9 @@ def check_resources(ray: Any, options: RayOptions) -> None:
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    """Whether the run directory holds a checkpoint to resume from."""
+    """Whether the run directory holds a complete checkpoint (not a ``.partial-*`` one) to resume from."""
     folder = run_dir / CHECKPOINT_DIR
-    return folder.is_dir() and any(folder.iterdir())
+    return folder.is_dir() and any(not entry.name.startswith(".") for entry in folder.iterdir())
 
 
 def launch(config: kplug.RunConfig, train: dict[str, Any]) -> int:

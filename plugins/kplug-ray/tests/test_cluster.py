@@ -23,6 +23,8 @@ import pytest
 import yaml
 from conftest import TOLERANCE, cli_environment, max_difference, run_config
 
+from kplug_ray.launch import has_checkpoint
+
 pytestmark = pytest.mark.slow
 
 RAY = {"name": "ray", "options": {"address": "local", "workers": 2, "cpus_per_worker": 1}}
@@ -84,9 +86,8 @@ def test_a_killed_worker_restarts_the_group_from_the_last_checkpoint(tmp_path):
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(launched.stdout), daemon=True)
     reader.start()
-    checkpoints = tmp_path / "two" / "checkpoints"
     deadline = time.monotonic() + 600
-    while not (checkpoints.is_dir() and any(checkpoints.iterdir())) and launched.poll() is None:
+    while not has_checkpoint(tmp_path / "two") and launched.poll() is None:
         assert time.monotonic() < deadline, "".join(lines)[-3000:]
         time.sleep(0.05)
     worker = next(line for line in lines if line.startswith("kplug-ray: worker 1 on "))
