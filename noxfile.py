@@ -29,6 +29,7 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-precision",
     "plugins/kplug-compress",
     "plugins/kplug-distribute",
+    "plugins/kplug-ray",
     "plugins/kplug-text",
     "plugins/kplug-vision",
 ]

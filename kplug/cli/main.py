@@ -54,6 +54,9 @@ def _train(args: argparse.Namespace) -> int:
         from kplug.distribute.processes import launch
 
         return launch(_train_argv(args), args.nproc)
+    launched = _launch_elsewhere(args)
+    if launched is not None:
+        return launched
     trainer = Trainer(args.config, plugins=args.plugins, output=args.output, resume=args.resume)
     try:
         result = trainer.fit()
@@ -79,6 +82,28 @@ def _train(args: argparse.Namespace) -> int:
             f"kplug: {caught} Python warning(s) while training; see report.json (warnings).", file=sys.stderr
         )
     return EXIT_OK
+
+
+def _launch_elsewhere(args: argparse.Namespace) -> int | None:
+    """The exit code when a plugin trained the run somewhere else (``kplug_launch``), else ``None``."""
+    from kplug.distribute.processes import world_size
+    from kplug.plugin.manager import get_plugins
+
+    plugins = get_plugins(args.plugins)
+    if world_size() > 1 or not plugins.implements("kplug_launch"):
+        return None  # a process of a launched group trains here
+    from kplug.config.load import load_config
+    from kplug.train.rundir import CONFIG_FILE
+    from kplug.train.storage import is_url
+
+    if args.config is None and is_url(args.resume):
+        return None  # the saved config is read by the trainer, from its local copy
+    config = load_config(args.config if args.config is not None else Path(args.resume) / CONFIG_FILE)
+    output = args.resume if args.resume is not None else args.output
+    if output is not None:
+        config = config.model_copy(update={"output": config.output.model_copy(update={"dir": str(output)})})
+    train = {"config": args.config, "output": args.output, "resume": args.resume}
+    return plugins.call_hook("kplug_launch", config=config, train=train)
 
 
 def _train_argv(args: argparse.Namespace) -> list[str]:

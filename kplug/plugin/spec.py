@@ -554,6 +554,35 @@ def kplug_add_commands(commands: argparse._SubParsersAction) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def kplug_launch(config: RunConfig, train: dict[str, Any]) -> int | None:
+    """Called by ``kplug train`` before anything is built, to train the run somewhere else.
+
+    Called only in the process the user started: not under ``--nproc``, torchrun or ``srun``
+    (``WORLD_SIZE`` set), and not by ``kplug.fit``. It receives the run's validated
+    ``kplug.RunConfig`` (``output.dir`` already set from ``--output``; with ``--resume`` and no
+    config file, the config saved in that run directory) and ``train``, the keyword arguments of
+    ``kplug.Trainer`` that reproduce the command (``config``, ``output``, ``resume``; paths as
+    given, relative to the current directory). Return ``None`` to train in this process, or the
+    exit code once the plugin has trained the run elsewhere, e.g. in processes on a cluster that
+    each run ``kplug.Trainer(**train).fit()`` with torchrun's variables set. The first
+    implementation returning a code wins. kplug-ray sends a run with ``distribution: {name: ray}``
+    to a Ray cluster this way.
+
+    Example::
+
+        import subprocess
+        import kplug
+
+
+        @kplug.hookimpl
+        def kplug_launch(config, train):
+            if config.distribution.name == "my-cluster":
+                return subprocess.call(["submit-job", "kplug", "train", str(train["config"])])
+            return None
+    """
+
+
 # ---------------------------------------------------------------------------
 # Lifecycle
 # ---------------------------------------------------------------------------
