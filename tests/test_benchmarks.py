@@ -224,5 +224,5 @@ def test_the_whole_run_section_gives_loop_time_over_each_sides_time(tmp_path):
     )
     row = next(line for line in lines if line.startswith("| torch | mlp | kplug |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[3:9] == ["2.0", "1.0", "1.0", "**0.50**", "0.50", "1.00"]
+    assert cells[3:10] == ["2.0", "1.0", "1.0", "0.50", "**0.50**", "1.00", "0.50"]
     assert "run of 20 epochs" in "\n".join(lines)
