@@ -459,6 +459,69 @@ def cache_section(results: dict[str, Any]) -> list[str]:
     )
 
 
+def run20_section(results: dict[str, Any]) -> list[str]:
+    lines = ["## 10. Whole 20-epoch runs on torch, compile time included", ""]
+    rows = []
+    first: dict[str, Any] = {}
+    for backend, found in results["backends"].items():
+        run = found.get("run20")
+        if not run:
+            continue
+        first = first or {**run, "backend": backend}
+        for model in ("mlp", "cnn"):
+            if model not in run:
+                continue
+            sides, ratios = run[model]["sides"], run[model]["ratios"]
+            for side in ("kplug", "kplug_compiled", "plain", "plain_flat"):
+                if side not in sides:
+                    continue
+                loop, plain = ratios[f"{side}/torch_loop"], ratios.get(f"{side}/plain")
+                rows.append(
+                    [
+                        backend,
+                        model,
+                        side,
+                        f"{sides[side]['fit_seconds']:.1f}",
+                        f"{sides[side]['cpu_seconds']:.1f}",
+                        f"{sides['torch_loop']['fit_seconds']:.1f}",
+                        f"{loop['fit']:.2f}",
+                        f"**{loop['cpu']:.2f}**",
+                        f"{plain['fit']:.2f}" if plain else "—",
+                        f"{plain['cpu']:.2f}" if plain else "—",
+                    ]
+                )
+    if not rows:
+        return lines + ["Not run: the `run20` section was not among --sections.", ""]
+    lines += [
+        f"The issue's target: kplug on torch >= 0.8x the hand-written torch loop for a run of "
+        f"{first['epochs']} epochs, compile time included (MLP {first['mlp']['size'] if 'mlp' in first else '?'} "
+        f"and CNN {first['cnn']['size'] if 'cnn' in first else '?'} examples, batch 128). Sides, alternating "
+        "in one process: the torch loop (section 2's), plain `Model.fit` nested (kplug's shape) and flat, "
+        "kplug at its default (`train.compile: auto`, no record: Keras' eager step) and kplug with "
+        "`train.compile: {jit_compile: true}` (torch.compile). *vs loop* = loop time / side time (> 1: "
+        "faster than the loop), by wall time of the whole fit and by CPU seconds of the process "
+        "(the load-robust figure: on a loaded machine wall times swing with the other jobs); *vs plain* = "
+        "plain nested fit time / side time.",
+        "",
+        *([f"- measured separately: `{first['command']}`"] if first.get("command") else []),
+        "",
+    ]
+    return lines + _table(
+        [
+            "backend",
+            "model",
+            "side",
+            "fit s",
+            "CPU s",
+            "torch loop fit s",
+            "vs loop",
+            "vs loop (CPU)",
+            "vs plain",
+        ],
+        rows,
+    )
+
+
 def write_markdown(results: dict[str, Any], path: Path, json_path: Path | None = None) -> None:
     """Write BENCHMARKS.md for ``results`` (the JSON that benchmarks/run.py collects)."""
     info = results["machine"]
@@ -508,6 +571,7 @@ def write_markdown(results: dict[str, Any], path: Path, json_path: Path | None =
         lines += section(results)
     lines += text_section(results)
     lines += cache_section(results)
+    lines += run20_section(results)
     if NOTES.exists():
         lines += [NOTES.read_text().strip(), ""]
     path.write_text("\n".join(lines))

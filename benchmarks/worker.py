@@ -52,6 +52,14 @@ class EpochClock(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         self.marks = [time.perf_counter()]
+        self.cpu = [time.process_time()]
+
+    def on_train_end(self, logs=None) -> None:
+        self.cpu.append(time.process_time())
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of this process (all its threads) from the start to the end of ``fit``."""
+        return self.cpu[-1] - self.cpu[0]
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         for value in (logs or {}).values():  # wait for the epoch's work (jax dispatches asynchronously)
@@ -126,23 +134,39 @@ def run_plain(
     with onednn_matmul():  # kplug's matmul routing on torch, so both sides multiply alike
         model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=callbacks)
     fit = time.perf_counter() - started
-    return {"fit_seconds": fit, "epochs": clock.epochs(), "parameters": int(model.count_params())}
+    return {
+        "fit_seconds": fit,
+        "cpu_seconds": clock.cpu_seconds(),
+        "epochs": clock.epochs(),
+        "parameters": int(model.count_params()),
+    }
 
 
 def run_kplug(
-    spec: Spec, x, y, batch: int, epochs: int, out: Path, checkpoint_every: int | None = None
+    spec: Spec,
+    x,
+    y,
+    batch: int,
+    epochs: int,
+    out: Path,
+    checkpoint_every: int | None = None,
+    compile_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``kplug.fit`` of ``spec``; ``compile_settings``: its ``train.compile`` (default ``auto``)."""
     fresh_compiler()
     EpochClock.made.clear()
     config = kplug_config(spec, x, y, batch, epochs, out, ["bench-epoch-clock"])
     if checkpoint_every is not None:
         config["output"]["checkpoint_every"] = checkpoint_every
+    if compile_settings is not None:
+        config["train"]["compile"] = compile_settings
     result = kplug.fit(config, plugins=clock_plugins())
     timings = result.report["timings"]
     return {
         "fit_seconds": timings["fit_seconds"],
         "train_seconds": timings["train_seconds"],
         "total_seconds": timings["total_seconds"],
+        "cpu_seconds": EpochClock.made[-1].cpu_seconds(),
         "epochs": EpochClock.made[-1].epochs(),
         "parameters": int(result.model.count_params()),
     }
@@ -161,7 +185,7 @@ def run_torch_loop(spec: Spec, x, y, batch: int, epochs: int, compiled: bool = F
     features = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     labels = torch.from_numpy(y)
     marks = [time.perf_counter()]
-    started = marks[0]
+    started, cpu = marks[0], time.process_time()
     generator = torch.Generator().manual_seed(0)
     for _ in range(epochs):
         order = torch.randperm(len(features), generator=generator)
@@ -177,10 +201,12 @@ def run_torch_loop(spec: Spec, x, y, batch: int, epochs: int, compiled: bool = F
             correct += int((logits.argmax(1) == targets).sum())
         marks.append(time.perf_counter())
     fit = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     epoch_times = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     parameters = sum(p.numel() for p in model.parameters())
     return {
         "fit_seconds": fit,
+        "cpu_seconds": cpu,
         "epochs": epoch_times,
         "parameters": int(parameters),
         "accuracy": correct / len(x),
@@ -366,6 +392,81 @@ def section_overhead(args) -> dict[str, Any]:
                 "checkpoint_write_ms": checkpoint_write_ms(spec),
                 "kplug_vs_torch_loop": summary["kplug_no_epoch_checkpoint"]["samples_per_second"]
                 / summary["torch_loop"]["samples_per_second"],
+            }
+    return results
+
+
+def section_run20(args) -> dict[str, Any]:
+    """Whole runs of ``--run-epochs`` (20) epochs, compile time included: kplug (Keras' default eager
+    step, and ``train.compile: {jit_compile: true}``, i.e. torch.compile on torch) against plain
+    ``Model.fit`` (nested and flat) and the hand-written torch loop; alternating, ``--run-repeats``."""
+    results: dict[str, Any] = {"epochs": args.run_epochs}
+    epochs = args.run_epochs
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.models:
+            spec = SPECS[name]
+            x, y = mnist(args.size[name])
+            sides = {
+                "torch_loop": lambda spec=spec, x=x, y=y: run_torch_loop(spec, x, y, args.batch, epochs),
+                "plain": lambda spec=spec, x=x, y=y: run_plain(spec, x, y, args.batch, epochs, {}),
+                "plain_flat": lambda spec=spec, x=x, y=y: run_plain(
+                    spec, x, y, args.batch, epochs, {}, nested=False
+                ),
+                "kplug": lambda spec=spec, x=x, y=y: run_kplug(
+                    spec, x, y, args.batch, epochs, Path(scratch) / "run", checkpoint_every=0
+                ),
+                "kplug_compiled": lambda spec=spec, x=x, y=y: run_kplug(
+                    spec,
+                    x,
+                    y,
+                    args.batch,
+                    epochs,
+                    Path(scratch) / "run",
+                    checkpoint_every=0,
+                    compile_settings={"jit_compile": True},
+                ),
+            }
+            if BACKEND != "torch":
+                sides.pop("kplug_compiled")
+            sides = {side: run for side, run in sides.items() if side in args.run_sides}
+            names = list(sides)
+            runs: dict[str, list[dict[str, Any]]] = {side: [] for side in names}
+            for repeat in range(args.run_repeats):
+                shift = repeat % len(names)
+                for side in names[shift:] + names[:shift]:
+                    runs[side].append(sides[side]())
+                    print(
+                        f"[{BACKEND}] run20 {name} {side}: {runs[side][-1]['fit_seconds']:.1f} s",
+                        file=sys.stderr,
+                    )
+            summary = {
+                side: {
+                    "fit_seconds": statistics.median(r["fit_seconds"] for r in found),
+                    "cpu_seconds": statistics.median(r["cpu_seconds"] for r in found),
+                    "steady_epoch_seconds": statistics.median(steady(r["epochs"]) for r in found),
+                    "runs": found,
+                }
+                for side, found in runs.items()
+            }
+
+            def speed(ours: str, theirs: str, key: str, runs=runs) -> list[float]:
+                """Per repeat: ``theirs`` time / ``ours`` time (> 1: ours faster)."""
+                return [t[key] / o[key] for o, t in zip(runs[ours], runs[theirs], strict=True)]
+
+            results[name] = {
+                "size": len(x),
+                "batch_size": args.batch,
+                "sides": summary,
+                "ratios": {
+                    f"{ours}/{theirs}": {
+                        "fit": statistics.median(speed(ours, theirs, "fit_seconds")),
+                        "cpu": statistics.median(speed(ours, theirs, "cpu_seconds")),
+                        "fit_per_repeat": speed(ours, theirs, "fit_seconds"),
+                    }
+                    for ours in ("kplug", "kplug_compiled", "plain", "plain_flat")
+                    for theirs in ("torch_loop", "plain", "plain_flat")
+                    if ours in sides and theirs in sides and ours != theirs
+                },
             }
     return results
 
@@ -720,6 +821,7 @@ def threads() -> int:
 SECTIONS = {
     "settings": section_settings,
     "overhead": section_overhead,
+    "run20": section_run20,
     "pipeline": section_pipeline,
     "scaling": section_scaling,
     "rss": section_rss,
@@ -746,6 +848,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-size", type=int, default=1000, help="SST-2 sentences (section cache)")
     parser.add_argument("--cache-epochs", type=int, default=10)
     parser.add_argument("--cache-repeats", type=int, default=2)
+    parser.add_argument("--run-epochs", type=int, default=20, help="epochs of a whole run (section run20)")
+    parser.add_argument("--run-repeats", type=int, default=2)
+    parser.add_argument("--run-sides", default="torch_loop,plain,plain_flat,kplug,kplug_compiled")
     parser.add_argument("--matmul-size", type=int, default=1024)
     parser.add_argument("--rss-side", default="kplug", choices=["kplug", "plain", "torch_loop"])
     parser.add_argument(
@@ -754,6 +859,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
+    args.run_sides = args.run_sides.split(",")
     args.size = {"mlp": args.mlp_size, "cnn": args.cnn_size}
     args.scaling_batches = [int(b) for b in args.scaling_batches.split(",")]
     args.scaling_factors = [int(f) for f in args.scaling_factors.split(",")]

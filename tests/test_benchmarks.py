@@ -189,3 +189,40 @@ def test_the_feature_cache_table_gives_the_median_speedup_of_the_repeats():
     assert cells[6] == "30x"
     assert "10 epochs on 1000 SST-2 sentences" in "\n".join(lines)
     assert any(line.startswith("| jax") and line.rstrip("| ").endswith("no") for line in lines)
+
+
+def test_the_whole_run_section_gives_loop_time_over_each_sides_time(tmp_path):
+    out = tmp_path / "found.json"
+    worker.main(
+        ["--sections", "run20", "--models", "mlp", "--run-epochs", "2", "--run-repeats", "1",
+         "--mlp-size", "256", "--batch", "64", "--run-sides", "torch_loop,plain,plain_flat,kplug",
+         "--out", str(out)]
+    )  # fmt: skip
+    run20 = json.loads(out.read_text())["run20"]
+    mlp = run20["mlp"]
+    sides = mlp["sides"]
+    assert set(sides) == {"torch_loop", "plain", "plain_flat", "kplug"}  # kplug_compiled left out
+    assert all(side["cpu_seconds"] > 0 and len(side["runs"][0]["epochs"]) == 2 for side in sides.values())
+    kplug_vs_loop = mlp["ratios"]["kplug/torch_loop"]
+    assert kplug_vs_loop["fit"] == sides["torch_loop"]["fit_seconds"] / sides["kplug"]["fit_seconds"]
+    assert kplug_vs_loop["cpu"] == sides["torch_loop"]["cpu_seconds"] / sides["kplug"]["cpu_seconds"]
+
+    # the table: a side twice as slow as the loop reads 0.50
+    fake = {side: {"fit_seconds": 2.0, "cpu_seconds": 1.0} for side in ("kplug", "plain", "plain_flat")}
+    fake["torch_loop"] = {"fit_seconds": 1.0, "cpu_seconds": 0.5}
+    ratios = {
+        f"{ours}/{theirs}": {"fit": fake[theirs]["fit_seconds"] / fake[ours]["fit_seconds"], "cpu": 0.5}
+        for ours in ("kplug", "plain", "plain_flat")
+        for theirs in ("torch_loop", "plain")
+    }
+    lines = report.run20_section(
+        {
+            "backends": {
+                "torch": {"run20": {"epochs": 20, "mlp": {"size": 8, "sides": fake, "ratios": ratios}}}
+            }
+        }
+    )
+    row = next(line for line in lines if line.startswith("| torch | mlp | kplug |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[3:10] == ["2.0", "1.0", "1.0", "0.50", "**0.50**", "1.00", "0.50"]
+    assert "run of 20 epochs" in "\n".join(lines)
