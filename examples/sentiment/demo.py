@@ -6,6 +6,8 @@ with ``kplug.fit`` on the same labelled phrases drawn from
 ``plugins/kplug-text/examples/data/sst2-train-12k.tsv``:
 
 - ``frozen``: the pretrained MiniLM (``minilm-l6``) frozen, a classification head trained on it;
+  without dropout the encoder is a fixed feature extractor, so kplug computes its features once
+  and trains the head on them (``train.cache_features``);
 - ``fine-tuned``: the pretrained MiniLM, staged: the head alone first, then everything with
   layer-wise rate decay;
 - ``scratch``: the same architecture (a 6-layer, 384-wide BERT) from random weights, trained
@@ -57,7 +59,11 @@ class Settings:
     frozen_budget: int = 600  # phrases the frozen run's head sees
     tune_budget: int = 300  # phrases the train-everything stage sees (fine-tuned, scratch)
     most_epochs: int = 10
-    dropout: float = 0.0  # in every encoder: with none, head-only stages train on cached features
+    # The frozen encoder runs without dropout, as a feature extractor in inference mode would, so
+    # kplug computes its features once (train.cache_features). The trained encoders keep
+    # MiniLM's dropout of 0.1.
+    frozen_dropout: float = 0.0
+    dropout: float = 0.1
 
 
 def epochs(labels: int, budget: int, most: int) -> int:
@@ -71,7 +77,7 @@ def run_config(variant: str, labels: int, seed: int, settings: Settings, run_dir
     tune = epochs(labels, settings.tune_budget, settings.most_epochs)
     pretrained = {"name": "minilm-l6", "options": {"pooling": "mean", "dropout": settings.dropout}}
     if variant == "frozen":
-        backbone = pretrained
+        backbone = {"name": "minilm-l6", "options": {"pooling": "mean", "dropout": settings.frozen_dropout}}
         frozen = epochs(labels, settings.frozen_budget, 3 * settings.most_epochs)
         stages = [{"epochs": frozen, "trainable": ["heads/*"], "optimizer": {"learning_rate": 1e-2}}]
     elif variant in ("fine-tuned", "scratch"):

@@ -101,8 +101,6 @@ def test_the_demo_runs_end_to_end_and_writes_its_table_results_and_plot(demo, tm
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "frozen-8-seed1" / "model.keras").exists()  # the weights are not kept
     report = json.loads((out / "frozen-8-seed1" / "report.json").read_text())
-    # the encoders have no dropout, so every head-only stage trains on cached features
+    # the frozen encoder has no dropout, so its head trains on features computed once
     assert report["stages"][0]["feature_cache"] == {"used": True}
-    tuned = json.loads((out / "fine-tuned-8-seed1" / "report.json").read_text())
-    assert [stage["feature_cache"]["used"] for stage in tuned["stages"]] == [True, False]
     assert all(run["cpu_seconds"] > 0 for run in results["runs"])
