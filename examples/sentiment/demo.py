@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -248,6 +249,20 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's log lines off the terminal (all backends import it), unless the user set
+    ``TF_CPP_MIN_LOG_LEVEL``: its start-up lines through the kplug CLI's import hook, then its
+    C++ messages below FATAL (the oneDNN int64 fallback notice) and its Python warnings
+    (tf.function retracing)."""
+    from kplug.backend import quiet_logs
+
+    if not quiet_logs.wanted(debug=False):
+        return
+    quiet_logs.quiet_tensorflow()
+    os.environ[quiet_logs.LOG_LEVEL] = "3"
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def parse(argv: list[str] | None) -> tuple[Settings, Path]:
     """Settings and the run directory from the command line."""
     default = Settings()
@@ -277,10 +292,7 @@ def parse(argv: list[str] | None) -> tuple[Settings, Path]:
 def main(argv: list[str] | None = None) -> list[Row]:
     """Train every variant at every label count and seed; print, save and plot the results."""
     settings, run_dir = parse(argv)
-    from kplug.backend import quiet_logs
-
-    if quiet_logs.wanted(debug=False):  # TensorFlow's C++ start-up lines, as the kplug CLI does
-        quiet_logs.quiet_tensorflow()
+    quiet_tensorflow()
     import keras
 
     import kplug
