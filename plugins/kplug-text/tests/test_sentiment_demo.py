@@ -100,4 +100,7 @@ def test_the_demo_runs_end_to_end_and_writes_its_table_results_and_plot(demo, tm
     assert "pretrained vs scratch" in (out / "table.txt").read_text()
     assert (out / "transfer.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "frozen-8-seed1" / "model.keras").exists()  # the weights are not kept
-    assert (out / "frozen-8-seed1" / "report.json").is_file()
+    report = json.loads((out / "frozen-8-seed1" / "report.json").read_text())
+    # the frozen encoder has no dropout, so its head trains on features computed once
+    assert report["stages"][0]["feature_cache"] == {"used": True}
+    assert all(run["cpu_seconds"] > 0 for run in results["runs"])
