@@ -164,7 +164,7 @@ def kill_node_mid_run(cwd: Path, output: str) -> dict[str, object]:
     killed = nodes[1].finish()
     assert nodes[1].process.returncode != 0, killed[-3000:]
     try:  # torch's gloo sees the peer gone and fails; TF's and JAX's collectives may wait on it
-        nodes[0].process.wait(timeout=60)
+        nodes[0].process.wait(timeout=30)
         survivor = "exited"
     except subprocess.TimeoutExpired:
         nodes[0].process.terminate()  # as a scheduler cancels a job whose node died
@@ -177,7 +177,11 @@ def kill_node_mid_run(cwd: Path, output: str) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
-    """The run on two torchrun nodes, on one device in this process, and killed then resumed."""
+    """The run on one device in this process, and on two torchrun nodes: killed mid-run, then resumed.
+
+    One two-node run per backend (the end-to-end cases are the slowest in the suite): weights equal
+    to the single device after the kill and resume check the group's training before and after it.
+    """
     tmp_path = tmp_path_factory.mktemp("nodes")
     x, y = blobs()
     np.savez(tmp_path / "blobs.npz", x=x, y=y)
@@ -185,8 +189,6 @@ def nodes(tmp_path_factory):
     config["output"].update(CHECKPOINTS)
     config["data"] = {**config["data"], "source": "npz", "options": {"path": "blobs.npz"}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    outputs, wall, cpu = run_nodes(tmp_path, ["train", "run.yaml"])
-    print(f"two torchrun nodes ({BACKEND}): {wall:.1f} s wall, {cpu:.1f} CPU s (both nodes)")
     plugins = kplug.load_plugins([kplug_distribute], entry_points=False)
     single = kplug.fit(run_config(str(tmp_path / "single"), {"name": "single-device"}), plugins=plugins)
     killed = kill_node_mid_run(tmp_path, "killed")
@@ -194,32 +196,25 @@ def nodes(tmp_path_factory):
         f"killed node resumed ({BACKEND}): {killed['wall']:.1f} s wall, {killed['cpu']:.1f} CPU s; "
         f"the surviving node {killed['survivor']}"
     )
-    return tmp_path, single, outputs, killed
+    return tmp_path, single, killed
 
 
 @pytest.mark.slow
 def test_two_torchrun_nodes_train_one_run_equal_to_one_device(nodes):
-    tmp_path, single, outputs, _ = nodes
-    placement = json.loads((tmp_path / "two" / "report.json").read_text())["distribution"]
+    tmp_path, single, killed = nodes
+    placement = json.loads((tmp_path / "killed" / "report.json").read_text())["distribution"]
     assert placement["strategy"] == STRATEGY[BACKEND] and placement["processes"] == 2
-    difference = max_difference(single.model.get_weights(), load_weights(tmp_path / "two" / "model.keras"))
-    print(f"2 torchrun nodes ({BACKEND}) vs one device: max weight difference {difference:.3g}")
+    difference = max_difference(single.model.get_weights(), load_weights(tmp_path / "killed" / "model.keras"))
+    print(
+        f"2 torchrun nodes ({BACKEND}), killed and resumed, vs one device: "
+        f"max weight difference {difference:.3g}"
+    )
     assert difference < TOLERANCE
-    assert sum(output.count("Run directory:") for output in outputs) == 1  # rank 0 reports
+    assert sum(output.count("Run directory:") for output in killed["outputs"]) == 1  # rank 0 reports
 
 
 @pytest.mark.slow
 def test_a_killed_node_resumes_with_the_group_from_the_last_checkpoint(nodes):
-    tmp_path, single, _, killed = nodes
+    _, _, killed = nodes
     assert LAST_CHECKPOINT in killed["left"] and NEXT_CHECKPOINT not in killed["left"], killed["left"]
-    resumed_output = "".join(killed["outputs"])
-    assert "Resuming" in resumed_output and resumed_output.count("Run directory:") == 1, resumed_output[
-        -3000:
-    ]
-    resumed = load_weights(tmp_path / "killed" / "model.keras")
-    difference = max_difference(load_weights(tmp_path / "two" / "model.keras"), resumed)
-    print(
-        f"2 torchrun nodes ({BACKEND}), killed and resumed vs uninterrupted: max difference {difference:.3g}"
-    )
-    assert difference < TOLERANCE
-    assert max_difference(single.model.get_weights(), resumed) < TOLERANCE
+    assert "Resuming" in "".join(killed["outputs"]), "".join(killed["outputs"])[-3000:]
