@@ -206,6 +206,12 @@ def settings_section(results: dict[str, Any]) -> list[str]:
         "uses for in-memory arrays on tensorflow: the input path before it. `steps_per_execution` must be "
         "1 on torch, whose kplug sides are not measured here.",
         "",
+        *[
+            f"- {backend} measured separately: `{found['settings_command']}`"
+            for backend, found in results["backends"].items()
+            if found.get("settings_command")
+        ],
+        "",
     ]
     header = [
         "backend",
