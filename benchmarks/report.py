@@ -157,6 +157,13 @@ def overhead_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _speedup(item: dict[str, Any] | None) -> str:
+    """``wall / CPU`` speed-up over Keras' defaults (older results carry neither: a dash)."""
+    if not item or "speedup" not in item:
+        return "—"
+    return f"{item['speedup']:.2f} / {item['cpu_speedup']:.2f}"
+
+
 def settings_section(results: dict[str, Any]) -> list[str]:
     rows = []
     for backend, found in results["backends"].items():
@@ -168,6 +175,7 @@ def settings_section(results: dict[str, Any]) -> list[str]:
             best = min(candidates.values(), key=lambda c: c["steady_epoch_seconds"])["steady_epoch_seconds"]
             for key, item in candidates.items():
                 mark = " (kplug default)" if key == chosen else ""
+                kplug_side = item.get("kplug")
                 rows.append(
                     [
                         backend,
@@ -176,20 +184,48 @@ def settings_section(results: dict[str, Any]) -> list[str]:
                         _f(item["steady_epoch_seconds"], 4),
                         f"{item['steady_epoch_seconds'] / best:.2f}",
                         _f(item["fit_seconds"]),
+                        _speedup(item),
+                        _f(kplug_side["steady_epoch_seconds"], 4) if kplug_side else "—",
+                        f"**{_speedup(kplug_side)}**" if kplug_side else "—",
+                        _speedup(item.get("kplug_stream")),
                     ]
                 )
     if not rows:
         return []
     lines = [
-        "## 3. Compile settings per backend (plain Keras)",
+        "## 3. Compile settings per backend (plain Keras and kplug)",
         "",
-        "Each candidate `Model.compile` setting, alternating, median over repeats. *vs best* is the steady "
-        "epoch time relative to the fastest candidate for that backend and model; *fit s* includes "
-        "tracing/compiling (torch.compile's is large). Keras' own defaults: jax XLA, tensorflow no XLA on CPU, "
-        "torch eager; `steps_per_execution` must be 1 on torch.",
+        "Each candidate `Model.compile` setting (kplug: `train.compile`), plain `Model.fit` and `kplug.fit` "
+        "(without per-epoch checkpoints) alternating in one process, median over repeats. *vs best* is "
+        "plain fit's steady epoch time relative to the fastest candidate for that backend and model; *fit s* "
+        "includes tracing/compiling (torch.compile's is large). *speed-up* = a side's steady epoch at the "
+        "first candidate (Keras' defaults: jax XLA, tensorflow no XLA on CPU, torch eager) over its steady "
+        "epoch at this one, per repeat, median; given as wall / CPU seconds (the process's CPU time, all "
+        "threads: less swayed by other jobs on a loaded machine). *kplug batch stream* is kplug feeding "
+        "`fit` its `PyDataset` instead of the `tf.data` pipeline (`kplug/backend/tf_batches.py`) it now "
+        "uses for in-memory arrays on tensorflow: the input path before it. `steps_per_execution` must be "
+        "1 on torch, whose kplug sides are not measured here.",
+        "",
+        *[
+            f"- {backend} measured separately: `{found['settings_command']}`"
+            for backend, found in results["backends"].items()
+            if found.get("settings_command")
+        ],
         "",
     ]
-    return lines + _table(["backend", "model", "settings", "steady epoch s", "vs best", "fit s"], rows)
+    header = [
+        "backend",
+        "model",
+        "settings",
+        "plain steady epoch s",
+        "vs best",
+        "plain fit s",
+        "plain speed-up",
+        "kplug steady epoch s",
+        "kplug speed-up",
+        "kplug batch stream speed-up",
+    ]
+    return lines + _table(header, rows)
 
 
 def peak_section(results: dict[str, Any]) -> list[str]:

@@ -52,22 +52,27 @@ class EpochClock(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         self.marks = [time.perf_counter()]
-        self.cpu = [time.process_time()]
+        self.cpu_marks = [time.process_time()]
 
     def on_train_end(self, logs=None) -> None:
-        self.cpu.append(time.process_time())
+        self.cpu_end = time.process_time()
 
     def cpu_seconds(self) -> float:
         """CPU seconds of this process (all its threads) from the start to the end of ``fit``."""
-        return self.cpu[-1] - self.cpu[0]
+        return self.cpu_end - self.cpu_marks[0]
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         for value in (logs or {}).values():  # wait for the epoch's work (jax dispatches asynchronously)
             float(value)
         self.marks.append(time.perf_counter())
+        self.cpu_marks.append(time.process_time())
 
     def epochs(self) -> list[float]:
         return [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
+
+    def cpu_epochs(self) -> list[float]:
+        """CPU seconds of this process (all threads) per epoch: less swayed by other jobs' load."""
+        return [b - a for a, b in zip(self.cpu_marks, self.cpu_marks[1:], strict=False)]
 
 
 class ClockPlugin:
@@ -138,8 +143,24 @@ def run_plain(
         "fit_seconds": fit,
         "cpu_seconds": clock.cpu_seconds(),
         "epochs": clock.epochs(),
+        "cpu_epochs": clock.cpu_epochs(),
         "parameters": int(model.count_params()),
     }
+
+
+@contextlib.contextmanager
+def batch_stream_input(on: bool) -> Iterator[None]:
+    """With ``on``, kplug feeds ``fit`` its ``PyDataset`` batch stream even where it would give a
+    ``tf.data`` pipeline (``kplug.train.input_path``): the input path before that existed."""
+    from kplug.train import trainer
+
+    chosen = trainer.fit_input
+    if on:
+        trainer.fit_input = lambda batches, distribution: distribution.shard_batches(batches)
+    try:
+        yield
+    finally:
+        trainer.fit_input = chosen
 
 
 def run_kplug(
@@ -150,17 +171,20 @@ def run_kplug(
     epochs: int,
     out: Path,
     checkpoint_every: int | None = None,
-    compile_settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    stream: bool = False,
 ) -> dict[str, Any]:
-    """``kplug.fit`` of ``spec``; ``compile_settings``: its ``train.compile`` (default ``auto``)."""
+    """``kplug.fit`` of ``spec``; ``settings`` go to ``train.compile``; ``stream``: see
+    ``batch_stream_input``."""
     fresh_compiler()
     EpochClock.made.clear()
     config = kplug_config(spec, x, y, batch, epochs, out, ["bench-epoch-clock"])
     if checkpoint_every is not None:
         config["output"]["checkpoint_every"] = checkpoint_every
-    if compile_settings is not None:
-        config["train"]["compile"] = compile_settings
-    result = kplug.fit(config, plugins=clock_plugins())
+    if settings is not None:
+        config["train"]["compile"] = {"jit_compile": "auto", "steps_per_execution": 1, **settings}
+    with batch_stream_input(stream):
+        result = kplug.fit(config, plugins=clock_plugins())
     timings = result.report["timings"]
     return {
         "fit_seconds": timings["fit_seconds"],
@@ -168,6 +192,7 @@ def run_kplug(
         "total_seconds": timings["total_seconds"],
         "cpu_seconds": EpochClock.made[-1].cpu_seconds(),
         "epochs": EpochClock.made[-1].epochs(),
+        "cpu_epochs": EpochClock.made[-1].cpu_epochs(),
         "parameters": int(result.model.count_params()),
     }
 
@@ -263,31 +288,72 @@ def candidate_settings() -> list[dict[str, Any]]:
     return [{"jit_compile": j, "steps_per_execution": s} for s in (1, 8) for j in (False, True)]
 
 
+def settings_sides(spec: Spec, x, y, args, out: Path) -> dict[str, Any]:
+    """The sides section 3 alternates for one compile setting: plain ``Model.fit``, and on jax and
+    tensorflow ``kplug.fit`` with the same ``train.compile`` (on tensorflow also through kplug's
+    ``PyDataset`` batch stream, the input path before the ``tf.data`` one)."""
+    sides = {"plain": lambda settings: run_plain(spec, x, y, args.batch, args.epochs, settings)}
+    if BACKEND == "torch":  # torch runs one step per call; torch.compile's kplug cost is section 4's
+        return sides
+    sides["kplug"] = lambda settings: run_kplug(
+        spec, x, y, args.batch, args.epochs, out, checkpoint_every=0, settings=settings
+    )
+    if BACKEND == "tensorflow":
+        sides["kplug_stream"] = lambda settings: run_kplug(
+            spec, x, y, args.batch, args.epochs, out, checkpoint_every=0, settings=settings, stream=True
+        )
+    return sides
+
+
 def section_settings(args) -> dict[str, Any]:
-    """Plain Keras under each candidate compile setting, alternating, steady epoch time per model."""
+    """Each candidate compile setting for plain Keras and kplug, alternating, steady epoch time per
+    model; *speed-up* is a side's steady epoch at the first candidate (Keras' defaults) over its
+    steady epoch at this one, per repeat (both ran in that repeat), median over repeats."""
     results: dict[str, Any] = {}
-    for name in args.models:
-        spec = SPECS[name]
-        x, y = mnist(args.size[name])
-        candidates = candidate_settings()
-        runs: dict[str, list[dict[str, Any]]] = {json.dumps(c, sort_keys=True): [] for c in candidates}
-        for _ in range(args.warmup):  # discarded
-            for settings in candidates:
-                run_plain(spec, x, y, args.batch, 1, settings)
-        for repeat in range(args.settings_repeats):
-            order = candidates[repeat % len(candidates) :] + candidates[: repeat % len(candidates)]
-            for settings in order:
-                runs[json.dumps(settings, sort_keys=True)].append(
-                    run_plain(spec, x, y, args.batch, args.epochs, settings)
-                )
-        results[name] = {
-            key: {
-                "steady_epoch_seconds": statistics.median(steady(r["epochs"]) for r in found),
-                "fit_seconds": statistics.median(r["fit_seconds"] for r in found),
-                "runs": found,
-            }
-            for key, found in runs.items()
-        }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            spec = SPECS[name]
+            x, y = mnist(args.size[name])
+            sides = settings_sides(spec, x, y, args, Path(tmp) / "run")
+            candidates = candidate_settings()
+            runs = [(json.dumps(c, sort_keys=True), side, c) for c in candidates for side in sides]
+            found: dict[tuple[str, str], list[dict[str, Any]]] = {(key, side): [] for key, side, _ in runs}
+            for _ in range(args.warmup):  # discarded
+                for settings in candidates:
+                    run_plain(spec, x, y, args.batch, 1, settings)
+                for side in sides:
+                    sides[side](candidates[0])
+            for repeat in range(args.settings_repeats):
+                order = runs[repeat % len(runs) :] + runs[: repeat % len(runs)]
+                for key, side, settings in order:
+                    found[key, side].append(sides[side](settings))
+            results[name] = {}
+            base = json.dumps(candidates[0], sort_keys=True)
+            for key in (json.dumps(c, sort_keys=True) for c in candidates):
+                entry: dict[str, Any] = {}
+                for side in sides:
+                    done = found[key, side]
+                    speedups = [
+                        steady(b["epochs"]) / steady(r["epochs"])
+                        for b, r in zip(found[base, side], done, strict=True)
+                    ]
+                    cpu_speedups = [
+                        steady(b["cpu_epochs"]) / steady(r["cpu_epochs"])
+                        for b, r in zip(found[base, side], done, strict=True)
+                    ]
+                    summary = {
+                        "steady_epoch_seconds": statistics.median(steady(r["epochs"]) for r in done),
+                        "steady_epoch_cpu_seconds": statistics.median(steady(r["cpu_epochs"]) for r in done),
+                        "fit_seconds": statistics.median(r["fit_seconds"] for r in done),
+                        "speedup": statistics.median(speedups),
+                        "cpu_speedup": statistics.median(cpu_speedups),
+                        "runs": done,
+                    }
+                    if side == "plain":
+                        entry.update(summary)
+                    else:
+                        entry[side] = summary
+                results[name][key] = entry
     return results
 
 
@@ -423,7 +489,7 @@ def section_run20(args) -> dict[str, Any]:
                     epochs,
                     Path(scratch) / "run",
                     checkpoint_every=0,
-                    compile_settings={"jit_compile": True},
+                    settings={"jit_compile": True},
                 ),
             }
             if BACKEND != "torch":

@@ -64,6 +64,7 @@ from kplug.train.checkpoint import (
 )
 from kplug.train.curves import plot_curves
 from kplug.train.feature_cache import CacheDecision, CachedSplits, stage_cache
+from kplug.train.input_path import fit_input
 from kplug.train.interrupt import InterruptCheckpointer, InterruptRequest
 from kplug.train.nonfinite import NonFiniteLossGuard, guard_optimizer, skipped_updates
 from kplug.train.optimizers import (
@@ -653,7 +654,7 @@ class Trainer:
                 fit_started = time.perf_counter()
                 batches = self._training_batches(plan, epoch, skip, transforms, stage_x)
                 fitted.fit(
-                    self.distribution.shard_batches(batches),
+                    fit_input(batches, self.distribution),  # the batch stream, or it as tf.data
                     epochs=stop,
                     initial_epoch=epoch,
                     steps_per_epoch=batches.batches_per_epoch - skip,
