@@ -33,6 +33,9 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-text",
     "plugins/kplug-vision",
 ]
+# Suites whose quick set takes a minute or more: they run on pytest-xdist workers. A worker costs
+# about 20 CPU-seconds to start (it imports the three backends), more than the small suites take.
+PARALLEL_SUITES = {"tests", *[f"plugins/kplug-{name}/tests" for name in ("compress", "text", "vision")]}
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
 PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test"}
 
@@ -89,17 +92,40 @@ def selected_backends(session: nox.Session) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Run the core and plugin test suites on each Keras backend, from one install of all three.
 
-    `nox -s tests -- --slow` also runs the slow end-to-end cases (CI does); other arguments after
-    `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits the backends.
+    The quick set of the larger suites runs on two pytest-xdist workers (KPLUG_TEST_WORKERS=N
+    changes it, 0 runs it in-process). `nox -s tests -- --slow` then also runs the slow end-to-end cases (CI does), in one
+    process; other arguments after `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits
+    the backends.
     """
     backends = selected_backends(session)
+    workers = test_workers(session)
     # all three backends in one venv (the pins allow it); tensorboard, tune and docs: so the
     # logger, kplug tune and docs-site tests run on every backend
     install_kplug(session, ",".join(BACKENDS), "test,tensorboard,tune,docs")
+    slow = "--slow" in session.posargs
+    others = [arg for arg in session.posargs if arg != "--slow"]
     # one pytest per package per backend: each suite has its own conftest (helpers imported as `conftest`)
     for backend in backends:
+        env = {"KERAS_BACKEND": backend}
         for suite in ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]:
-            session.run("pytest", suite, *session.posargs, env={"KERAS_BACKEND": backend})
+            # the larger suites' quick set on `workers` processes, a test file at a time each
+            # (module fixtures are built once); the slow cases (subprocess launches, process groups, timed kills) after
+            # it in one process, so they never share the two cores with other tests
+            parallel = ["-n", str(workers), "--dist", "loadfile"] if suite in PARALLEL_SUITES else []
+            session.run("pytest", suite, *parallel, *others, env=env)
+            if slow:
+                # exit code 5: the suite has no slow case
+                session.run("pytest", suite, "--slow", "-m", "slow", *others, env=env, success_codes=[0, 5])
+
+
+def test_workers(session: nox.Session) -> int:
+    """How many pytest-xdist processes run the quick set: KPLUG_TEST_WORKERS, 2 by default (0: in-process)."""
+    value = os.environ.get("KPLUG_TEST_WORKERS", "2").strip()
+    if not value.isdigit():
+        session.error(
+            f"KPLUG_TEST_WORKERS={value!r}: expected a whole number of processes (0 runs in-process)"
+        )
+    return int(value)
 
 
 @nox.session
