@@ -96,8 +96,8 @@ def _launch_elsewhere(args: argparse.Namespace) -> int | None:
     from kplug.train.rundir import CONFIG_FILE
     from kplug.train.storage import is_url
 
-    if args.config is None and is_url(args.resume):
-        return None  # the saved config is read by the trainer, from its local copy
+    if args.config is None and (is_url(args.resume) or not (Path(args.resume) / CONFIG_FILE).is_file()):
+        return None  # the trainer reads the saved config (from its local copy) or says what is missing
     config = load_config(args.config if args.config is not None else Path(args.resume) / CONFIG_FILE)
     output = args.resume if args.resume is not None else args.output
     if output is not None:
