@@ -18,7 +18,24 @@ from kplug.plugin.options import factory_parameters
 from kplug.plugin.resolve import Chosen
 
 
-class HeadMetric(keras.metrics.Metric):
+class WrappedMetric(keras.metrics.Metric):
+    """A metric that measures through ``inner``: its result, reset and config are ``inner``'s."""
+
+    def __init__(self, inner: keras.metrics.Metric, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(name=name or inner.name, dtype=inner.dtype, **kwargs)
+        self.inner = inner
+
+    def result(self) -> Any:
+        return self.inner.result()
+
+    def reset_state(self) -> None:
+        self.inner.reset_state()
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype}
+
+
+class HeadMetric(WrappedMetric):
     """``inner`` measured on a head's probabilities, with a classification head's targets as it asks.
 
     Args:
@@ -31,8 +48,7 @@ class HeadMetric(keras.metrics.Metric):
     def __init__(
         self, inner: keras.metrics.Metric, head: Head, one_hot: bool, name: str | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(name=name or inner.name, dtype=inner.dtype, **kwargs)
-        self.inner = inner
+        super().__init__(inner, name, **kwargs)
         self.head = head
         self.one_hot = one_hot
         self.classes = head.output_units() if head.target_kind == "class" else 0
@@ -49,40 +65,18 @@ class HeadMetric(keras.metrics.Metric):
                 y_true = keras.ops.argmax(y_true, axis=-1)
         return self.inner.update_state(y_true, y_pred, sample_weight=sample_weight)
 
-    def result(self) -> Any:
-        return self.inner.result()
 
-    def reset_state(self) -> None:
-        self.inner.reset_state()
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype}
-
-
-class RealRows(keras.metrics.Metric):
+class RealRows(WrappedMetric):
     """``inner`` over the rows whose sample weight is not 0: the padding of a batch split over replicas.
 
     Compiled as a weighted metric, it sees the batch's sample weights but measures every real
     row equally, as an unweighted metric would (``kplug.data.padding``).
     """
 
-    def __init__(self, inner: keras.metrics.Metric, **kwargs: Any) -> None:
-        super().__init__(name=inner.name, dtype=inner.dtype, **kwargs)
-        self.inner = inner
-
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         if sample_weight is not None:
             sample_weight = keras.ops.cast(keras.ops.greater(sample_weight, 0), self.inner.dtype)
         return self.inner.update_state(y_true, y_pred, sample_weight=sample_weight)
-
-    def result(self) -> Any:
-        return self.inner.result()
-
-    def reset_state(self) -> None:
-        self.inner.reset_state()
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype}
 
 
 def logged_name(chosen: Chosen) -> str:
