@@ -219,9 +219,10 @@ class MultiWorkerMirrored(kplug.Distribution):
     """
 
     name = "multi-worker-mirrored"
-    # each worker's validation metrics are means over its shard, averaged over the workers,
-    # so every batch, the last too, must split evenly (kplug pads the last training batch;
-    # padded evaluation rows would leave the workers' shards unequal, so those are refused)
+    # every batch, the last too, splits evenly over the workers: kplug pads a last batch that
+    # does not with zero-weight rows. Validation and test metrics stay exact: Keras reads each
+    # metric's totals and counts summed over every worker's replicas (sum on read), not a mean
+    # of the workers' own results.
     even_last_batch = True
 
     IMPLEMENTATIONS = ("auto", "ring", "nccl")
@@ -269,17 +270,6 @@ class MultiWorkerMirrored(kplug.Distribution):
     def prepare_stage(self, model: keras.Model) -> None:
         model._maybe_symbolic_build = types.MethodType(_local_symbolic_build, model)
         synchronise_batchnorm(model, replica_sum)  # statistics over every worker's replicas
-
-    def check_batches(self, split: str, rows: int, batch_size: int, where: str) -> None:
-        super().check_batches(split, rows, batch_size, where)
-        last = rows % batch_size
-        if split != "train" and last % self.replicas:
-            raise kplug.ConfigError(
-                f"{where} = {batch_size}: the {split} split has {rows} examples, so its last batch has "
-                f"{last}, which does not split over {self.replicas} workers (each averages its own "
-                f"share of the {split} metrics). Choose a batch size or split sizes (data.limit, "
-                f"data.split) that leave a multiple of {self.replicas}."
-            )
 
     def shard_batches(self, batches: Any) -> Any:
         """This worker's replicas' slices of every global batch, as a distributed dataset.

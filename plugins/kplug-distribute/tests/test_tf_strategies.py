@@ -34,7 +34,7 @@ pytestmark = pytest.mark.backends("tensorflow")
 
 TOLERANCE = 1e-5  # float32 sums in another order; measured 6e-8 here
 MIRRORED = {"name": "mirrored", "options": {"cpu_devices": 2}}
-UNEVEN = 229
+UNEVEN = 226
 
 CASES = [
     {"label": "mirrored", "distribution": MIRRORED},
@@ -43,7 +43,7 @@ CASES = [
     {"label": "bad_batch", "distribution": MIRRORED, "overrides": {"train": {"batch_size": 31}}},
     {"label": "no_gpus", "distribution": {"name": "mirrored"}},
     {"label": "single_npz", "npz": True},  # the data the 2-worker run reads from a file
-    # 183 training rows (last batch 23, padded for 2 workers) and 46 validation rows (last batch 14)
+    # 181 training rows (last batch 21) and 45 validation rows (last batch 13), each padded for 2 workers
     {"label": "uneven_single", "npz": True, "overrides": {"limit": UNEVEN}},
 ]
 # In a process of their own: a second MirroredStrategy in one process restarts its collective keys and
@@ -183,10 +183,12 @@ def test_two_workers_train_batchnorm_on_global_batch_statistics(batchnorm_result
 
 
 @pytest.mark.slow
-def test_two_workers_pad_a_last_training_batch_that_does_not_split(results, tmp_path_factory):
-    """Zero-weight padding of the last training batch: the weights of one device on the same batches."""
+def test_two_workers_pad_last_batches_that_do_not_split(results, tmp_path_factory):
+    """Zero-weight padding of the last training and validation batches: the weights and the
+    validation metrics of one device on the same batches."""
     root, found = results
-    assert found["uneven_single"]["data"]["train"] % 32 % 2  # the last training batch is padded
+    sizes = found["uneven_single"]["data"]
+    assert sizes["train"] % 32 % 2 and sizes["validation"] % 32 % 2  # both last batches are padded
     tmp_path = tmp_path_factory.mktemp("tf-workers-uneven")
     config = run_config(str(tmp_path / "two"), {"name": "multi-worker-mirrored"})
     config["data"] = {**config["data"], "source": "npz", "options": {"path": str(root / "blobs.npz")}}
@@ -199,24 +201,31 @@ def test_two_workers_pad_a_last_training_batch_that_does_not_split(results, tmp_
     print(f"2 workers, padded last batch, vs one device: max weight difference {difference:.3g}")
     assert difference < TOLERANCE
     single = metrics_history(root / "uneven_single" / "metrics.csv")
+    two = metrics_history(tmp_path / "two" / "metrics.csv")
+    report = json.loads((tmp_path / "two" / "report.json").read_text())
+    assert "last batch of 13 padded to 14" in report["distribution"]["padded_last_batch"]["validation"]
+    final, single_final = report["metrics"], found["uneven_single"]["metrics"]  # the end-of-run evaluation
+    gaps = [
+        abs(a - b)
+        for name in ("val_loss", "val_accuracy")
+        for a, b in zip(two[name], single[name], strict=True)
+    ]
+    gaps += [abs(final[name] - single_final[name]) for name in ("loss", "accuracy")]
+    print(f"2 workers, padded last validation batch, vs one device: max metric difference {max(gaps):.3g}")
     for name in ("val_loss", "val_accuracy"):
-        assert metrics_history(tmp_path / "two" / "metrics.csv")[name] == pytest.approx(
-            single[name], abs=TOLERANCE
-        )
+        assert two[name] == pytest.approx(single[name], abs=TOLERANCE)
+    assert final["split"] == "validation" and final == pytest.approx(single_final, abs=TOLERANCE)
 
 
-def test_multi_worker_refuses_an_evaluation_batch_that_does_not_split():
-    """Each worker averages its own share of the validation metrics, so padding would skew them."""
+def test_multi_worker_pads_a_last_batch_that_does_not_split_on_every_split():
+    """The metric totals are summed over every worker's replicas, so zero-weight padding keeps them exact."""
     from kplug_distribute.tf_strategies import MultiWorkerMirrored
 
     workers = MultiWorkerMirrored.__new__(MultiWorkerMirrored)  # no cluster needed for the check
     workers.replicas = workers.processes = 2
-    workers.check_batches("train", 183, 32, "train.batch_size")  # padded instead
-    assert workers.batch_multiple("train") == 2
-    with pytest.raises(
-        kplug.ConfigError, match="the validation split has 45 examples, so its last batch has 13"
-    ):
-        workers.check_batches("validation", 45, 32, "train.batch_size")
+    for split, rows in (("train", 183), ("validation", 45), ("test", 45)):
+        workers.check_batches(split, rows, 32, "train.batch_size")  # accepted: the last batch is padded
+        assert workers.batch_multiple(split) == 2
 
 
 def test_multi_worker_outside_a_cluster_is_refused(tmp_path):
