@@ -66,8 +66,9 @@ class Distribution:
     rank = 0
 
     # Whether every batch, the last and smaller one too, must split evenly over ``replicas``
-    # (JAX shards every batch evenly; tf.distribute accepts a ragged last batch). kplug pads
-    # such a last batch with zero-weight rows (``batch_multiple``).
+    # (JAX shards every batch evenly; tf.distribute accepts a ragged last batch, but averages
+    # its replicas' unequal shares as if equal). kplug pads such a last batch with zero-weight
+    # rows (``batch_multiple``).
     even_last_batch = True
 
     def __init__(self) -> None:

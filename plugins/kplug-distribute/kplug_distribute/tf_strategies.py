@@ -76,7 +76,6 @@ class Mirrored(kplug.Distribution):
     """
 
     name = "mirrored"
-    even_last_batch = False  # tf.distribute hands a smaller last batch to fewer replicas
 
     def __init__(self, devices: list[str] | None = None, cpu_devices: int = 0) -> None:
         import tensorflow as tf
