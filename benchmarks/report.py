@@ -508,7 +508,7 @@ def run20_section(results: dict[str, Any]) -> list[str]:
             if model not in run:
                 continue
             sides, ratios = run[model]["sides"], run[model]["ratios"]
-            for side in ("kplug", "kplug_compiled", "plain", "plain_flat"):
+            for side in ("kplug", "kplug_flat", "kplug_compiled", "plain", "plain_flat"):
                 if side not in sides:
                     continue
                 loop, plain = ratios[f"{side}/torch_loop"], ratios.get(f"{side}/plain")
