@@ -225,6 +225,8 @@ def test_the_whole_run_section_gives_loop_time_over_each_sides_time(tmp_path):
     row = next(line for line in lines if line.startswith("| torch | mlp | kplug |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[3:10] == ["2.0", "1.0", "1.0", "0.50", "**0.50**", "1.00", "0.50"]
+    header = next(line for line in lines if line.startswith("| backend |"))
+    assert len(header.split("|")) == len(row.split("|"))  # a heading for every column
     assert "run of 20 epochs" in "\n".join(lines)
 
 
