@@ -1,5 +1,8 @@
 """Where a Keras training step's time goes on one backend: kplug, plain ``Model.fit`` (nested and flat), torch loop.
 
+``--sides`` picks among ``kplug``, ``kplug_flat`` (kplug training its nested model through the flat
+graph of ``flat_forward.py``, a prototype), ``plain`` and ``plain_flat``.
+
     KERAS_BACKEND=torch python benchmarks/profile_step.py --model mlp --epochs 3 --threads 1
 
 Each side trains the benchmark model (``bench_models.py``) under ``cProfile`` with a CPU-time clock
@@ -69,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(tempfile.mkdtemp())
     sides = {
         "kplug": lambda epochs: worker.run_kplug(spec, x, y, args.batch, epochs, out, checkpoint_every=0),
+        "kplug_flat": lambda epochs: worker.run_kplug(
+            spec, x, y, args.batch, epochs, out, checkpoint_every=0, flat=True
+        ),
         "plain": lambda epochs: worker.run_plain(spec, x, y, args.batch, epochs, {}),
         "plain_flat": lambda epochs: worker.run_plain(spec, x, y, args.batch, epochs, {}, nested=False),
     }

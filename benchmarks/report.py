@@ -508,7 +508,7 @@ def run20_section(results: dict[str, Any]) -> list[str]:
             if model not in run:
                 continue
             sides, ratios = run[model]["sides"], run[model]["ratios"]
-            for side in ("kplug", "kplug_compiled", "plain", "plain_flat"):
+            for side in ("kplug", "kplug_flat", "kplug_compiled", "plain", "plain_flat"):
                 if side not in sides:
                     continue
                 loop, plain = ratios[f"{side}/torch_loop"], ratios.get(f"{side}/plain")
@@ -533,7 +533,9 @@ def run20_section(results: dict[str, Any]) -> list[str]:
         f"{first['epochs']} epochs, compile time included (MLP {first['mlp']['size'] if 'mlp' in first else '?'} "
         f"and CNN {first['cnn']['size'] if 'cnn' in first else '?'} examples, batch 128). Sides, alternating "
         "in one process: the torch loop (section 2's), plain `Model.fit` nested (kplug's shape) and flat, "
-        "kplug at its default (`train.compile: auto`, no record: Keras' eager step) and kplug with "
+        "kplug at its default (`train.compile: auto`, no record: Keras' eager step), *kplug_flat* (kplug "
+        "training its nested model through a flat graph over the same layers: `benchmarks/flat_forward.py`, "
+        "a prototype) and kplug with "
         "`train.compile: {jit_compile: true}` (torch.compile). *vs loop* = loop time / side time (> 1: "
         "faster than the loop), by wall time of the whole fit and by CPU seconds of the process "
         "(the load-robust figure: on a loaded machine wall times swing with the other jobs); *vs plain* = "
@@ -553,6 +555,7 @@ def run20_section(results: dict[str, Any]) -> list[str]:
             "vs loop",
             "vs loop (CPU)",
             "vs plain",
+            "vs plain (CPU)",
         ],
         rows,
     )

@@ -83,10 +83,24 @@ class ClockPlugin:
         register("bench-epoch-clock", EpochClock)
 
 
+class FlatForwardPlugin:
+    """Trains the run's nested model through its flat graph (``flat_forward.py``): the prototype
+    measured in section 10 as ``kplug_flat``, not kplug's default."""
+
+    @hookimpl
+    def kplug_on_fit_start(self, run, model):
+        from flat_forward import flat_forward
+
+        self.opened = flat_forward(model)  # kept: a dropped generator would close (and undo) it
+        self.opened.__enter__()  # for this run's model only; never left
+
+
 @functools.cache
-def clock_plugins() -> kplug.Plugins:
-    """kplug's built-in plugins and the clock (installed plugins are not needed by these models)."""
-    return kplug.load_plugins([ClockPlugin()], entry_points=False)
+def clock_plugins(flat: bool = False) -> kplug.Plugins:
+    """kplug's built-in plugins and the clock (installed plugins are not needed by these models);
+    ``flat``: plus ``FlatForwardPlugin``."""
+    extra = [FlatForwardPlugin()] if flat else []
+    return kplug.load_plugins([ClockPlugin(), *extra], entry_points=False)
 
 
 def steady(epochs: list[float]) -> float:
@@ -173,9 +187,10 @@ def run_kplug(
     checkpoint_every: int | None = None,
     settings: dict[str, Any] | None = None,
     stream: bool = False,
+    flat: bool = False,
 ) -> dict[str, Any]:
     """``kplug.fit`` of ``spec``; ``settings`` go to ``train.compile``; ``stream``: see
-    ``batch_stream_input``."""
+    ``batch_stream_input``; ``flat``: see ``FlatForwardPlugin``."""
     fresh_compiler()
     EpochClock.made.clear()
     config = kplug_config(spec, x, y, batch, epochs, out, ["bench-epoch-clock"])
@@ -184,7 +199,7 @@ def run_kplug(
     if settings is not None:
         config["train"]["compile"] = {"jit_compile": "auto", "steps_per_execution": 1, **settings}
     with batch_stream_input(stream):
-        result = kplug.fit(config, plugins=clock_plugins())
+        result = kplug.fit(config, plugins=clock_plugins(flat))
     timings = result.report["timings"]
     return {
         "fit_seconds": timings["fit_seconds"],
@@ -481,6 +496,9 @@ def section_run20(args) -> dict[str, Any]:
                 "kplug": lambda spec=spec, x=x, y=y: run_kplug(
                     spec, x, y, args.batch, epochs, Path(scratch) / "run", checkpoint_every=0
                 ),
+                "kplug_flat": lambda spec=spec, x=x, y=y: run_kplug(
+                    spec, x, y, args.batch, epochs, Path(scratch) / "run", checkpoint_every=0, flat=True
+                ),
                 "kplug_compiled": lambda spec=spec, x=x, y=y: run_kplug(
                     spec,
                     x,
@@ -529,8 +547,8 @@ def section_run20(args) -> dict[str, Any]:
                         "cpu": statistics.median(speed(ours, theirs, "cpu_seconds")),
                         "fit_per_repeat": speed(ours, theirs, "fit_seconds"),
                     }
-                    for ours in ("kplug", "kplug_compiled", "plain", "plain_flat")
-                    for theirs in ("torch_loop", "plain", "plain_flat")
+                    for ours in ("kplug", "kplug_flat", "kplug_compiled", "plain", "plain_flat")
+                    for theirs in ("torch_loop", "plain", "plain_flat", "kplug")
                     if ours in sides and theirs in sides and ours != theirs
                 },
             }

@@ -225,4 +225,44 @@ def test_the_whole_run_section_gives_loop_time_over_each_sides_time(tmp_path):
     row = next(line for line in lines if line.startswith("| torch | mlp | kplug |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[3:10] == ["2.0", "1.0", "1.0", "0.50", "**0.50**", "1.00", "0.50"]
+    header = next(line for line in lines if line.startswith("| backend |"))
+    assert len(header.split("|")) == len(row.split("|"))  # a heading for every column
     assert "run of 20 epochs" in "\n".join(lines)
+
+
+def test_the_flat_forward_prototype_trains_to_the_nested_weights(tmp_path):
+    """``flat_forward.py`` (section 10's ``kplug_flat``): same updates, sub-models never called."""
+    import flat_forward
+    from conftest import blob_config
+
+    import kplug
+    from kplug.model.paths import variable_paths
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 8)).astype("float32"), rng.integers(0, 3, 96)
+    config = blob_config(x, y)
+    config["model"]["backbone"]["options"] = {"units": [16], "dropout": 0.3}  # training must reach it
+    config["train"] = {
+        "verbose": 0,
+        "batch_size": 16,
+        "stages": [{"epochs": 1, "trainable": ["heads/*"]}, {"epochs": 1}],
+    }
+    trained = {}
+    for flat in (False, True):
+        config["output"] = {"dir": str(tmp_path / f"flat{flat}"), "checkpoint_every": 0}
+        model = kplug.fit(config, plugins=worker.clock_plugins(flat)).model
+        trained[flat] = {p: keras.ops.convert_to_numpy(v) for p, v in variable_paths(model).items()}
+    assert list(trained[True]) == list(trained[False])
+    for path, value in trained[True].items():
+        np.testing.assert_allclose(value, trained[False][path], rtol=0, atol=1e-6, err_msg=path)
+
+    backbone_calls = []
+    backbone = model.get_layer("backbone")
+    nested_call = backbone.call
+    backbone.call = lambda *a, **k: backbone_calls.append(1) or nested_call(*a, **k)
+    del model.call  # the plugin left the flat forward on: back to the nested call
+    expected = keras.ops.convert_to_numpy(model(x[:8]))
+    with flat_forward.flat_forward(model):
+        flat_out = keras.ops.convert_to_numpy(model(x[:8]))
+    assert len(backbone_calls) == 1  # the nested call only
+    np.testing.assert_allclose(flat_out, expected, rtol=0, atol=1e-6)
