@@ -16,7 +16,9 @@ with ``kplug.fit`` on the same labelled phrases drawn from
 All are scored on the same phrases of ``sst2-dev.tsv``, which none of them trains on. Prints a
 table (mean, spread and every seed) and writes it, ``results.json`` and ``transfer.png`` to the
 run directory (default ``runs/sentiment-demo``). ``--labels``, ``--seeds``, ``--test`` and
-``--sequence-length`` make it smaller or larger.
+``--sequence-length`` make it smaller or larger. The trainings run on two worker processes
+(``--workers``; 1 trains them all in this process), as most of a training's CPU time (tracing,
+building the model, scoring) uses one core.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import logging
 import os
 import shutil
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -244,9 +247,9 @@ def plot(rows: list[Row], path: Path) -> None:
 
 
 def cpu_seconds() -> float:
-    """CPU time this process has used so far, user + system, all threads."""
+    """CPU time this process and its finished worker processes have used so far, user + system."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def quiet_tensorflow() -> None:
@@ -263,7 +266,7 @@ def quiet_tensorflow() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def parse(argv: list[str] | None) -> tuple[Settings, Path]:
+def parse(argv: list[str] | None) -> tuple[Settings, Path, int]:
     """Settings and the run directory from the command line."""
     default = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -273,12 +276,25 @@ def parse(argv: list[str] | None) -> tuple[Settings, Path]:
     parser.add_argument("--sequence-length", type=int, default=default.sequence_length)
     parser.add_argument("--epochs", type=int, default=default.most_epochs, help="at most this many per stage")
     parser.add_argument("--output", default="runs/sentiment-demo", help="the run directory")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes training in parallel (1: all in this process)",
+    )
     args = parser.parse_args(argv)
     for name in ("labels", "seeds"):
         if len(set(getattr(args, name))) != len(getattr(args, name)):
             parser.error(f"--{name} {getattr(args, name)}: give each value once")
-    if min(args.labels) < 2 or args.test < 2 or args.sequence_length < 4 or args.epochs < 1:
-        parser.error("--labels and --test take at least 2, --sequence-length at least 4, --epochs at least 1")
+    if (
+        min(args.labels) < 2
+        or args.test < 2
+        or args.sequence_length < 4
+        or min(args.epochs, args.workers) < 1
+    ):
+        parser.error(
+            "--labels and --test take at least 2, --sequence-length at least 4, --epochs and --workers at least 1"
+        )
     settings = Settings(
         labels=tuple(sorted(args.labels)),
         seeds=tuple(args.seeds),
@@ -286,63 +302,112 @@ def parse(argv: list[str] | None) -> tuple[Settings, Path]:
         sequence_length=args.sequence_length,
         most_epochs=args.epochs,
     )
-    return settings, Path(args.output)
+    return settings, Path(args.output), args.workers
+
+
+def train_one(job: tuple[str, int, int], settings: Settings, run_dir: Path, verbose: int) -> dict[str, Any]:
+    """Train one variant on ``labels`` phrases drawn with ``seed``; score it on the held-out phrases.
+
+    Returns its result record (accuracy, wall and CPU seconds). The run directory keeps the
+    training's config, report and metrics, not its weights (~270 MB per MiniLM run).
+    """
+    import kplug
+
+    variant, labels, seed = job
+    config = run_config(variant, labels, seed, settings, run_dir)
+    config["train"]["verbose"] = verbose
+    began, cpu_began = time.perf_counter(), cpu_seconds()
+    result = kplug.fit(config, test_data=held_out_phrases(settings.test))
+    seconds, cpu_used = time.perf_counter() - began, cpu_seconds() - cpu_began
+    (result.run_dir / "model.keras").unlink(missing_ok=True)
+    shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
+    return {
+        "labels": labels,
+        "variant": variant,
+        "seed": seed,
+        "accuracy": float(result.metrics["accuracy"]),
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_used, 1),
+    }
+
+
+def pool_start_method(workers: int) -> str | None:
+    """``"fork"`` when the trainings can run in ``workers`` worker processes, else ``None`` (in this one).
+
+    The workers are forked before this process imports Keras (forking a process that has started
+    TensorFlow's threads is unsafe), so the demo trains in this process when Keras is already
+    imported (as under pytest) or the platform cannot fork (Windows).
+    """
+    import multiprocessing
+
+    if workers < 2 or "keras" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    return "fork"
+
+
+def train_all(
+    jobs: list[tuple[str, int, int]], settings: Settings, run_dir: Path, workers: int
+) -> list[dict]:
+    """Every job's result record, trained in ``workers`` forked processes or in this one."""
+    method = pool_start_method(workers)
+    if method is None:
+        results = []
+        for number, job in enumerate(jobs, 1):
+            print(f"\n=== {number}/{len(jobs)}: {job[0]}, {job[1]} labels, seed {job[2]} ===", flush=True)
+            results.append(report(train_one(job, settings, run_dir, verbose=2)))
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    print(f"Training {len(jobs)} models on {workers} worker processes...", flush=True)
+    # the largest label counts first, so that no long training starts last
+    ordered = sorted(jobs, key=lambda job: -job[1])
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_tensorflow) as pool:
+        futures = [pool.submit(train_one, job, settings, run_dir, 0) for job in ordered]
+        results = [report(future.result()) for future in as_completed(futures)]
+    order = {job: index for index, job in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[(r["variant"], r["labels"], r["seed"])])
+
+
+def report(record: dict[str, Any]) -> dict[str, Any]:
+    """Print one training's result line; return the record."""
+    print(
+        f"{record['variant']}, {record['labels']} labels, seed {record['seed']}: accuracy "
+        f"{record['accuracy']:.3f} ({record['seconds']:.0f} s, {record['cpu_seconds']:.0f} CPU-s)",
+        flush=True,
+    )
+    return record
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
     """Train every variant at every label count and seed; print, save and plot the results."""
-    settings, run_dir = parse(argv)
+    settings, run_dir, workers = parse(argv)
     quiet_tensorflow()
-    import keras
-
-    import kplug
-
     run_dir.mkdir(parents=True, exist_ok=True)
-    test = held_out_phrases(settings.test)
     started = time.perf_counter()
     cpu_started = cpu_seconds()
-    results = []
-    runs = [(n, s, v) for n in settings.labels for s in settings.seeds for v in VARIANTS]
-    for number, (labels, seed, variant) in enumerate(runs, 1):
-        print(f"\n=== {number}/{len(runs)}: {variant}, {labels} labels, seed {seed} ===", flush=True)
-        config = run_config(variant, labels, seed, settings, run_dir)
-        began, cpu_began = time.perf_counter(), cpu_seconds()
-        result = kplug.fit(config, test_data=test)
-        seconds, cpu_used = time.perf_counter() - began, cpu_seconds() - cpu_began
-        accuracy = float(result.metrics["accuracy"])
-        results.append(
-            {
-                "labels": labels,
-                "variant": variant,
-                "seed": seed,
-                "accuracy": accuracy,
-                "seconds": round(seconds, 1),
-                "cpu_seconds": round(cpu_used, 1),
-            }
-        )
-        print(
-            f"{variant}, {labels} labels, seed {seed}: accuracy {accuracy:.3f} "
-            f"({seconds:.0f} s, {cpu_used:.0f} CPU-s)",
-            flush=True,
-        )
-        # keep each run's config, report and metrics, not its weights (~270 MB per MiniLM run)
-        (result.run_dir / "model.keras").unlink(missing_ok=True)
-        shutil.rmtree(result.run_dir / "checkpoints", ignore_errors=True)
-    minutes = (time.perf_counter() - started) / 60
+    jobs = [(v, n, s) for n in settings.labels for s in settings.seeds for v in VARIANTS]
+    processes = workers if pool_start_method(workers) else 1
+    results = train_all(jobs, settings, run_dir, workers)
+    seconds = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_started
+    import keras
 
     rows = summarise(results)
     text = table(rows, settings)
     text += (
-        f"\n\nbackend {keras.backend.backend()}, {len(runs)} trainings in {minutes:.1f} minutes "
-        f"({cpu:.0f} CPU-seconds, user + system)"
+        f"\n\nbackend {keras.backend.backend()}, {len(jobs)} trainings in {seconds / 60:.1f} minutes "
+        f"on {processes} process{'es' if processes > 1 else ''} "
+        f"({cpu:.0f} CPU-seconds, user + system; {cpu / seconds:.2f} CPU-s per second)"
     )
     print("\n" + text, flush=True)
     (run_dir / "table.txt").write_text(text + "\n")
     summary = {
         "backend": keras.backend.backend(),
-        "minutes": round(minutes, 2),
+        "minutes": round(seconds / 60, 2),
         "cpu_seconds": round(cpu, 1),
+        "processes": processes,
         "settings": asdict(settings),
         "runs": results,
         "rows": [asdict(row) for row in rows],

@@ -10,9 +10,14 @@ BERT, ``segment_ids``). keras-hub is imported when a backbone is built.
 
 from __future__ import annotations
 
+import copy
+import functools
+import random
+from pathlib import Path
 from typing import Any, Literal
 
 import keras
+import numpy as np
 from kplug.plugin import ConfigError
 from pydantic import PositiveInt
 
@@ -38,20 +43,52 @@ def encoder_classes(family: str) -> tuple[Any, Any]:
     return keras_hub.models.DistilBertBackbone, DistilBertEncoder
 
 
+def _directory_stamp(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """The files of a checkpoint directory with their sizes and modification times."""
+    return tuple(
+        sorted(
+            (item.name, item.stat().st_size, item.stat().st_mtime_ns)
+            for item in path.iterdir()
+            if item.is_file()
+        )
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_weights(
+    family: str, path: str, stamp: tuple[Any, ...]
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The config and weights keras-hub's converter reads from ``path``, kept for the next build.
+
+    ``stamp`` (the directory's files, sizes and times) is part of the key, so a changed checkpoint
+    is read again. The Python random state is restored afterwards: the throw-away network's
+    initialisers draw their default seeds from it, so without this a run's later random draws
+    (its heads' initial weights) would depend on whether this process had loaded the checkpoint.
+    """
+    state = random.getstate()
+    try:
+        loaded = encoder_classes(family)[0].from_preset(path)
+    finally:
+        random.setstate(state)
+    return loaded.get_config(), loaded.get_weights()
+
+
 def load_encoder(family: str, checkpoint: Checkpoint, activation: str | None, dropout: float) -> keras.Model:
     """Load a pretrained keras-hub encoder from a local directory, with the checkpoint's activation.
 
-    keras-hub's Hugging Face converter builds the network and ports the weights; the weights are
-    then moved into kplug-text's subclass of the same architecture, which sets (and saves) the
+    keras-hub's Hugging Face converter builds the network and ports the weights (once per
+    process and checkpoint: the weights are kept for the next build); the weights are then
+    copied into kplug-text's subclass of the same architecture, which sets (and saves) the
     feed-forward activation: ``activation`` if given, else the checkpoint's own ``hidden_act``.
     """
-    loaded_class, encoder_class = encoder_classes(family)
-    loaded = loaded_class.from_preset(str(checkpoint.path))
-    config = loaded.get_config()
+    encoder_class = encoder_classes(family)[1]
+    path = checkpoint.path.resolve()
+    config, weights = _preset_weights(family, str(path), _directory_stamp(path))
+    config = copy.deepcopy(config)
     chosen = activation or checkpoint.activation() or config.get("activation")
     config.update(activation=chosen, dropout=dropout, name="encoder")
     encoder = encoder_class.from_config(config)
-    encoder.set_weights(loaded.get_weights())
+    encoder.set_weights(weights)
     return encoder
 
 

@@ -111,12 +111,20 @@ class TextPreprocessor:
     Args:
         packer: a keras-hub text classifier preprocessor (tokenizer + packer).
         batch_size: examples tokenised per tf.data batch.
+        eager_limit: up to this many examples are tokenised in one eager call instead of on a
+            tf.data pipeline, whose map is traced on every call (about 0.6 CPU-s, ten times the
+            eager cost for 300 phrases); larger inputs take the pipeline, which is faster per
+            example (measured on 12,000 SST-2 phrases: 0.7-1.0 CPU-s against 2.3). Both give
+            the same token ids.
     """
 
-    def __init__(self, packer: Any, family: str = "bert", batch_size: int = 512) -> None:
+    def __init__(
+        self, packer: Any, family: str = "bert", batch_size: int = 512, eager_limit: int = 2048
+    ) -> None:
         self.packer = packer
         self.family = family
         self.batch_size = batch_size
+        self.eager_limit = eager_limit
 
     @property
     def sequence_length(self) -> int:
@@ -140,6 +148,11 @@ class TextPreprocessor:
         import tensorflow as tf
 
         segments = _segments(features)
+        if 0 < len(segments[0]) <= self.eager_limit:
+            # a few batches: running the tf.text ops eagerly costs less than tracing the map
+            texts = tuple(tf.constant(segment) for segment in segments)
+            packed = self.packer(x=texts if len(texts) > 1 else texts[0])
+            return {key: np.asarray(value).astype("int32") for key, value in packed.items()}
         dataset = tf.data.Dataset.from_tensor_slices(tuple(segments))
         dataset = dataset.batch(self.batch_size).map(
             # keyword x: keras-hub reads a positional tuple as (x, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import keras
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import kplug_text
-from kplug_text.backbones import text_model
+from kplug_text.backbones import _preset_weights, text_model
 from kplug_text.checkpoints import HF_ACTIVATIONS, read_checkpoint
 from kplug_text.preprocessing import INPUT_NAMES
 
@@ -83,6 +84,28 @@ def test_a_keras_hub_preset_directory_loads_the_same_network(
     loaded = kplug_text.bert(path=str(tmp_path / "preset"), pooling="mean", dropout=0.0)
     assert loaded.get_layer("encoder").activation == "gelu"  # the preset's own, saved in its config
     np.testing.assert_allclose(features(loaded, inputs), features(tiny_bert, inputs), atol=1e-6)
+
+
+def test_a_checkpoint_is_read_once_per_process_and_again_when_it_changes(
+    tiny_bert: keras.Model, inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    preset = tmp_path / "preset"
+    tiny_bert.get_layer("encoder").save_to_preset(str(preset))
+    draws = []
+    for _ in range(2):  # read from disk, then from memory: the same random draws afterwards
+        random.seed(5)
+        loaded = kplug_text.bert(path=str(preset), pooling="mean", dropout=0.0)
+        draws.append(random.random())
+    assert draws[0] == draws[1]
+    assert _preset_weights.cache_info().hits >= 1
+    np.testing.assert_allclose(features(loaded, inputs), features(tiny_bert, inputs), atol=1e-6)
+
+    changed = kplug_text.bert(path=str(preset), pooling="mean", dropout=0.0)
+    encoder = changed.get_layer("encoder")
+    encoder.set_weights([w * 0.5 for w in encoder.get_weights()])
+    encoder.save_to_preset(str(preset))
+    reloaded = kplug_text.bert(path=str(preset), pooling="mean", dropout=0.0)
+    np.testing.assert_allclose(features(reloaded, inputs), features(changed, inputs), atol=1e-6)
 
 
 def test_hugging_face_activation_names(tmp_path: Path) -> None:

@@ -22,9 +22,12 @@ def hf_tokenizer() -> Tokenizer:
     return tokenizer
 
 
-def test_accents_case_and_punctuation_as_hugging_face(hf_tokenizer: Tokenizer) -> None:
+@pytest.mark.parametrize("eager_limit", [2048, 0], ids=["eager", "tf.data"])
+def test_accents_case_and_punctuation_as_hugging_face(hf_tokenizer: Tokenizer, eager_limit: int) -> None:
     texts = ["Café naïve RÉSUMÉ, wasn't it?", "It #39;s over... 80GB (1.8-inch) drives!", ""]
-    got = kplug_text.minilm_l6_preprocessor(sequence_length=32)(np.asarray(texts))
+    preprocessor = kplug_text.minilm_l6_preprocessor(sequence_length=32)
+    preprocessor.eager_limit = eager_limit
+    got = preprocessor(np.asarray(texts))
     for row, text in enumerate(texts):
         expected = hf_tokenizer.encode(text).ids
         assert got["token_ids"][row, : len(expected)].tolist() == expected
