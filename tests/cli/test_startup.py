@@ -59,10 +59,17 @@ def run_kplug(tmp_path: Path, *args: str) -> dict:
     return {**json.loads(report.read_text()), "stdout": done.stdout, "stderr": done.stderr}
 
 
+# two fresh interpreters a case: listing, help and a usage error in the quick set, the rest slow
 @pytest.mark.parametrize(
     "args",
-    [["plugins"], ["--help"], ["--version"], ["trian"], ["tune", "run.yaml"], ["--no-plugins", "plugins"]],
-    ids=["plugins", "help", "version", "unknown-command", "missing-option", "no-plugins"],
+    [
+        pytest.param(["plugins"], id="plugins"),
+        pytest.param(["--help"], id="help"),
+        pytest.param(["--version"], id="version", marks=pytest.mark.slow),
+        pytest.param(["trian"], id="unknown-command"),
+        pytest.param(["tune", "run.yaml"], id="missing-option", marks=pytest.mark.slow),
+        pytest.param(["--no-plugins", "plugins"], id="no-plugins", marks=pytest.mark.slow),
+    ],
 )
 def test_listing_and_help_import_no_backend_library(tmp_path, args):
     first = run_kplug(tmp_path, *args)  # builds the plugin index
