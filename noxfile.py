@@ -36,6 +36,17 @@ PLUGIN_PACKAGES = [
 # Suites whose quick set takes a minute or more: they run on pytest-xdist workers. A worker costs
 # about 20 CPU-seconds to start (it imports the three backends), more than the small suites take.
 PARALLEL_SUITES = {"tests", *[f"plugins/kplug-{name}/tests" for name in ("compress", "text", "vision")]}
+# Small suites whose conftest only re-exports kplug.testing's hooks (none imports helpers from
+# `conftest`): they share one pytest process, which saves a start-up (keras and a backend) each.
+SHARED_SUITES = [
+    f"{package}/tests"
+    for package in (
+        "plugins/kplug-example",
+        "plugins/kplug-mlflow",
+        "docs/tutorial/kplug-jsonl",
+        "plugins/kplug-precision",
+    )
+]
 # Optional extras a plugin package's tests need (kplug export: tensorflow, tf2onnx, onnxruntime).
 PLUGIN_EXTRAS = {"plugins/kplug-compress": "export", "plugins/kplug-text": "test"}
 
@@ -107,15 +118,22 @@ def tests(session: nox.Session) -> None:
     # one pytest per package per backend: each suite has its own conftest (helpers imported as `conftest`)
     for backend in backends:
         env = {"KERAS_BACKEND": backend}
-        for suite in ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]:
+        for suite in test_runs():
             # the larger suites' quick set on `workers` processes, a test file at a time each
             # (module fixtures are built once); the slow cases (subprocess launches, process groups, timed kills) after
             # it in one process, so they never share the two cores with other tests
-            parallel = ["-n", str(workers), "--dist", "loadfile"] if suite in PARALLEL_SUITES else []
-            session.run("pytest", suite, *parallel, *others, env=env)
+            parallel = ["-n", str(workers), "--dist", "loadfile"] if suite[0] in PARALLEL_SUITES else []
+            session.run("pytest", *suite, *parallel, *others, env=env)
             if slow:
                 # exit code 5: the suite has no slow case
-                session.run("pytest", suite, "--slow", "-m", "slow", *others, env=env, success_codes=[0, 5])
+                session.run("pytest", *suite, "--slow", "-m", "slow", *others, env=env, success_codes=[0, 5])
+
+
+def test_runs() -> list[list[str]]:
+    """The suites each backend's pytest calls run: one a call, SHARED_SUITES together in one."""
+    suites = ["tests", *[f"{package}/tests" for package in PLUGIN_PACKAGES]]
+    runs = [[suite] for suite in suites if suite not in SHARED_SUITES]
+    return [*runs[:1], SHARED_SUITES, *runs[1:]]
 
 
 def test_workers(session: nox.Session) -> int:

@@ -23,13 +23,19 @@ KPLUG_ENVIRONMENT = ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "KPLUG_TRACE
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--slow``: also run the tests marked ``slow``."""
-    parser.addoption(
-        "--slow",
-        action="store_true",
-        default=False,
-        help="also run the tests marked slow (slow end-to-end cases; CI runs them)",
-    )
+    """Add ``--slow``: also run the tests marked ``slow``.
+
+    Several suites' conftests may share one session (``pytest a/tests b/tests``): the first adds it.
+    """
+    try:
+        parser.addoption(
+            "--slow",
+            action="store_true",
+            default=False,
+            help="also run the tests marked slow (slow end-to-end cases; CI runs them)",
+        )
+    except ValueError:  # "option names {'--slow'} already added" by another suite's conftest
+        pass
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -57,6 +57,11 @@ def mnist_options():
 @pytest.fixture
 def blobs():
     """A small, separable 3-class problem: 240 rows of 8 features."""
+    return make_blobs()
+
+
+def make_blobs():
+    """The ``blobs`` data, for module-scoped fixtures."""
     rng = np.random.default_rng(0)
     centers = rng.normal(0, 3, size=(3, 8))
     y = np.repeat(np.arange(3), 80)

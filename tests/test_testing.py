@@ -29,11 +29,14 @@ def test_quick_case():
 
 
 def run_pytest(root: Path, *args: str) -> str:
-    """Run pytest on a tiny suite whose conftest imports kplug.testing's hooks; its summary line."""
-    (root / "conftest.py").write_text(
-        "from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401\n"
-    )
-    (root / "test_cases.py").write_text(SUITE)
+    """Run pytest on two tiny suites in one session (as `nox -s tests` runs the small plugin suites),
+    each with a conftest that imports kplug.testing's hooks; its output."""
+    for suite in ("a", "b"):
+        (root / suite).mkdir()
+        (root / suite / "conftest.py").write_text(
+            "from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401\n"
+        )
+        (root / suite / f"test_{suite}.py").write_text(SUITE)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -48,7 +51,8 @@ def run_pytest(root: Path, *args: str) -> str:
             "no:cacheprovider",
             "--rootdir",
             str(root),
-            str(root),
+            str(root / "a"),
+            str(root / "b"),
             *args,
         ],
         capture_output=True,
@@ -60,7 +64,7 @@ def run_pytest(root: Path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize(("args", "passed", "skipped"), [((), 1, 1), (("--slow",), 2, 0)])
+@pytest.mark.parametrize(("args", "passed", "skipped"), [((), 2, 2), (("--slow",), 4, 0)])
 def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skipped):
     output = run_pytest(tmp_path, *args)
     summary = output.strip().splitlines()[-1]
@@ -75,6 +79,6 @@ def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skippe
         )
         assert match, output
         tests, slow, wall, quick = int(match[1]), float(match[2]), float(match[3]), float(match[4])
-        assert tests == 1
-        assert slow >= 0.3
+        assert tests == 2
+        assert slow >= 0.6
         assert abs(wall - slow - quick) < 0.2

@@ -62,7 +62,12 @@ def _shrink(path: Path, limit: int) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+# the text starter fine-tunes MiniLM (about 20 CPU-seconds): slow, like the wheel-install run of
+# every starter (tests/cli/test_starter_wheel.py) that also guards it
+@pytest.mark.parametrize(
+    "task",
+    [pytest.param(task, marks=pytest.mark.slow) if task == "text-classification" else task for task in TASKS],
+)
 def test_each_starter_trains_as_written_from_another_directory(task, tmp_path, capsys, monkeypatch) -> None:
     # built-ins only, whatever is installed; the text starter needs kplug-text too
     extra = [pytest.importorskip("kplug_text")] if task == "text-classification" else []

@@ -65,6 +65,7 @@ def wheel_site(tmp_path_factory) -> Path:
     return site
 
 
+@pytest.mark.backends("torch")  # the wheel is the same on every backend: built in one pass only
 def test_the_wheel_ships_every_starters_sample_data(wheel_site) -> None:
     shipped = REPO / "kplug" / "cli" / "starter_data"
     for folder in SAMPLE_DATA.values():

@@ -57,7 +57,8 @@ def feature_cache(result, stage):
     return result.report["stages"][stage]["feature_cache"]
 
 
-@pytest.mark.parametrize("backbone", ["mlp", "small-cnn"])
+# the mlp case in the quick set; the small CNN (image features, MNIST) in the slow set
+@pytest.mark.parametrize("backbone", ["mlp", pytest.param("small-cnn", marks=pytest.mark.slow)])
 def test_cached_head_stage_equals_the_uncached_run(blobs, plugins, backbone):
     base = blobs_config(blobs) if backbone == "mlp" else {**cnn_config(), "name": "cnn"}
     base["model"]["heads"] = []
