@@ -34,7 +34,7 @@ PLUGIN_PACKAGES = [
     "plugins/kplug-vision",
 ]
 # Suites whose quick set takes a minute or more: they run on pytest-xdist workers. A worker costs
-# about 20 CPU-seconds to start (it imports the three backends), more than the small suites take.
+# about 8 CPU-seconds to start (Keras, the active backend and the suite's collection).
 PARALLEL_SUITES = {"tests", *[f"plugins/kplug-{name}/tests" for name in ("compress", "text", "vision")]}
 # Small suites whose conftest only re-exports kplug.testing's hooks (none imports helpers from
 # `conftest`): they share one pytest process, which saves a start-up (keras and a backend) each.
