@@ -123,10 +123,12 @@ def tests(session: nox.Session) -> None:
             # (module fixtures are built once); the slow cases (subprocess launches, process groups, timed kills) after
             # it in one process, so they never share the two cores with other tests
             parallel = ["-n", str(workers), "--dist", "loadfile"] if suite[0] in PARALLEL_SUITES else []
-            session.run("pytest", *suite, *parallel, *others, env=env)
+            # --durations: the log names the slowest cases, the ones to shorten or mark slow next
+            session.run("pytest", *suite, *parallel, "--durations=10", *others, env=env)
             if slow:
                 # exit code 5: the suite has no slow case
-                session.run("pytest", *suite, "--slow", "-m", "slow", *others, env=env, success_codes=[0, 5])
+                slow_cases = ["--slow", "-m", "slow", "--durations=5"]
+                session.run("pytest", *suite, *slow_cases, *others, env=env, success_codes=[0, 5])
 
 
 def test_runs() -> list[list[str]]:
