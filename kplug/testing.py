@@ -7,8 +7,11 @@ In a ``conftest.py``::
 adds the ``backends`` marker: ``@pytest.mark.backends("jax", "tensorflow")`` runs a test only
 when KERAS_BACKEND is one of those and skips it, saying why, otherwise; and the ``slow`` marker:
 ``@pytest.mark.slow`` tests (slow end-to-end cases) run only with ``pytest --slow``, which CI
-passes (``nox -s tests -- --slow``). With ``--slow``, the summary ends with a line saying how long
-the slow cases took and how long the rest (the quick set ``nox -s tests`` runs) took.
+passes (``nox -s tests -- --slow``). ``@pytest.mark.slow("jax")`` is slow on the backends named
+only (a case JAX compiles for long): on the others it is in the quick set. ``--only-slow`` runs
+just the cases that are slow on the active backend (CI's second pass after the quick set). With
+``--slow`` or ``--only-slow``, the summary ends with a line saying how long the slow cases took and
+how long the rest (the quick set ``nox -s tests`` runs) took.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             default=False,
             help="also run the tests marked slow (slow end-to-end cases; CI runs them)",
         )
+        parser.addoption(
+            "--only-slow",
+            action="store_true",
+            default=False,
+            help="run only the tests that are slow on the active backend (CI runs them after the quick set)",
+        )
     except ValueError:  # "option names {'--slow'} already added" by another suite's conftest
         pass
 
@@ -41,8 +50,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``backends(*names)`` and ``slow`` markers."""
     config.addinivalue_line("markers", "backends(*names): run only on these Keras backends")
-    config.addinivalue_line("markers", "slow: a slow end-to-end case, run only with --slow (CI runs them)")
-    if config.getoption("slow", default=False) and not config.pluginmanager.has_plugin(SlowCaseClock.NAME):
+    config.addinivalue_line(
+        "markers",
+        "slow(*backends): a slow end-to-end case (on the backends named, or on all), run only with --slow (CI runs them)",
+    )
+    clocked = config.getoption("slow", default=False) or config.getoption("only_slow", default=False)
+    if clocked and not config.pluginmanager.has_plugin(SlowCaseClock.NAME):
         config.pluginmanager.register(SlowCaseClock(), SlowCaseClock.NAME)
 
 
@@ -58,7 +71,7 @@ class SlowCaseClock:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Add one phase (setup, call, teardown) of a slow case to the slow total."""
-        if "slow" in report.keywords:
+        if SLOW_HERE in report.keywords:
             self.slow_seconds += report.duration
             self.slow_tests.add(report.nodeid)
 
@@ -71,13 +84,33 @@ class SlowCaseClock:
         )
 
 
+# The keyword collection gives a case that is slow on the active backend (reports carry it, across
+# pytest-xdist workers too).
+SLOW_HERE = "kplug_slow_here"
+
+
+def slow_here(item: pytest.Item, backend: str) -> bool:
+    """Whether ``item`` is marked ``slow`` (without backends, or naming ``backend``)."""
+    marker = item.get_closest_marker("slow")
+    return marker is not None and (not marker.args or backend in marker.args)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked for other backends than the active one, and slow tests without ``--slow``."""
+    """Skip tests marked for other backends than the active one, and slow tests without ``--slow``;
+    with ``--only-slow``, deselect every test that is not slow on the active backend."""
     backend = keras.backend.backend()
-    run_slow = config.getoption("slow", default=False)
+    only_slow = config.getoption("only_slow", default=False)
+    run_slow = config.getoption("slow", default=False) or only_slow
+    if only_slow:
+        quick = [item for item in items if not slow_here(item, backend)]
+        if quick:
+            config.hook.pytest_deselected(items=quick)
+            items[:] = [item for item in items if slow_here(item, backend)]
     for item in items:
-        if not run_slow and item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.skip(reason="slow end-to-end case: run with --slow (CI does)"))
+        if slow_here(item, backend):
+            item.keywords[SLOW_HERE] = True
+            if not run_slow:
+                item.add_marker(pytest.mark.skip(reason="slow end-to-end case: run with --slow (CI does)"))
         marker = item.get_closest_marker("backends")
         if marker and backend not in marker.args:
             item.add_marker(

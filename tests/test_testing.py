@@ -1,4 +1,5 @@
-"""kplug.testing's pytest hooks: ``--slow`` runs the tests marked ``slow``, which are skipped otherwise."""
+"""kplug.testing's pytest hooks: ``--slow`` runs the tests marked ``slow``, which are skipped otherwise;
+``slow("jax")`` is slow on the backends named only; ``--only-slow`` runs the slow cases alone."""
 
 from __future__ import annotations
 
@@ -15,12 +16,23 @@ REPO = Path(__file__).resolve().parents[1]
 SUITE = """
 import time
 
+import keras
 import pytest
 
 
 @pytest.mark.slow
 def test_slow_case():
     time.sleep(0.3)
+
+
+@pytest.mark.slow(keras.backend.backend())
+def test_slow_on_this_backend():
+    time.sleep(0.3)
+
+
+@pytest.mark.slow("another-backend")
+def test_slow_on_another_backend_only():
+    pass
 
 
 def test_quick_case():
@@ -64,21 +76,29 @@ def run_pytest(root: Path, *args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize(("args", "passed", "skipped"), [((), 2, 2), (("--slow",), 4, 0)])
-def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skipped):
-    output = run_pytest(tmp_path, *args)
+@pytest.mark.parametrize(
+    ("args", "passed", "skipped", "deselected"),
+    [((), 4, 4, 0), (("--slow",), 8, 0, 0), (("--only-slow",), 4, 0, 4)],
+    ids=["quick", "slow", "only-slow"],
+)
+def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skipped, deselected):
+    output = run_pytest(tmp_path, "-v", *args)
     summary = output.strip().splitlines()[-1]
     assert f"{passed} passed" in summary
     assert (f"{skipped} skipped" in summary) == bool(skipped)
+    assert (f"{deselected} deselected" in summary) == bool(deselected)
+    # a case slow on another backend only is in this backend's quick set, not in its slow pass
+    assert ("test_slow_on_another_backend_only PASSED" in output) == ("--only-slow" not in args)
     if skipped:
         assert "slow end-to-end case: run with --slow" in output
+        assert "test_slow_on_this_backend SKIPPED" in output
         assert "slow cases:" not in output
-    else:  # --slow: the summary adds up the slow cases and the rest
+    else:  # --slow, --only-slow: the summary adds up the slow cases (on this backend) and the rest
         match = re.search(
             r"slow cases: (\d+) tests, ([\d.]+) s of ([\d.]+) s; the quick set: ([\d.]+) s", output
         )
         assert match, output
         tests, slow, wall, quick = int(match[1]), float(match[2]), float(match[3]), float(match[4])
-        assert tests == 2
-        assert slow >= 0.6
+        assert tests == 4
+        assert slow >= 1.2
         assert abs(wall - slow - quick) < 0.2
