@@ -124,7 +124,7 @@ def tests(session: nox.Session) -> None:
             # it in one process, so they never share the two cores with other tests
             parallel = ["-n", str(workers), "--dist", "loadfile"] if suite[0] in PARALLEL_SUITES else []
             # --durations: the log names the slowest cases, the ones to shorten or mark slow next
-            session.run("pytest", *suite, *parallel, "--durations=10", *others, env=env)
+            session.run("pytest", *suite, *parallel, "--durations=30", *others, env=env)
             if slow:
                 # exit code 5: the suite has no slow case
                 slow_cases = ["--only-slow", "--durations=5"]  # the cases slow on this backend

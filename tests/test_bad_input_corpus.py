@@ -36,6 +36,9 @@ CATEGORIES = ("config", "data", "checkpoint", "plugin")
 CASES = sorted(path.parent for path in CORPUS.glob("*/*/case.yaml"))
 MARKER = "CODE-WAS-RUN"  # a pickle in the corpus creates this file if anything unpickles it
 
+# the errors do not depend on the backend: quick on tensorflow, slow (CI) on jax and torch
+pytestmark = pytest.mark.slow("jax", "torch")
+
 
 def base_config() -> dict[str, Any]:
     """The valid run every ``config:`` edit starts from: a small MLP on 120 MNIST digits."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -71,6 +72,7 @@ def test_the_three_builds_of_each_model_compute_the_same_function():
         assert np.abs(expected).max() > 1e-2  # the logits are not all zero: the comparison says something
 
 
+@pytest.mark.slow("jax", "torch")  # backend-independent logic: quick on tensorflow only
 def test_worker_runs_a_tiny_configuration_and_the_report_renders(tmp_path):
     out = tmp_path / "found.json"
     worker.main(

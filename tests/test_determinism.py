@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from conftest import blob_config
 
 import kplug
@@ -29,6 +30,7 @@ def weights(result):
     return [keras.ops.convert_to_numpy(w) for w in result.model.weights]
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_two_seeded_runs_are_identical(blobs, plugins):
     x, y = blobs
     first = kplug.fit(seeded_config(x, y, "runs/first", 7), plugins=plugins)

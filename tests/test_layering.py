@@ -143,6 +143,7 @@ def test_only_kplug_backend_imports_a_backend_library():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow("tensorflow", "torch")  # a fresh interpreter per module: quick on jax only
 def test_every_kplug_module_imports_in_a_fresh_process():
     modules = sorted(module_files(ROOT))
     script = (

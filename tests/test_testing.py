@@ -13,6 +13,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# kplug.testing's hooks do not depend on the backend: checked in one backend's pass
+pytestmark = pytest.mark.backends("torch")
+
 SUITE = """
 import time
 

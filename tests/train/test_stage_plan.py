@@ -120,6 +120,7 @@ def weights(model):
     return [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_old_and_new_forms_train_alike_and_report_what_was_recorded(blobs, plugins):
     x, y = blobs
     old = kplug.fit(staged_config(x, y, old_form=True), plugins=plugins, output="runs/old")
@@ -228,6 +229,7 @@ def test_the_trainer_trains_and_reports_from_its_plans(blobs):
     assert [fit["learning_rate"] for fit in RateLog.fits[:3]] == pytest.approx([3e-3, 7e-4, 5e-4])
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_a_run_written_with_stage_learning_rates_resumes(blobs, tmp_path):
     """A run directory whose config.yaml has ``stages[].learning_rate`` (kplug before StagePlan)."""
     x, y = blobs

@@ -51,6 +51,7 @@ class InterruptTrial:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow("jax", "torch")  # backend-independent logic: quick on tensorflow only
 def test_three_trials_finish_as_run_directories_and_the_search_continues(blobs, plugins) -> None:
     x, y = blobs
     result = tune(search_config(x, y), trials=3, output="search", plugins=plugins)

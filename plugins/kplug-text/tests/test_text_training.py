@@ -50,6 +50,7 @@ def run_config(output: Path, vocabulary: str, **overrides: Any) -> dict[str, Any
     return config
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_a_few_steps_of_fine_tuning_lower_the_loss(
     plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
 ) -> None:
@@ -59,6 +60,7 @@ def test_a_few_steps_of_fine_tuning_lower_the_loss(
     assert result.model.get_layer("backbone").get_layer("encoder").num_layers == 1
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_predict_returns_label_names_and_probabilities(
     plugins: kplug.Plugins, vocabulary: str, tmp_path: Path
 ) -> None:

@@ -22,7 +22,17 @@ def grey_batch(rows: int = 4) -> np.ndarray:
     return np.random.default_rng(1).random((rows, 28, 28, 1)).astype("float32")
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BACKBONES))
+# XLA compiles these three for 28-39 s each: slow on jax, quick elsewhere
+SLOW_ON_JAX = {"convnext", "efficientnet", "mobilenetv3"}
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
+        for name in sorted(TINY_BACKBONES)
+    ],
+)
 def test_each_family_builds_small_and_trains_a_step(family: str) -> None:
     backbone = backbones.BACKBONES[family]((28, 28, 1), **TINY_BACKBONES[family])
     model = keras.Sequential([keras.Input((28, 28, 1)), backbone, keras.layers.Dense(3)])

@@ -36,6 +36,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub, "reachable", lambda host: False)
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_imagenet_weights_load_from_keras_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A keras.applications-format (Keras 2 .h5) file in Keras' cache is what `weights: imagenet` loads."""
     trained = backbones.mobilenetv3((32, 32, 3), **SMALL)

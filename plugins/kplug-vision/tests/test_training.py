@@ -27,6 +27,7 @@ def test_entry_point_registers_every_component(monkeypatch: pytest.MonkeyPatch) 
     assert loaded.registry.get("backbone", "resnet").provider.startswith("kplug-vision 0.1.0")
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_fine_tunes_from_an_image_folder_with_augmentation(
     plugins: kplug.Plugins, tmp_path: Path, digits
 ) -> None:
