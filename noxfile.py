@@ -104,8 +104,8 @@ def tests(session: nox.Session) -> None:
     """Run the core and plugin test suites on each Keras backend, from one install of all three.
 
     The quick set of the larger suites runs on two pytest-xdist workers (KPLUG_TEST_WORKERS=N
-    changes it, 0 runs it in-process). `nox -s tests -- --slow` then also runs the slow end-to-end cases (CI does), in one
-    process; other arguments after `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits
+    changes it, 0 runs it in-process). `nox -s tests -- --slow` then also runs the slow end-to-end cases (CI does), on
+    the same workers (the process-group suites' in one process); other arguments after `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits
     the backends.
     """
     backends = selected_backends(session)
@@ -119,16 +119,16 @@ def tests(session: nox.Session) -> None:
     for backend in backends:
         env = {"KERAS_BACKEND": backend}
         for suite in test_runs():
-            # the larger suites' quick set on `workers` processes, a test file at a time each
-            # (module fixtures are built once); the slow cases (subprocess launches, process groups, timed kills) after
-            # it in one process, so they never share the two cores with other tests
+            # the larger suites on `workers` processes, a test file at a time each (module fixtures are
+            # built once), the quick set and then the slow cases; the process-group suites (distribute,
+            # ray: each case starts several processes that need the cores) and the small ones in one
             parallel = ["-n", str(workers), "--dist", "loadfile"] if suite[0] in PARALLEL_SUITES else []
             # --durations: the log names the slowest cases, the ones to shorten or mark slow next
             session.run("pytest", *suite, *parallel, "--durations=30", *others, env=env)
             if slow:
                 # exit code 5: the suite has no slow case
                 slow_cases = ["--only-slow", "--durations=5"]  # the cases slow on this backend
-                session.run("pytest", *suite, *slow_cases, *others, env=env, success_codes=[0, 5])
+                session.run("pytest", *suite, *parallel, *slow_cases, *others, env=env, success_codes=[0, 5])
 
 
 def test_runs() -> list[list[str]]:

@@ -103,6 +103,8 @@ def test_plugins_lists_the_installed_components_from_the_index(tmp_path):
     assert run_kplug(tmp_path, "plugins")["stdout"] == table
 
 
+# backend-independent (the parsers and the plugin index): quick on torch, the lightest pass
+@pytest.mark.slow("jax", "tensorflow")
 def test_help_lists_the_commands_plugins_add_and_their_usage_still_parses(tmp_path):
     shown = run_kplug(tmp_path, "--help")
     assert shown["code"] == 0 and "export" in shown["stdout"] and "quantize" in shown["stdout"]
@@ -110,6 +112,7 @@ def test_help_lists_the_commands_plugins_add_and_their_usage_still_parses(tmp_pa
     assert usage["code"] == 0 and "usage: kplug export" in usage["stdout"]
 
 
+@pytest.mark.slow("jax", "tensorflow")  # backend-independent: quick on torch only
 def test_version(tmp_path):
     from importlib.metadata import version
 
@@ -117,6 +120,7 @@ def test_version(tmp_path):
     assert (shown["code"], shown["stdout"]) == (0, f"kplug {version('kplug')}\n")
 
 
+@pytest.mark.slow("jax", "tensorflow")  # backend-independent: quick on torch only
 def test_module_runs_as_the_command(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "kplug.cli.main", "--version"],
@@ -145,8 +149,9 @@ def tiny_run(tmp_path: Path, mnist_options: dict) -> Path:
     return path
 
 
-# on the active backend: the tensorflow case runs in the tensorflow pass of `nox -s tests` (the
-# jax and torch passes ran it too, identically, until they took the quick set past its budget)
+# on the active backend (keras-hub imports TensorFlow on every backend): quick on tensorflow, whose
+# own logs the --debug half checks; slow (CI) on jax and torch
+@pytest.mark.slow("jax", "torch")
 def test_train_prints_no_tensorflow_log_lines(tmp_path, mnist_options):
     config = tiny_run(tmp_path, mnist_options)
     command = [sys.executable, "-m", "kplug.cli.main", "train", str(config)]

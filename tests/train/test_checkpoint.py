@@ -217,6 +217,7 @@ def test_checkpoint_every_n_epochs(blobs, plugins):
     assert written == [None, None, 2, 3, 3]
 
 
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick elsewhere
 def test_resumed_run_equals_the_uninterrupted_one_when_batches_are_whole(blobs):
     """With one batch per epoch the data order cannot differ, so resume must be exact."""
     x, y = blobs
@@ -391,6 +392,7 @@ def test_a_run_from_another_backend_resumes_and_initialises_here(blobs, tmp_path
 
 
 @pytest.mark.skipif(keras.backend.backend() == "torch", reason="steps_per_execution must be 1 on torch")
+@pytest.mark.slow("jax")  # XLA compiles it for long: slow on jax, quick on tensorflow
 def test_resume_is_exact_with_several_steps_per_execution(blobs):
     """Keras calls batch callbacks once per 4 batches: step checkpoints land on block boundaries."""
     x, y = blobs

@@ -90,6 +90,7 @@ def test_three_trials_finish_as_run_directories_and_the_search_continues(blobs, 
     assert not (folder / ".tune.lock").exists()
 
 
+@pytest.mark.slow("jax", "torch")  # backend-independent logic: quick on tensorflow only
 def test_an_interrupted_search_reruns_the_interrupted_trial(blobs) -> None:
     x, y = blobs
     with pytest.raises(KeyboardInterrupt):

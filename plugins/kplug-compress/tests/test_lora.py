@@ -162,6 +162,7 @@ TEXT_DATA = Path(__file__).resolve().parents[2] / "kplug-text" / "tests" / "data
 ATTENTION = "backbone/encoder/transformer_layer_0/self_attention_layer"
 
 
+@pytest.mark.slow("jax")  # XLA compiles the encoder's train step for about 28 s: slow on jax, quick elsewhere
 def test_lora_on_the_einsum_dense_attention_projections_of_a_text_encoder(tmp_path: Path) -> None:
     """MiniLM's architecture (a keras-hub BERT with its vocabulary), tiny and randomly initialised."""
     kplug_text = pytest.importorskip("kplug_text")

@@ -22,17 +22,16 @@ def grey_batch(rows: int = 4) -> np.ndarray:
     return np.random.default_rng(1).random((rows, 28, 28, 1)).astype("float32")
 
 
-# XLA compiles these three for 28-39 s each: slow on jax, quick elsewhere
+# XLA compiles these three for 17-39 s each (a train step, or the eager calls of a reload): slow on
+# jax, quick elsewhere
 SLOW_ON_JAX = {"convnext", "efficientnet", "mobilenetv3"}
+FAMILIES = [
+    pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
+    for name in sorted(TINY_BACKBONES)
+]
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
-        for name in sorted(TINY_BACKBONES)
-    ],
-)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_builds_small_and_trains_a_step(family: str) -> None:
     backbone = backbones.BACKBONES[family]((28, 28, 1), **TINY_BACKBONES[family])
     model = keras.Sequential([keras.Input((28, 28, 1)), backbone, keras.layers.Dense(3)])
@@ -64,7 +63,7 @@ def test_imagenet_normalisation_is_attached() -> None:
     np.testing.assert_allclose(numpy(scaled), 1.0, rtol=1e-6)  # [0, 255] -> [-1, 1]
 
 
-@pytest.mark.parametrize("family", sorted(TINY_BACKBONES))
+@pytest.mark.parametrize("family", FAMILIES)
 def test_saved_weights_file_reloads_to_identical_predictions(family: str, tmp_path: Path) -> None:
     options = TINY_BACKBONES[family]
     trained = backbones.BACKBONES[family]((28, 28, 1), **options)
