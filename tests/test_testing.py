@@ -105,3 +105,18 @@ def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skippe
         assert tests == 4
         assert slow >= 1.2
         assert abs(wall - slow - quick) < 0.2
+
+
+def test_on_xdist_workers_the_summary_compares_test_time_not_wall_time(tmp_path):
+    """Workers run slow cases side by side: their summed time can exceed the wall time."""
+    output = run_pytest(tmp_path, "--only-slow", "-n", "2")
+    assert "4 passed" in output.strip().splitlines()[-1]
+    match = re.search(
+        r"slow cases: (\d+) tests, ([\d.]+) s of ([\d.]+) s of test time on 2 workers "
+        r"\(wall ([\d.]+) s\); the quick set: ([\d.]+) s of test time",
+        output,
+    )
+    assert match, output
+    tests, slow, total, quick = int(match[1]), float(match[2]), float(match[3]), float(match[5])
+    assert tests == 4 and slow >= 1.2
+    assert abs(total - slow - quick) < 0.05
