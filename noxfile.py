@@ -104,9 +104,9 @@ def tests(session: nox.Session) -> None:
     """Run the core and plugin test suites on each Keras backend, from one install of all three.
 
     The quick set of the larger suites runs on two pytest-xdist workers (KPLUG_TEST_WORKERS=N
-    changes it, 0 runs it in-process). `nox -s tests -- --slow` then also runs the slow end-to-end cases (CI does), on
-    the same workers (the process-group suites' in one process); other arguments after `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits
-    the backends.
+    changes it, 0 runs it in-process). `nox -s tests -- --slow` then also runs the slow end-to-end
+    cases (CI does), on the same workers (the process-group suites' in one process); other
+    arguments after `--` go to every pytest call. KPLUG_TEST_BACKENDS=torch,jax limits the backends.
     """
     backends = selected_backends(session)
     workers = test_workers(session)

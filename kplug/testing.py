@@ -78,7 +78,8 @@ class SlowCaseClock:
         self.slow_tests: set[str] = set()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Add one phase (setup, call, teardown) of a case to the total, and of a slow case to the slow total."""
+        """Add one phase (setup, call, teardown) of a case to the total, and of a slow case to the slow
+        total."""
         self.test_seconds += report.duration
         if SLOW_HERE in report.keywords:
             self.slow_seconds += report.duration
