@@ -2,9 +2,9 @@
 
 Each case runs ``kplug`` in a fresh interpreter on the active backend (``KERAS_BACKEND``) with
 the installed plugin packages and its own plugin index (``KPLUG_CACHE_DIR``), and reports which
-heavy modules the command imported. The first call builds the index (it loads the plugins);
-the calls after it must import neither Keras nor any backend library (benchmarks/cli_startup.py
-measures the time).
+heavy modules the command imported. The first call builds the index (it loads the plugins; a
+module fixture builds one that most cases copy); the calls after it must import neither Keras
+nor any backend library (benchmarks/cli_startup.py measures the time).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog|cuInit|c
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``kplug`` call whose plugin index lives in ``tmp_path / "cache"``."""
     env = {**os.environ, "KERAS_BACKEND": BACKEND, "KPLUG_CACHE_DIR": str(tmp_path / "cache"), **extra}
     for name in ("KPLUG_LOAD_PLUGINS", "KPLUG_DISABLE_PLUGINS", "TF_CPP_MIN_LOG_LEVEL"):
         env.pop(name, None)
@@ -59,7 +61,25 @@ def run_kplug(tmp_path: Path, *args: str) -> dict:
     return {**json.loads(report.read_text()), "stdout": done.stdout, "stderr": done.stderr}
 
 
-# two fresh interpreters a case: listing, help and a usage error in the quick set, the rest slow
+@pytest.fixture(scope="module")
+def first_help(tmp_path_factory) -> tuple[Path, dict]:
+    """``kplug --help`` in a fresh cache directory (it builds the plugin index): the directory and the call.
+
+    Building the index loads every plugin (5-10 s); the cases of the cached path copy this one.
+    """
+    folder = tmp_path_factory.mktemp("first-help")
+    return folder, run_kplug(folder, "--help")
+
+
+@pytest.fixture
+def built_index(tmp_path, first_help) -> Path:
+    """``tmp_path`` with a copy of the plugin index ``first_help`` built."""
+    shutil.copytree(first_help[0] / "cache", tmp_path / "cache")
+    return tmp_path
+
+
+# one fresh interpreter a case on the index built once: listing, help and a usage error in the quick
+# set, the rest slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -71,22 +91,25 @@ def run_kplug(tmp_path: Path, *args: str) -> dict:
         pytest.param(["--no-plugins", "plugins"], id="no-plugins", marks=pytest.mark.slow),
     ],
 )
-def test_listing_and_help_import_no_backend_library(tmp_path, args):
-    first = run_kplug(tmp_path, *args)  # builds the plugin index
-    again = run_kplug(tmp_path, *args)
-    assert (again["code"], again["stdout"], again["stderr"]) == (
-        first["code"],
-        first["stdout"],
-        first["stderr"],
-    )
+def test_listing_and_help_import_no_backend_library(built_index, args):
+    again = run_kplug(built_index, *args)
     others = [m for m in BACKEND_MODULES if m != BACKEND]
     assert not set(again["imported"]) & set(others), f"kplug {' '.join(args)} imported {again['imported']}"
     assert again["imported"] == [], f"kplug {' '.join(args)} imported {again['imported']} (slow start-up)"
 
 
-def test_doctor_imports_no_keras_nor_another_backend(tmp_path):
-    run_kplug(tmp_path, "plugins")  # builds the plugin index
-    facts = run_kplug(tmp_path, "doctor")
+def test_help_from_the_index_is_the_help_that_built_it(built_index, first_help):
+    again = run_kplug(built_index, "--help")
+    assert again["code"] == 0 and "usage: kplug" in again["stdout"]
+    assert (again["code"], again["stdout"], again["stderr"]) == (
+        first_help[1]["code"],
+        first_help[1]["stdout"],
+        first_help[1]["stderr"],
+    )
+
+
+def test_doctor_imports_no_keras_nor_another_backend(built_index):
+    facts = run_kplug(built_index, "doctor")
     assert facts["code"] == 0, facts["stderr"]
     shown = json.loads(facts["stdout"])
     assert shown["backend"] == BACKEND and shown["devices"] and shown["components"] > 50
@@ -105,26 +128,26 @@ def test_plugins_lists_the_installed_components_from_the_index(tmp_path):
 
 # backend-independent (the parsers and the plugin index): quick on torch, the lightest pass
 @pytest.mark.slow("jax", "tensorflow")
-def test_help_lists_the_commands_plugins_add_and_their_usage_still_parses(tmp_path):
-    shown = run_kplug(tmp_path, "--help")
+def test_help_lists_the_commands_plugins_add_and_their_usage_still_parses(built_index):
+    shown = run_kplug(built_index, "--help")
     assert shown["code"] == 0 and "export" in shown["stdout"] and "quantize" in shown["stdout"]
-    usage = run_kplug(tmp_path, "export", "--help")  # a plugin's own command: parsed by its own parser
+    usage = run_kplug(built_index, "export", "--help")  # a plugin's own command: parsed by its own parser
     assert usage["code"] == 0 and "usage: kplug export" in usage["stdout"]
 
 
 @pytest.mark.slow("jax", "tensorflow")  # backend-independent: quick on torch only
-def test_version(tmp_path):
+def test_version(built_index):
     from importlib.metadata import version
 
-    shown = run_kplug(tmp_path, "--version")
+    shown = run_kplug(built_index, "--version")
     assert (shown["code"], shown["stdout"]) == (0, f"kplug {version('kplug')}\n")
 
 
 @pytest.mark.slow("jax", "tensorflow")  # backend-independent: quick on torch only
-def test_module_runs_as_the_command(tmp_path):
+def test_module_runs_as_the_command(built_index):
     done = subprocess.run(
         [sys.executable, "-m", "kplug.cli.main", "--version"],
-        env=environment(tmp_path),
+        env=environment(built_index),
         capture_output=True,
         text=True,
         timeout=300,
