@@ -10,6 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kplug.backend.jax_compile_cache import use_jax_compilation_cache
 from kplug.config.load import load_config
 from kplug.data.categories import as_categories
 from kplug.data.example_set import Examples
@@ -48,6 +49,7 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path, plugins: Plugins | list[Any] | None = None) -> LoadedRun:
     """Load a run directory written by ``kplug train`` (no code is executed); a URL is downloaded first."""
+    use_jax_compilation_cache()  # before anything compiles
     if is_url(run_dir):
         run_dir = RemoteRunDir(str(run_dir), "run directory").pull()
     path = Path(run_dir)

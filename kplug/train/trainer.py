@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from kplug.backend.cpu_matmul import onednn_matmul
+from kplug.backend.jax_compile_cache import use_jax_compilation_cache
 from kplug.config.held_out import with_held_out_arrays
 from kplug.config.load import dump_config, load_config
 from kplug.config.schema import RunConfig
@@ -400,6 +401,7 @@ class Trainer:
 
     def _fit(self) -> FitResult:
         config = self.config
+        use_jax_compilation_cache()  # before anything compiles
         keras.utils.set_random_seed(config.seed)
         self.data = prepare_data(self.run)
         checkpoint = (
