@@ -169,10 +169,11 @@ def test_workers(session: nox.Session) -> int:
 def demo(session: nox.Session) -> None:
     """Does pretraining pay? SST-2 sentiment from 100-1,000 labels: MiniLM frozen, fine-tuned, from scratch.
 
-    TensorFlow by default (the fastest backend for MiniLM on CPU; kplug-text needs it anyway);
-    KERAS_BACKEND=jax|torch picks another. Arguments after `--` go to the demo script.
+    JAX by default: with kplug's compilation cache its 18 trainings took 6.5 minutes here, against
+    11.0 on TensorFlow, back to back. KERAS_BACKEND=tensorflow|torch picks another. Arguments after
+    `--` go to the demo script.
     """
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = os.environ.get("KERAS_BACKEND", "jax")
     install_kplug(session, backend, plugin_extras={"plugins/kplug-text": "minilm"})
     session.run("python", "examples/sentiment/demo.py", *session.posargs, env={"KERAS_BACKEND": backend})
 
