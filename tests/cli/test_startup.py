@@ -92,9 +92,15 @@ def built_index(tmp_path, first_help) -> Path:
     ],
 )
 def test_listing_and_help_import_no_backend_library(built_index, args):
-    if "--no-plugins" in args:  # built-ins only: another plugin index, which its first call builds
-        run_kplug(built_index, *args)
+    # built-ins only: another plugin index, which its first call builds and the second reads back
+    first = run_kplug(built_index, *args) if "--no-plugins" in args else None
     again = run_kplug(built_index, *args)
+    if first is not None:
+        assert (again["code"], again["stdout"], again["stderr"]) == (
+            first["code"],
+            first["stdout"],
+            first["stderr"],
+        )
     others = [m for m in BACKEND_MODULES if m != BACKEND]
     assert not set(again["imported"]) & set(others), f"kplug {' '.join(args)} imported {again['imported']}"
     assert again["imported"] == [], f"kplug {' '.join(args)} imported {again['imported']} (slow start-up)"
