@@ -176,7 +176,10 @@ def _normalization(
 
 
 def _network_size(input_shape: tuple[int, ...], image_size: ImageSize) -> tuple[int, int]:
-    return image_size_pair(image_size) or data_image_shape(input_shape)[:2]
+    """The network's image size: ``image_size``, or the data's. Refuses a data shape no backbone
+    takes before anything is built."""
+    data_size = data_image_shape(input_shape)[:2]
+    return image_size_pair(image_size) or data_size
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ def grey_batch(rows: int = 4) -> np.ndarray:
     return np.random.default_rng(1).random((rows, 28, 28, 1)).astype("float32")
 
 
-# XLA compiles these three for 17-39 s each (a train step, or the eager calls of a reload): slow on
+# XLA compiles these four for 16-39 s each (a train step, or the eager calls of a reload): slow on
 # jax, quick elsewhere
-SLOW_ON_JAX = {"convnext", "efficientnet", "mobilenetv3"}
+SLOW_ON_JAX = {"convnext", "efficientnet", "mobilenetv3", "vit"}
 FAMILIES = [
     pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
     for name in sorted(TINY_BACKBONES)
