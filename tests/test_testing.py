@@ -81,8 +81,12 @@ def run_pytest(root: Path, *args: str) -> str:
 
 @pytest.mark.parametrize(
     ("args", "passed", "skipped", "deselected"),
-    [((), 4, 4, 0), (("--slow",), 8, 0, 0), (("--only-slow",), 4, 0, 4)],
-    ids=["quick", "slow", "only-slow"],
+    [
+        pytest.param((), 4, 4, 0, id="quick"),
+        # each case is a pytest in a fresh interpreter (9 s): the quick set keeps the default's
+        pytest.param(("--slow",), 8, 0, 0, id="slow", marks=pytest.mark.slow),
+        pytest.param(("--only-slow",), 4, 0, 4, id="only-slow", marks=pytest.mark.slow),
+    ],
 )
 def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skipped, deselected):
     output = run_pytest(tmp_path, "-v", *args)
@@ -107,6 +111,7 @@ def test_slow_tests_run_only_with_the_slow_option(tmp_path, args, passed, skippe
         assert abs(wall - slow - quick) < 0.2
 
 
+@pytest.mark.slow  # a pytest with two workers in fresh interpreters (17 s)
 def test_on_xdist_workers_the_summary_compares_test_time_not_wall_time(tmp_path):
     """Workers run slow cases side by side: their summed time can exceed the wall time."""
     output = run_pytest(tmp_path, "--only-slow", "-n", "2")

@@ -16,7 +16,8 @@ import pytest
 
 from kplug.backend.jax_compile_cache import ENVIRONMENT
 
-pytestmark = pytest.mark.backends("jax")
+# each case trains in two fresh interpreters (18 s): slow
+pytestmark = [pytest.mark.backends("jax"), pytest.mark.slow]
 
 # Trains a small MLP (on-disk cache untouched by the test session's) and prints JAX's cache hits
 # and the directory kplug chose.

@@ -28,6 +28,9 @@ def reference(run_dir: Path, images: np.ndarray) -> np.ndarray:
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
+# Export rebuilds the model in TensorFlow whatever backend trained it (10-14 s a format): the quick set
+# exports each format from one backend, CI's slow pass from every backend.
+@pytest.mark.slow("jax", "tensorflow")
 def test_saved_model_predicts_like_the_keras_model(
     digits_run: kplug.FitResult, plugins: kplug.Plugins
 ) -> None:
@@ -46,6 +49,7 @@ def test_saved_model_predicts_like_the_keras_model(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")
+@pytest.mark.slow("jax", "torch")
 def test_onnx_predicts_like_the_keras_model(digits_run: kplug.FitResult, plugins: kplug.Plugins) -> None:
     import onnxruntime
 

@@ -40,6 +40,7 @@ def inputs(tokenizer: kplug_text.TextPreprocessor) -> dict[str, np.ndarray]:
     return tokenizer(TEXTS)
 
 
+@pytest.mark.slow("jax")  # jax compiles the eager calls op by op (17 s): slow on jax, quick elsewhere
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
 def test_random_init_backbone_is_sized_to_its_preprocessor(family: str, vocabulary: str) -> None:
     preprocess = getattr(kplug_text, f"{family}_preprocessor")(vocabulary=vocabulary, sequence_length=12)

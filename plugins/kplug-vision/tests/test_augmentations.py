@@ -34,7 +34,17 @@ def images(rows: int = 8, channels: int = 3) -> np.ndarray:
     return (batch * np.linspace(0.5, 1.0, rows, dtype="float32")[:, None, None, None]).astype("float32")
 
 
-@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+# jax compiles RandAugment's eager ops one by one (22 s): slow on jax, quick elsewhere
+SLOW_ON_JAX = {"randaugment"}
+
+
+NAMES = [
+    pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
+    for name in sorted(AUGMENTATIONS)
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_changes_images_only_while_training(name: str) -> None:
     layer = AUGMENTATIONS[name](**STRONG[name])
     x = images()
