@@ -6,55 +6,18 @@ backend comes from KERAS_BACKEND (nox runs all three).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import kplug
 import pytest
+from compress_digits import digits_config
 from kplug.testing import pytest_addoption, pytest_collection_modifyitems, pytest_configure  # noqa: F401
 
 import kplug_compress
-
-REPO = Path(__file__).resolve().parents[3]
-MNIST = REPO / "examples" / "data" / "mnist"
 
 
 @pytest.fixture(scope="session")
 def plugins() -> kplug.Plugins:
     """Built-ins plus this plugin, whatever else is installed."""
     return kplug.load_plugins([kplug_compress], entry_points=False)
-
-
-def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
-    """A small CNN on 400 MNIST digits 0-4: trains in a few seconds on a CPU."""
-    config = {
-        "name": "digits",
-        "seed": 7,
-        "data": {
-            "source": "idx",
-            "options": {
-                "images": str(MNIST / "images-idx3-ubyte.gz"),
-                "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-            },
-            "where": {"label": [0, 1, 2, 3, 4]},
-            "limit": 240,
-            "split": {"validation": 0.0, "test": 0.25, "stratify": True},
-        },
-        "model": {
-            "backbone": {"name": "small-cnn", "options": {"filters": [4, 8], "dense_units": 16}},
-            "heads": [{"name": "classification", "id": "digits"}],
-        },
-        "train": {
-            "optimizer": {"name": "adam", "learning_rate": 3e-3},
-            "batch_size": 32,
-            "epochs": 2,
-            "verbose": 0,
-        },
-        "output": {"dir": str(output), "checkpoint_every": 0},
-    }
-    for key, value in changes.items():
-        config[key] = value
-    return config
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import kplug
 import numpy as np
 import pytest
 import yaml
-from conftest import digits_config
+from compress_digits import digits_config
 from kplug.testing import metrics_history, run_cli
 
 import kplug_compress

@@ -11,7 +11,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from conftest import digits_config
+from compress_digits import digits_config
 from kplug.plugin import iter_layers, load_model_file
 from kplug.testing import latest_checkpoint
 

@@ -8,7 +8,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from conftest import digits_config
+from compress_digits import digits_config
 from kplug.testing import latest_checkpoint
 
 import kplug_compress
