@@ -19,8 +19,8 @@ import json
 import time
 from pathlib import Path
 
-import keras
 import kplug
+from kplug.backend import quiet_logs
 
 HERE = Path(__file__).parent
 DEV = HERE / "data" / "sst2-dev.tsv"
@@ -62,6 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=["sst2", "sst2-frozen", "sst2-staged", "agnews"])
     args = parser.parse_args()
+    if quiet_logs.wanted(debug=False):  # TensorFlow's start-up lines, as the kplug CLI keeps them off
+        quiet_logs.quiet_tensorflow()
     started = time.perf_counter()
     result = kplug.fit(HERE / f"{args.name}.yaml")
     trained = time.perf_counter()
@@ -77,7 +79,7 @@ def main() -> None:
     finished = time.perf_counter()
     numbers = {
         "example": args.name,
-        "backend": keras.backend.backend(),
+        "backend": result.report["backend"],
         "train_examples": result.report["data"]["train"],
         "accuracy": round(float(metrics["accuracy"]), 4),
         "scored_on": scored_on,
