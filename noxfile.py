@@ -121,7 +121,8 @@ def tests(session: nox.Session) -> None:
     install_kplug(session, ",".join(BACKENDS), "test,tensorboard,tune,docs")
     slow = "--slow" in session.posargs
     others = [arg for arg in session.posargs if arg != "--slow"]
-    # one pytest per package per backend: each suite has its own conftest (helpers imported as `conftest`)
+    # one pytest per package per backend, or per group (SHARED_SUITES, GROUPED_SUITES) whose tests import no
+    # helper from `conftest`: each suite has its own conftest, and one session imports them all under that name
     for backend in backends:
         for suite in test_runs():
             env = {"KERAS_BACKEND": backend, **jax_compilation_cache(session, suite[0])}

@@ -14,7 +14,7 @@ MNIST = REPO / "examples" / "data" / "mnist"
 
 
 def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
-    """A small CNN on 400 MNIST digits 0-4: trains in a few seconds on a CPU."""
+    """A small CNN on 240 MNIST digits 0-4: trains in a few seconds on a CPU."""
     config = {
         "name": "digits",
         "seed": 7,

@@ -11,12 +11,10 @@ import keras
 import kplug
 import numpy as np
 import pytest
+from compress_digits import MNIST
 from kplug.testing import run_cli
 
 import kplug_compress
-
-REPO = Path(__file__).resolve().parents[3]
-MNIST = REPO / "examples" / "data" / "mnist"
 
 
 @pytest.fixture(scope="module")
