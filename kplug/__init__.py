@@ -21,6 +21,7 @@ from kplug.backend import quiet_logs
 quiet_logs.default_log_level()
 
 if TYPE_CHECKING:
+    from kplug.backend.quiet_logs import quiet_tensorflow
     from kplug.config.load import load_config
     from kplug.config.schema import RunConfig
     from kplug.data.example_set import Examples
@@ -47,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "TrainingError": "kplug.errors",
     "evaluate": "kplug.inference.prediction",
     "predict": "kplug.inference.prediction",
+    "quiet_tensorflow": "kplug.backend.quiet_logs",
     "Distribution": "kplug.plugin.distribution",
     "Head": "kplug.plugin.head",
     "Plugins": "kplug.plugin.manager",
@@ -80,6 +82,7 @@ __all__ = [
     "load_config",
     "load_plugins",
     "predict",
+    "quiet_tensorflow",
 ]
 
 

@@ -257,12 +257,11 @@ def quiet_tensorflow() -> None:
     ``TF_CPP_MIN_LOG_LEVEL``: its start-up lines through the kplug CLI's import hook, then its
     C++ messages below FATAL (the oneDNN int64 fallback notice) and its Python warnings
     (tf.function retracing)."""
-    from kplug.backend import quiet_logs
+    import kplug
 
-    if not quiet_logs.wanted(debug=False):
+    if not kplug.quiet_tensorflow():
         return
-    quiet_logs.quiet_tensorflow()
-    os.environ[quiet_logs.LOG_LEVEL] = "3"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

@@ -8,8 +8,8 @@ anything (Keras on the tensorflow backend, keras_hub on the others) first import
 ``tensorflow``, file descriptor 2 points at ``/dev/null`` while the module runs and TensorFlow
 lists its physical devices, then it is restored. TensorFlow is never imported by the hook itself.
 
-The command line calls it unless ``--debug`` is given or the user set ``TF_CPP_MIN_LOG_LEVEL``
-(then TensorFlow logs as the user asked).
+The command line installs it unless ``--debug`` is given or the user set ``TF_CPP_MIN_LOG_LEVEL``
+(then TensorFlow logs as the user asked); scripts call ``kplug.quiet_tensorflow()``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,21 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def quiet_tensorflow() -> None:
+def quiet_tensorflow() -> bool:
+    """Keep TensorFlow's C++ start-up log lines off the terminal in a script, as the kplug CLI does.
+
+    Call it (``kplug.quiet_tensorflow()``) before anything imports Keras or TensorFlow. It does
+    nothing when the user set ``TF_CPP_MIN_LOG_LEVEL`` (TensorFlow then logs as they asked) or
+    once TensorFlow is imported. Returns whether kplug keeps TensorFlow quiet: False when the
+    user set ``TF_CPP_MIN_LOG_LEVEL``.
+    """
+    if not wanted(debug=False):
+        return False
+    install()
+    return True
+
+
+def install() -> None:
     """Silence TensorFlow's C++ log lines at its first import (no-op once it is imported)."""
     if "tensorflow" in sys.modules or installed():
         return

@@ -502,7 +502,7 @@ def main(argv: Sequence[str] | None = None, plugins: Any = None) -> int:
     options = argv[: argv.index("--")] if "--" in argv else argv
     no_plugins = "--no-plugins" in options
     if quiet_logs.wanted(debug="--debug" in options):
-        quiet_logs.quiet_tensorflow()
+        quiet_logs.install()
     index = _plugin_index(no_plugins) if plugins is None else None
     if index is not None and _command_word(argv) not in index.command_names():
         args = build_parser(index=index).parse_args(argv)

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import kplug
-from kplug.backend import quiet_logs
 
 HERE = Path(__file__).parent
 DEV = HERE / "data" / "sst2-dev.tsv"
@@ -62,8 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", choices=["sst2", "sst2-frozen", "sst2-staged", "agnews"])
     args = parser.parse_args()
-    if quiet_logs.wanted(debug=False):  # TensorFlow's start-up lines, as the kplug CLI keeps them off
-        quiet_logs.quiet_tensorflow()
+    kplug.quiet_tensorflow()  # TensorFlow's start-up lines stay off, as in the kplug CLI
     started = time.perf_counter()
     result = kplug.fit(HERE / f"{args.name}.yaml")
     trained = time.perf_counter()
