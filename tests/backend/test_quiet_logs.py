@@ -21,7 +21,9 @@ def script_stderr(quiet: bool) -> str:
     call = "kplug.quiet_tensorflow(); " if quiet else ""
     source = f"import kplug; {call}import tensorflow as tf; tf.config.list_physical_devices()"
     env = {key: value for key, value in os.environ.items() if key != quiet_logs.LOG_LEVEL}
-    done = subprocess.run([sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", source], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return done.stderr
 
@@ -29,7 +31,9 @@ def script_stderr(quiet: bool) -> str:
 # two fresh interpreters that import TensorFlow whatever the backend: quick on tensorflow only
 @pytest.mark.slow("jax", "torch")
 def test_a_script_that_calls_it_prints_no_tensorflow_log_lines():
-    assert LOG_LINE.search(script_stderr(quiet=False)), "TensorFlow no longer logs at start-up: the case is moot"
+    assert LOG_LINE.search(script_stderr(quiet=False)), (
+        "TensorFlow no longer logs at start-up: the case is moot"
+    )
     assert not LOG_LINE.search(script_stderr(quiet=True))
 
 
