@@ -23,7 +23,7 @@ from pathlib import Path
 
 import keras
 
-from kplug.config.compile_record import cache_dir
+from kplug.cache import cache_dir
 
 ENVIRONMENT = "KPLUG_JAX_COMPILATION_CACHE"
 MAX_BYTES = 2**30

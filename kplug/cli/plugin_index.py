@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kplug.cache import cache_dir
+
 ENTRY_POINT_GROUP = "kplug"  # the same group as kplug.plugin.manager.ENTRY_POINT_GROUP
 FORMAT = 2  # bump when the stored fields change
 KEEP = 16  # indexes kept in the cache folder (the newest)
@@ -92,14 +94,6 @@ def kplug_version() -> str:
         return importlib.metadata.version("kplug")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def cache_dir() -> Path:
-    """Where kplug keeps its cache: ``$KPLUG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kplug`` or ``~/.cache/kplug``."""
-    if os.environ.get("KPLUG_CACHE_DIR"):
-        return Path(os.environ["KPLUG_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "kplug"
 
 
 def _source_stamp(module_name: str) -> list[Any]:

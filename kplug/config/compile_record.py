@@ -13,22 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from kplug.cache import cache_dir
 from kplug.config.schema import RunConfig
 
 # fields that do not change what one training step costs
 _IGNORED_TOP = ("name", "output", "tune")
 _IGNORED_TRAIN = ("compile", "verbose")
-
-
-def cache_dir() -> Path:
-    """``$KPLUG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kplug`` or ``~/.cache/kplug`` (as the plugin index)."""
-    if os.environ.get("KPLUG_CACHE_DIR"):
-        return Path(os.environ["KPLUG_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kplug"
 
 
 def config_key(config: RunConfig) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import keras
 
+from kplug.cache import cache_dir
 from kplug.errors import ConfigError
 
 PARTIAL = ".partial-"
@@ -53,8 +54,7 @@ def _filesystem(url: str, field: str) -> tuple[Any, str]:
 
 def staging_root() -> Path:
     """Where local copies of remote run directories live."""
-    cache = os.environ.get("KPLUG_CACHE_DIR") or Path.home() / ".cache" / "kplug"
-    return Path(cache) / "remote-runs"
+    return cache_dir() / "remote-runs"
 
 
 class RemoteRunDir:
