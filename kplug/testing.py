@@ -17,6 +17,7 @@ how long the rest (the quick set ``nox -s tests`` runs) took.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import keras
@@ -131,6 +132,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(
                 pytest.mark.skip(reason=f"needs backend {', '.join(marker.args)}; running {backend}")
             )
+
+
+def slow_params(values: Iterable[Any], slow: Collection[Any], *backends: str) -> list[Any]:
+    """``values`` for ``pytest.mark.parametrize``, those in ``slow`` marked ``slow(*backends)``.
+
+    ``slow_params(sorted(BACKBONES), {"vit"}, "jax")`` makes the ``vit`` case slow on jax only
+    (no backends: slow everywhere); the other values stay as they are.
+    """
+    unknown = set(slow) - set(values := list(values))
+    if unknown:
+        raise ValueError(f"slow_params: {sorted(unknown)} are not among the values {values}")
+    mark = pytest.mark.slow(*backends) if backends else pytest.mark.slow
+    return [pytest.param(value, marks=mark) if value in slow else value for value in values]
 
 
 def clear_plugin_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kplug.testing import slow_params
+
 REPO = Path(__file__).resolve().parents[1]
 
 # kplug.testing's hooks do not depend on the backend: checked in one backend's pass
@@ -125,3 +127,18 @@ def test_on_xdist_workers_the_summary_compares_test_time_not_wall_time(tmp_path)
     tests, slow, total, quick = int(match[1]), float(match[2]), float(match[3]), float(match[5])
     assert tests == 4 and slow >= 1.2
     assert abs(total - slow - quick) < 0.05
+
+
+def test_slow_params_marks_only_the_named_values_on_the_named_backends():
+    params = slow_params(["convnext", "mlp", "vit"], {"convnext", "vit"}, "jax")
+    assert params[1] == "mlp"
+    assert [p.values for p in (params[0], params[2])] == [("convnext",), ("vit",)]
+    assert [[(m.name, m.args) for m in p.marks] for p in (params[0], params[2])] == [[("slow", ("jax",))]] * 2
+    everywhere = slow_params(["a", "b"], {"b"})
+    assert everywhere[0] == "a"
+    assert [(m.name, m.args) for m in everywhere[1].marks] == [("slow", ())]
+
+
+def test_slow_params_refuses_a_value_it_does_not_have():
+    with pytest.raises(ValueError, match=r"\['vitt'\] are not among the values"):
+        slow_params(["vit"], {"vitt"}, "jax")

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from kplug.testing import slow_params
 
 from kplug_vision.augmentations import AUGMENTATIONS, RandomApply, RandomResizedCrop
 
@@ -38,10 +39,7 @@ def images(rows: int = 8, channels: int = 3) -> np.ndarray:
 SLOW_ON_JAX = {"randaugment"}
 
 
-NAMES = [
-    pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
-    for name in sorted(AUGMENTATIONS)
-]
+NAMES = slow_params(sorted(AUGMENTATIONS), SLOW_ON_JAX, "jax")
 
 
 @pytest.mark.parametrize("name", NAMES)

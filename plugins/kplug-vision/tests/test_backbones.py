@@ -9,6 +9,7 @@ import kplug
 import numpy as np
 import pytest
 from conftest import TINY_BACKBONES
+from kplug.testing import slow_params
 
 from kplug_vision import backbones
 from kplug_vision.preprocessing import IMAGENET_MEAN, IMAGENET_STD
@@ -25,10 +26,7 @@ def grey_batch(rows: int = 4) -> np.ndarray:
 # XLA compiles these four for 16-39 s each (a train step, or the eager calls of a reload): slow on
 # jax, quick elsewhere
 SLOW_ON_JAX = {"convnext", "efficientnet", "mobilenetv3", "vit"}
-FAMILIES = [
-    pytest.param(name, marks=pytest.mark.slow("jax")) if name in SLOW_ON_JAX else name
-    for name in sorted(TINY_BACKBONES)
-]
+FAMILIES = slow_params(sorted(TINY_BACKBONES), SLOW_ON_JAX, "jax")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
