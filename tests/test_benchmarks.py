@@ -268,3 +268,43 @@ def test_the_flat_forward_prototype_trains_to_the_nested_weights(tmp_path):
         flat_out = keras.ops.convert_to_numpy(model(x[:8]))
     assert len(backbone_calls) == 1  # the nested call only
     np.testing.assert_allclose(flat_out, expected, rtol=0, atol=1e-6)
+
+
+def test_the_targets_table_meets_a_target_only_when_wall_and_cpu_both_do():
+    def speedups(wall: float, cpu: float) -> dict:
+        return {"speedup": wall, "cpu_speedup": cpu, "steady_epoch_seconds": 0.1}
+
+    spe8 = '{"jit_compile": false, "steps_per_execution": 8}'
+    xla = '{"jit_compile": true, "steps_per_execution": 1}'
+    results = {
+        "backends": {
+            "tensorflow": {
+                "settings": {
+                    "mlp": {
+                        spe8: {**speedups(1.5, 1.2), "kplug": speedups(1.6, 1.3)},  # met
+                        xla: {**speedups(1.5, 1.2), "kplug": speedups(1.6, 1.1)},  # CPU behind: missed
+                    }
+                }
+            },
+            "torch": {
+                "overhead": {"mlp": {"ratio_loop": {"fit": 1.03}}},  # over 1.02: missed
+                "run20": {
+                    "epochs": 20,
+                    "mlp": {"ratios": {"kplug/torch_loop": {"fit": 0.9, "cpu": 0.79}}},  # missed
+                    "cnn": {"ratios": {"kplug/torch_loop": {"fit": 0.8, "cpu": 0.85}}},  # met
+                },
+            },
+        }
+    }
+    rows = {}
+    for line in report.targets_section(results):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[3] in ("**met**", "**missed**"):
+            rows[(cells[0][:2], cells[1].split(",")[0], "XLA" in cells[0])] = cells[3]
+    assert rows == {
+        ("3:", "tensorflow mlp", False): "**met**",
+        ("3:", "tensorflow mlp", True): "**missed**",
+        ("1:", "torch mlp", False): "**missed**",
+        ("4:", "torch mlp", False): "**missed**",
+        ("4:", "torch cnn", False): "**met**",
+    }
