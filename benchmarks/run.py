@@ -107,7 +107,7 @@ def reuse(results: dict[str, Any], old: dict[str, Any], measured: set[tuple[str,
         for section, value in found.items():
             if (
                 section not in target
-                and (backend, section) not in measured
+                and (backend, section.removesuffix("_command")) not in measured  # how a section was run
                 and section
                 not in (
                     "load_before",

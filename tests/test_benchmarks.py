@@ -308,3 +308,15 @@ def test_the_targets_table_meets_a_target_only_when_wall_and_cpu_both_do():
         ("4:", "torch mlp", False): "**missed**",
         ("4:", "torch cnn", False): "**met**",
     }
+
+
+def test_reuse_copies_only_what_this_run_does_not_measure_nor_how_that_was_run():
+    old = {
+        "command": "python benchmarks/run.py",
+        "started": "earlier",
+        "backends": {"jax": {"peak": {"a": 1}, "settings": {"b": 2}, "settings_command": "by hand"}},
+    }
+    results = {"backends": {}, "rss": {}}
+    run.reuse(results, old, measured={("jax", "settings")})
+    assert results["backends"] == {"jax": {"peak": {"a": 1}}}
+    assert results["reused"]["sections"] == ["jax/peak"]
