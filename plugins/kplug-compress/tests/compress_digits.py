@@ -11,6 +11,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 MNIST = REPO / "examples" / "data" / "mnist"
+# the `idx` source's options for that slice
+MNIST_OPTIONS = {
+    "images": str(MNIST / "images-idx3-ubyte.gz"),
+    "labels": str(MNIST / "labels-idx1-ubyte.gz"),
+}
 
 
 def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
@@ -20,10 +25,7 @@ def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
         "seed": 7,
         "data": {
             "source": "idx",
-            "options": {
-                "images": str(MNIST / "images-idx3-ubyte.gz"),
-                "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-            },
+            "options": dict(MNIST_OPTIONS),
             "where": {"label": [0, 1, 2, 3, 4]},
             "limit": 240,
             "split": {"validation": 0.0, "test": 0.25, "stratify": True},
@@ -40,6 +42,4 @@ def digits_config(output: Path, **changes: Any) -> dict[str, Any]:
         },
         "output": {"dir": str(output), "checkpoint_every": 0},
     }
-    for key, value in changes.items():
-        config[key] = value
-    return config
+    return {**config, **changes}

@@ -11,7 +11,7 @@ import keras
 import kplug
 import numpy as np
 import pytest
-from compress_digits import MNIST
+from compress_digits import MNIST_OPTIONS
 from kplug.testing import run_cli
 
 import kplug_compress
@@ -32,10 +32,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, plugins: kplug.Plugins
         "seed": 2,
         "data": {
             "source": "idx",
-            "options": {
-                "images": str(MNIST / "images-idx3-ubyte.gz"),
-                "labels": str(MNIST / "labels-idx1-ubyte.gz"),
-            },
+            "options": dict(MNIST_OPTIONS),
             "limit": 800,
             "split": {"validation": 0.25, "stratify": True},
         },
